@@ -1,0 +1,82 @@
+"""``qmp-conform schema``: load any schema source, summarise it, export JSON Schema."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+from typing import Any
+
+from conformance.cli import EXIT_OK, UsageError
+from conformance.qapi import QAPIError, Schema, load
+from conformance.qapi.introspect import introspect
+from conformance.specs import Specs
+
+_TARGET = re.compile(r"^(unix|tcp|spawn|reference)(:|$)")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "schema",
+        help="load a QAPI schema and summarise or export it",
+        description="Load a schema from QAPI source (a file or a QEMU tree), the 2011 "
+                    "list form, a query-qmp-schema introspection file, or a live target "
+                    "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference), then print "
+                    "a summary or write JSON Schema.",
+    )
+    p.add_argument("source", metavar="SOURCE",
+                   help="schema file or folder, introspection JSON, or a target")
+    p.add_argument("--summary", action="store_true",
+                   help="print counts as JSON (the default when nothing else is asked)")
+    p.add_argument("--jsonschema", metavar="DIR",
+                   help="write JSON Schema for every command, event and wire message")
+    p.add_argument("--introspect", metavar="FILE",
+                   help="write the schema as query-qmp-schema would return it")
+    p.add_argument("--no-mask", action="store_true",
+                   help="with --introspect, keep type names instead of numbering them")
+    p.add_argument("--leniency", choices=("auto", "strict", "lenient"), default="auto",
+                   help="accept QEMU 1.x's missing and trailing commas (default: "
+                        "only when a strict read fails)")
+    p.set_defaults(func=run)
+
+
+def load_source(source: str, leniency: str = "auto") -> Schema:
+    """A schema from a path or, for target specs, from the live target."""
+    if _TARGET.match(source) and not os.path.exists(source):
+        try:
+            session = importlib.import_module("conformance.session")
+        except ImportError:
+            raise UsageError("live targets need the harness (conformance.session)") from None
+        try:
+            entries = session.fetch_schema(source)
+        except Exception as exc:  # any connection problem is a usage-level error here
+            raise UsageError(f"cannot read the schema of {source}: {exc}") from None
+        schema = load(entries)
+        schema.source = source
+        return schema
+    if not os.path.exists(source):
+        raise UsageError(f"{source}: no such file or folder")
+    try:
+        return load(source, leniency=leniency)  # type: ignore[arg-type]
+    except QAPIError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    schema = load_source(args.source, args.leniency)
+    did_something = False
+    if args.jsonschema:
+        written = Specs(schema).export(args.jsonschema, dialects=("qemu", "oob-draft",
+                                                                  "qmp-1.0", "qga"))
+        print(f"wrote {len(written)} JSON Schema files under {args.jsonschema}")
+        did_something = True
+    if args.introspect:
+        with open(args.introspect, "w", encoding="utf-8") as f:
+            json.dump(introspect(schema, mask=not args.no_mask), f, indent=1)
+            f.write("\n")
+        did_something = True
+    if args.summary or not did_something:
+        print(json.dumps(schema.summary(), indent=2))
+    return EXIT_OK

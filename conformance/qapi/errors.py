@@ -1,0 +1,18 @@
+"""Schema errors: one line, ``file:line: message``, never a traceback."""
+
+from __future__ import annotations
+
+from conformance.qapi.model import SourceInfo
+
+
+class QAPIError(Exception):
+    """A schema that cannot be read, parsed or checked."""
+
+    def __init__(self, info: SourceInfo | str | None, message: str) -> None:
+        self.info = info
+        self.message = message
+        super().__init__(f"{info}: {message}" if info else message)
+
+
+class QAPISyntaxError(QAPIError):
+    """A lexical or grammatical error; the loader may retry in lenient mode."""

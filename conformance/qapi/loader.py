@@ -1,0 +1,98 @@
+"""``load(source)``: any schema source in, one model out.
+
+The format is recognised from the content, not the file name: introspection
+is strict JSON (a SchemaInfo list, or a whole ``{"return": [...]}`` reply); a
+file whose top-level expressions are lists is the 2011 list form; anything
+else is QAPI source, read strictly first and, if that fails on syntax alone,
+again in the lenient mode that QEMU 1.x's parser amounted to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from conformance.qapi import introspection, legacy
+from conformance.qapi.build import build
+from conformance.qapi.errors import QAPIError, QAPISyntaxError
+from conformance.qapi.model import Schema
+from conformance.qapi.source import _FileParser, read_tree
+
+#: Where a QEMU source tree keeps its main schema, in the order tried.
+TREE_ENTRY_POINTS = ("qapi-schema.json", "qapi/qapi-schema.json")
+
+Leniency = Literal["auto", "strict", "lenient"]
+
+
+def find_entry_point(directory: str) -> str:
+    for rel in TREE_ENTRY_POINTS:
+        candidate = os.path.join(directory, rel)
+        if os.path.isfile(candidate):
+            return candidate
+    raise QAPIError(directory, "no " + " or ".join(TREE_ENTRY_POINTS) + " in this folder")
+
+
+def load(source: str | os.PathLike[str] | list[Any] | dict[str, Any],
+         *, leniency: Leniency = "auto") -> Schema:
+    """The model of ``source``: a QAPI file or tree folder, an introspection
+    file, or an already parsed introspection list (or ``{"return": [...]}``).
+
+    Raises :class:`QAPIError` with a ``file:line: message`` text for anything
+    that is not a readable, valid schema.
+    """
+    if isinstance(source, list | dict):
+        return introspection.read(source)
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        path = find_entry_point(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise QAPIError(path, f"can't read schema: {reason}") from None
+    intro = _as_introspection(text)
+    if intro is not None:
+        return introspection.read(intro, source=path)
+    if leniency == "strict":
+        return _load_source(path, text, lenient=False)
+    if leniency == "lenient":
+        return _load_source(path, text, lenient=True)
+    try:
+        return _load_source(path, text, lenient=False)
+    except QAPISyntaxError as strict_error:
+        try:
+            return _load_source(path, text, lenient=True)
+        except QAPIError:
+            raise strict_error from None
+
+
+def _as_introspection(text: str) -> Any:
+    stripped = text.lstrip()
+    if not stripped.startswith(("[", "{")) or '"meta-type"' not in text[:65536]:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("return"), list):
+        value = value["return"]
+    if isinstance(value, list) and value and all(
+            isinstance(e, dict) and "meta-type" in e for e in value[:8]):
+        return value
+    return None
+
+
+def _load_source(path: str, text: str, *, lenient: bool) -> Schema:
+    top = _FileParser(text, path, lenient).top_level()
+    if any(isinstance(value, list) for value, _, _ in top):
+        schema = build(legacy.translate(top), origin="legacy-2011")
+        schema.files = [path]
+    else:
+        tree = read_tree(path, lenient=lenient)
+        schema = build(tree.exprs, origin="qapi-lenient" if tree.lenient_used else "qapi")
+        schema.files = tree.files
+        schema.pragmas = tree.pragmas
+    schema.source = path
+    return schema

@@ -1,0 +1,295 @@
+"""Read QAPI source files into raw expressions.
+
+The QAPI language is JSON with ``#`` comments, single-quoted strings and no
+numbers or null.  This module only reads: it splits files into top-level
+expressions, follows ``include`` directives, gathers ``pragma``s and attaches
+doc comments.  What the expressions mean is :mod:`conformance.qapi.build`'s job.
+
+QEMU 1.x schemas have missing and trailing commas that the parser of the time
+let through; ``lenient=True`` accepts them, and the loader retries in that mode
+by itself when a strict read fails.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.qapi.errors import QAPIError, QAPISyntaxError
+from conformance.qapi.model import Doc, SourceInfo
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n\f]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<str>'(?:[^'\\\n]|\\.)*')
+  | (?P<punct>[{}\[\],:])
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<dstr>"(?:[^"\\\n]|\\.)*")
+  | (?P<bad>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/"}
+_SYMBOL_LINE = re.compile(r"@([A-Za-z0-9_.-]+):?\s*$")
+_SECTION = re.compile(r"(Since|Returns|Notes?|Example|Examples|TODO|Errors|Features|Arguments)"
+                      r":\s*(.*)$")
+_MEMBER_DOC = re.compile(r"@([A-Za-z0-9_-]+):\s*(.*)$")
+
+
+@dataclass
+class Expr:
+    """One top-level definition as written, with where it came from."""
+
+    data: dict[str, Any]
+    info: SourceInfo
+    doc: Doc | None = None
+
+
+@dataclass
+class SourceTree:
+    """Everything read from a schema's files."""
+
+    exprs: list[Expr] = field(default_factory=list)
+    pragmas: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    lenient_used: bool = False
+
+
+class _FileParser:
+    """Recursive-descent parser over one file's tokens."""
+
+    def __init__(self, text: str, fname: str, lenient: bool) -> None:
+        self.fname = fname
+        self.lenient = lenient
+        self.lenient_used = False
+        self.text = text
+        self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
+        self.tokens: list[tuple[str, str, int]] = []
+        for m in _TOKEN.finditer(text):
+            kind = m.lastgroup or "bad"
+            if kind == "ws":
+                continue
+            if kind == "bad":
+                raise QAPISyntaxError(self.info(m.start()), f"stray {m.group()!r}")
+            if kind == "dstr":
+                raise QAPISyntaxError(self.info(m.start()), "strings must use single quotes")
+            self.tokens.append((kind, m.group(), m.start()))
+        self.pos = 0
+
+    def info(self, offset: int) -> SourceInfo:
+        return SourceInfo(self.fname, bisect.bisect_right(self.line_starts, offset))
+
+    def _peek(self) -> tuple[str, str, int] | None:
+        while self.pos < len(self.tokens) and self.tokens[self.pos][0] == "comment":
+            self.pos += 1
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self, what: str) -> tuple[str, str, int]:
+        tok = self._peek()
+        if tok is None:
+            raise QAPISyntaxError(self.info(len(self.text)), f"expected {what}, found end of file")
+        self.pos += 1
+        return tok
+
+    def _expect(self, punct: str) -> None:
+        _, value, offset = self._next(repr(punct))
+        if value != punct:
+            raise QAPISyntaxError(self.info(offset), f"expected {punct!r}, found {value!r}")
+
+    def value(self) -> Any:
+        kind, value, offset = self._next("a value")
+        if kind == "str":
+            return _unquote(value)
+        if kind == "word":
+            if value in ("true", "false"):
+                return value == "true"
+            raise QAPISyntaxError(self.info(offset), f"invalid keyword {value!r}")
+        if value == "{":
+            return self._object(offset)
+        if value == "[":
+            return self._array()
+        raise QAPISyntaxError(self.info(offset), f"expected a value, found {value!r}")
+
+    def _separator(self, close: str) -> bool:
+        """Consume ``,`` or ``close``; True when the container ended."""
+        tok = self._peek()
+        if tok is None:
+            raise QAPISyntaxError(self.info(len(self.text)), f"expected ',' or {close!r}")
+        kind, value, offset = tok
+        if value == close:
+            self.pos += 1
+            return True
+        if value == ",":
+            self.pos += 1
+            nxt = self._peek()
+            if nxt is not None and nxt[1] == close:
+                if not self.lenient:
+                    raise QAPISyntaxError(self.info(nxt[2]), f"trailing ',' before {close!r}")
+                self.lenient_used = True
+                self.pos += 1
+                return True
+            return False
+        if self.lenient and (kind == "str" or value in "{["):
+            self.lenient_used = True  # a missing comma
+            return False
+        raise QAPISyntaxError(self.info(offset), f"expected ',' or {close!r}, found {value!r}")
+
+    def _object(self, offset: int) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        tok = self._peek()
+        if tok is not None and tok[1] == "}":
+            self.pos += 1
+            return obj
+        while True:
+            kind, key, key_offset = self._next("a member name")
+            if kind != "str":
+                raise QAPISyntaxError(self.info(key_offset),
+                                      f"expected a string key, found {key!r}")
+            name = _unquote(key)
+            if name in obj:
+                raise QAPISyntaxError(self.info(key_offset), f"duplicate key {name!r}")
+            self._expect(":")
+            obj[name] = self.value()
+            if self._separator("}"):
+                return obj
+
+    def _array(self) -> list[Any]:
+        arr: list[Any] = []
+        tok = self._peek()
+        if tok is not None and tok[1] == "]":
+            self.pos += 1
+            return arr
+        while True:
+            arr.append(self.value())
+            if self._separator("]"):
+                return arr
+
+    def top_level(self) -> list[tuple[Any, SourceInfo, Doc | None]]:
+        """Every top-level expression with its position and doc comment."""
+        out: list[tuple[Any, SourceInfo, Doc | None]] = []
+        while True:
+            comments: list[tuple[str, int]] = []
+            while self.pos < len(self.tokens) and self.tokens[self.pos][0] == "comment":
+                comments.append((self.tokens[self.pos][1], self.tokens[self.pos][2]))
+                self.pos += 1
+            if self.pos >= len(self.tokens):
+                return out
+            offset = self.tokens[self.pos][2]
+            value = self.value()
+            out.append((value, self.info(offset), _doc_before(comments, self.info)))
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    if "\\" not in body:
+        return body
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt == "u" and i + 5 < len(body):
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _doc_before(comments: list[tuple[str, int]], where: Any) -> Doc | None:
+    """The last ``##`` ... ``##`` block among ``comments``, parsed."""
+    end = None
+    for i in range(len(comments) - 1, -1, -1):
+        if comments[i][0].rstrip() == "##":
+            if end is None:
+                end = i
+            else:
+                return _parse_doc([c for c, _ in comments[i + 1 : end]])
+    return None
+
+
+def _parse_doc(lines: list[str]) -> Doc | None:
+    body = [ln[2:] if ln.startswith("# ") else ln[1:] for ln in lines]
+    if not body:
+        return None
+    sym = _SYMBOL_LINE.match(body[0].strip())
+    text_lines = body[1:] if sym else body
+    members: dict[str, str] = {}
+    sections: dict[str, str] = {}
+    since = None
+    current: tuple[dict[str, str], str] | None = None
+    for raw in text_lines:
+        line = raw.strip()
+        if m := _MEMBER_DOC.match(line):
+            members[m.group(1)] = m.group(2)
+            current = (members, m.group(1))
+        elif m := _SECTION.match(line):
+            tag = m.group(1)
+            sections[tag] = m.group(2)
+            current = (sections, tag)
+            if tag == "Since":
+                since = m.group(2).strip() or None
+        elif line and current is not None and raw.startswith((" ", "\t")):
+            target, key = current
+            target[key] = (target[key] + " " + line).strip()
+        elif not line:
+            current = None
+    if since is None and "Since" in sections:
+        since = sections["Since"].strip() or None
+    return Doc(text="\n".join(text_lines).strip(), since=since, members=members, sections=sections)
+
+
+def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
+    """Read ``path`` and everything it includes, each file once."""
+    tree = SourceTree()
+    seen: set[str] = set()
+
+    def read_file(fname: str, included_from: SourceInfo | None) -> None:
+        real = os.path.realpath(fname)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            with open(fname, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            where = included_from or fname
+            raise QAPIError(where, f"can't read {'include ' if included_from else ''}"
+                                   f"file '{fname}': {reason}") from None
+        tree.files.append(fname)
+        parser = _FileParser(text, fname, lenient)
+        for value, info, doc in parser.top_level():
+            if not isinstance(value, dict):
+                if isinstance(value, list):
+                    raise QAPIError(info, "top-level list: this is the 2011 list form, "
+                                          "not QAPI source")
+                raise QAPIError(info, "top-level expression must be an object")
+            if "include" in value:
+                if len(value) != 1 or not isinstance(value["include"], str):
+                    raise QAPIError(info, "'include' must be the only key, with a file name")
+                read_file(os.path.join(os.path.dirname(fname), value["include"]), info)
+            elif "pragma" in value:
+                if len(value) != 1 or not isinstance(value["pragma"], dict):
+                    raise QAPIError(info, "'pragma' must be the only key, with an object")
+                tree.pragmas.update(value["pragma"])
+            else:
+                tree.exprs.append(Expr(value, info, doc))
+        tree.lenient_used |= parser.lenient_used
+
+    read_file(path, None)
+    return tree
+
+
+def parse_text(text: str, fname: str = "<string>", *, lenient: bool = False) -> list[Any]:
+    """The top-level values of one file's text; the bare parse, no includes."""
+    return [value for value, _, _ in _FileParser(text, fname, lenient).top_level()]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine, then run them:
+# system packages (QEMU 7.2, the guest agent, Redis, Chromium), a virtualenv
+# with the project and its test extra, lint, types, and the test suite.
+# Runs as root or through sudo; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PACKAGES=(python3 python3-venv qemu-system-x86 qemu-utils qemu-guest-agent redis-server chromium)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+VENV="${QMP_CONFORM_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --upgrade pip >/dev/null
+"$VENV/bin/pip" install -q -e '.[test]'
+
+echo "== ruff"
+"$VENV/bin/ruff" check .
+echo "== mypy"
+"$VENV/bin/mypy"
+echo "== pytest"
+"$VENV/bin/pytest" "$@"
