@@ -18,6 +18,7 @@ import os
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from conformance.qapi.model import (
     AlternateType,
@@ -234,7 +235,8 @@ class Specs:
     def errors(self, kind: Literal["arguments", "return", "data", "type"], name: str,
                value: Any) -> list[str]:
         """Every way ``value`` breaks the schema, as ``path: message`` lines."""
-        return [_describe(e) for e in self.validator(kind, name).iter_errors(value)]
+        return [line for e in self.validator(kind, name).iter_errors(value)
+                for line in _explain(e)]
 
     # -- wire messages -----------------------------------------------------------
 
@@ -343,6 +345,51 @@ def _closed_object(props: JSONSchema, required: list[str] | None = None) -> JSON
             "additionalProperties": False}
 
 
-def _describe(error: Any) -> str:
+def _path(error: ValidationError) -> str:
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"{path.lstrip('.') or '(root)'}: {error.message}"
+    return path.lstrip(".") or "(root)"
+
+
+def _explain(error: ValidationError) -> list[str]:
+    """``path: message`` lines, descending into the union branch the value's
+    tag selects: "not valid under any of the given schemas" helps nobody."""
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        branches = error.validator_value
+        tag = _union_tag(branches)
+        if tag is not None:
+            if tag not in error.instance:
+                return [f"{_path(error)}: {tag!r} is a required property"]
+            value = error.instance[tag]
+            for index, branch in enumerate(branches):
+                pinned = branch["properties"][tag]
+                if pinned.get("const", object()) == value or value in pinned.get("enum", ()):
+                    inner = [e for e in error.context or () if e.relative_schema_path[0] == index]
+                    return [line for e in inner for line in _explain(e)]
+            allowed = [v for b in branches for v in
+                       ([b["properties"][tag]["const"]] if "const" in b["properties"][tag]
+                        else b["properties"][tag].get("enum", []))]
+            where = f"{_path(error)}.{tag}" if error.absolute_path else tag
+            return [f"{where}: {value!r} is not one of {allowed}"]
+    if error.validator == "anyOf" and error.context:
+        # An alternate: explain the branch of the value's JSON type, if one is.
+        by_branch: dict[int, list[ValidationError]] = {}
+        for e in error.context:
+            by_branch.setdefault(int(e.relative_schema_path[0]), []).append(e)
+        typed = [errs for errs in by_branch.values()
+                 if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        if len(typed) == 1:
+            return [line for e in typed[0] for line in _explain(e)]
+    return [f"{_path(error)}: {error.message}"]
+
+
+def _union_tag(branches: Any) -> str | None:
+    """The member every branch pins with ``const``/``enum``: a union's tag."""
+    if not isinstance(branches, list) or not branches:
+        return None
+    common: set[str] | None = None
+    for b in branches:
+        props = b.get("properties", {}) if isinstance(b, dict) else {}
+        pinned = {k for k, v in props.items() if isinstance(v, dict) and
+                  ("const" in v or ("enum" in v and "type" not in v))}
+        common = pinned if common is None else common & pinned
+    return min(common) if common else None

@@ -39,6 +39,9 @@ def introspect(schema: Schema, *, mask: bool = True) -> list[dict[str, Any]]:
 
     entries: list[dict[str, Any]] = []
     roots: list[str] = []
+    uses_empty = any(c.arg_type is None or c.ret_type is None for c in schema.commands.values())
+    if uses_empty or any(e.arg_type is None for e in schema.events.values()):
+        name_of(EMPTY_OBJECT)  # QEMU numbers the empty object first
     for cmd in schema.commands.values():
         entry: dict[str, Any] = {
             "name": cmd.name, "meta-type": "command",
