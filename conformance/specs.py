@@ -354,7 +354,8 @@ def _explain(error: ValidationError) -> list[str]:
     """``path: message`` lines, descending into the union branch the value's
     tag selects: "not valid under any of the given schemas" helps nobody."""
     if error.validator == "oneOf" and isinstance(error.instance, dict):
-        branches = error.validator_value
+        branches: list[Any] = list(error.schema.get("oneOf", [])) \
+            if isinstance(error.schema, dict) else []
         tag = _union_tag(branches)
         if tag is not None:
             if tag not in error.instance:
