@@ -1,0 +1,153 @@
+"""Renderers for check results: JUnit XML, JSON, Markdown, self-contained HTML.
+
+They take the harness's JSON result document, not its objects, so a saved
+run renders the same as a live one and the renderers do not move when the
+harness does::
+
+    {"target", "dialect", "greeting",
+     "results": [{"id", "status", "rule", "message", "transcript"}],
+     "summary": {"pass", "fail", "skip", "error"}}
+
+``status`` is pass, fail, skip or error; ``transcript`` is a list of lines or
+one text (``->`` sent, ``<-`` received).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from reports.templating import render, transcript_text
+
+STATUSES = ("pass", "fail", "skip", "error")
+
+
+class ResultsError(ValueError):
+    """A result document that does not have the documented shape."""
+
+
+def validate(doc: Any) -> dict[str, Any]:
+    """``doc`` itself, once it is known to have the shape the renderers read.
+
+    The summary is recomputed from the results when absent, so a partial
+    document still renders; a summary that disagrees with them is an error.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ResultsError("a result document is an object with a 'results' list")
+    for index, r in enumerate(doc["results"]):
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise ResultsError(f"result {index}: not an object with a string 'id'")
+        if r.get("status") not in STATUSES:
+            raise ResultsError(f"result {r['id']}: status {r.get('status')!r} is not one of "
+                               + ", ".join(STATUSES))
+    tally = Counter(r["status"] for r in doc["results"])
+    computed = {s: tally.get(s, 0) for s in STATUSES}
+    summary = doc.get("summary")
+    if summary is None:
+        return {**doc, "summary": computed}
+    elif {s: summary.get(s, 0) for s in STATUSES} != computed:
+        raise ResultsError(f"summary {summary} does not match the results {computed}")
+    return dict(doc)
+
+
+def load_results(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return validate(json.load(f))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ResultsError):
+            raise ResultsError(f"{path}: {exc}") from None
+        raise ResultsError(f"{path}: can't read results: {exc}") from None
+
+
+def target_label(doc: dict[str, Any]) -> str:
+    target = str(doc.get("target") or "target")
+    return f"{target} ({doc['dialect']})" if doc.get("dialect") else target
+
+
+def _context(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = validate(doc)
+    order = {"fail": 0, "error": 1, "skip": 2, "pass": 3}
+    return {
+        "doc": doc, "label": target_label(doc), "summary": doc["summary"],
+        "total": len(doc["results"]), "results": doc["results"],
+        "problems": sorted((r for r in doc["results"] if r["status"] in ("fail", "error")),
+                           key=lambda r: (order[r["status"]], r["id"])),
+        "greeting": json.dumps(doc["greeting"]) if doc.get("greeting") is not None else "",
+    }
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    return render("results.md.j2", **_context(doc))
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    return render("results.html.j2", **_context(doc))
+
+
+def render_json(doc: dict[str, Any]) -> str:
+    return json.dumps(validate(doc), indent=2) + "\n"
+
+
+#: Characters XML 1.0 cannot carry at all, even escaped.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: Any) -> str:
+    """Text a CI tool can parse: control bytes (the suite sends them) as ``\\xNN``."""
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def _classname(check_id: str) -> str:
+    """CI tools group test cases by class name: use the check's area (id prefix)."""
+    area = check_id.split(".", 1)[0] if "." in check_id else "checks"
+    return f"qmp.{area}"
+
+
+def render_junit(doc: dict[str, Any]) -> str:
+    """JUnit XML in the shape Jenkins, GitLab and GitHub reporters read.
+
+    One ``testsuite`` per target holding one ``testcase`` per check; a failure
+    carries the message as ``message`` and the transcript as its text, an
+    error likewise, a skip its reason.  Transcripts of passing checks go to
+    ``system-out`` so the evidence is never lost.
+    """
+    doc = validate(doc)
+    summary = doc["summary"]
+    label = target_label(doc)
+    counts = {"tests": str(len(doc["results"])), "failures": str(summary["fail"]),
+              "errors": str(summary["error"]), "skipped": str(summary["skip"])}
+    suites = ET.Element("testsuites", {"name": "qmp-conformance", **counts})
+    suite = ET.SubElement(suites, "testsuite",
+                          {"name": _xml_text(f"qmp-conformance {label}"), **counts})
+    props = ET.SubElement(suite, "properties")
+    for key in ("target", "dialect"):
+        if doc.get(key) is not None:
+            ET.SubElement(props, "property", {"name": key, "value": _xml_text(doc[key])})
+    for r in doc["results"]:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": _classname(r["id"]), "name": _xml_text(r["id"]),
+            "time": f"{float(r.get('duration', r.get('time', 0)) or 0):.3f}"})
+        message = _xml_text(r.get("message") or "")
+        rule = _xml_text(r.get("rule") or "")
+        transcript = _xml_text(transcript_text(r.get("transcript")))
+        if r["status"] in ("fail", "error"):
+            tag = "failure" if r["status"] == "fail" else "error"
+            element = ET.SubElement(case, tag, {"message": message, "type": rule or tag})
+            element.text = (f"rule: {rule}\n{message}\n\n{transcript}" if rule
+                            else f"{message}\n\n{transcript}")
+        elif r["status"] == "skip":
+            ET.SubElement(case, "skipped", {"message": message})
+        elif transcript:
+            ET.SubElement(case, "system-out").text = transcript
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "junit": render_junit, "json": render_json, "md": render_markdown, "html": render_html,
+}
