@@ -1,0 +1,394 @@
+"""The per-connection QMP monitor as a pure state machine (no I/O, no threads).
+
+It models QEMU 7.2's split between the reader (which parses input and runs
+``exec-oob`` requests at once) and the in-band dispatcher (which runs queued
+requests one at a time):
+
+* negotiation mode until ``qmp_capabilities`` succeeds (handled here, with
+  QEMU's argument checks and errors); no events are sent before that;
+* the in-band queue: with ``oob`` negotiated the reader stops once 8 inputs
+  wait, without it after every input, and resumes as QEMU does (when the
+  queue drops below its limit, or once the command finished);
+* parse and request errors are queued like commands, so they are answered in
+  order behind a blocked command, while an OOB request overtakes.
+
+Usage (the caller owns sockets and runs commands)::
+
+    mon = Monitor(commands={"query-name", ...}, oob_commands={"yank"})
+    while True:
+        ev = mon.next_event()
+        if isinstance(ev, Send): sock.sendall(ev.data)
+        elif isinstance(ev, Dispatch): start ev.request, later mon.complete(ev.request, result)
+        elif ev is NEED_DATA: mon.receive_data(sock.recv(4096))
+        else: (PAUSED) wait for a running command to complete
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Container
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+from .dialects import QEMU, Dialect
+from .encode import KeyOrder, encode
+from .messages import MISSING, Missing, error_response, event, greeting, return_response
+from .request import GENERIC_ERROR, Request, RequestError, is_oob_request, validate_request
+from .stream import Item, JSONStream, Parsed, ParseError
+from .values import JSON, JSONObject
+
+__all__ = [
+    "COMMAND_NOT_FOUND",
+    "NEED_DATA",
+    "NO_REPLY",
+    "PAUSED",
+    "CommandError",
+    "Dispatch",
+    "Event",
+    "Monitor",
+    "MonitorState",
+    "NeedData",
+    "NoReply",
+    "Paused",
+    "Send",
+]
+
+COMMAND_NOT_FOUND = "CommandNotFound"
+_READ_WINDOW = 4096
+
+
+@dataclass(frozen=True)
+class Send:
+    """Bytes to write to the peer, and the message they encode."""
+
+    data: bytes
+    message: JSONObject = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Run ``request`` (``request.oob`` tells whether out-of-band), then call
+    :meth:`Monitor.complete`."""
+
+    request: Request
+
+
+class NeedData:
+    """Nothing to do until more input arrives."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+class Paused:
+    """Input is not being read until a dispatched command completes."""
+
+    def __repr__(self) -> str:
+        return "PAUSED"
+
+
+NEED_DATA: Final = NeedData()
+PAUSED: Final = Paused()
+
+Event: TypeAlias = Send | Dispatch | NeedData | Paused
+
+
+@dataclass(frozen=True)
+class CommandError:
+    """A failed command's result, for :meth:`Monitor.complete`."""
+
+    error_class: str
+    desc: str
+
+
+class NoReply:
+    """Result of a command that sends nothing on success (QGA ``success-response: false``)."""
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY: Final = NoReply()
+
+Result: TypeAlias = JSON | CommandError | NoReply
+
+
+class MonitorState(enum.Enum):
+    NEGOTIATION = "negotiation"
+    COMMAND = "command"
+
+
+@dataclass
+class _Running:
+    request: Request
+    oob_enabled_at_start: bool
+
+
+class Monitor:
+    """One connection's QMP protocol state.
+
+    ``commands`` are the command names the server implements (lookup failures
+    are answered here, before dispatch); ``oob_commands`` those that allow
+    ``exec-oob``.  ``qmp_capabilities`` is handled internally in dialects
+    with negotiation and need not be listed.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect = QEMU,
+        *,
+        commands: Container[str],
+        oob_commands: Container[str] = frozenset(),
+        version: JSON | None = None,
+        stream: JSONStream | None = None,
+        key_order: KeyOrder = "qdict",
+    ) -> None:
+        self.dialect = dialect
+        self.commands = commands
+        self.oob_commands = oob_commands
+        self.key_order: KeyOrder = key_order
+        self.state = MonitorState.NEGOTIATION if dialect.negotiation else MonitorState.COMMAND
+        self.capabilities: frozenset[str] = frozenset()
+        self._stream = stream if stream is not None else JSONStream()
+        self._inbuf = bytearray()
+        self._inpos = 0
+        self._queue: deque[Item] = deque()
+        self._suspended = 0
+        self._running: _Running | None = None
+        self._oob_running: list[Request] = []
+        self._out: deque[Send | Dispatch] = deque()
+        self._closed = False
+        #: Set when QEMU 7.2 would have crashed on this input (see ``_accept``).
+        self.queue_overflowed = False
+        if dialect.greeting:
+            ver = version if version is not None else dialect.version
+            self._send(greeting(ver, dialect.capabilities))
+
+    # -- public API -------------------------------------------------------
+    @property
+    def oob_enabled(self) -> bool:
+        return "oob" in self.capabilities
+
+    @property
+    def want_read(self) -> bool:
+        """Whether the I/O layer should read from the peer now."""
+        return self._suspended == 0 and not self._closed
+
+    @property
+    def queue_length(self) -> int:
+        """In-band inputs waiting behind the running one."""
+        return len(self._queue)
+
+    @property
+    def pending_input(self) -> int:
+        """Bytes received but not yet parsed (held back while paused)."""
+        return len(self._inbuf) - self._inpos
+
+    @property
+    def running(self) -> Request | None:
+        """The in-band request dispatched and not yet completed."""
+        return self._running.request if self._running else None
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; they are parsed as the monitor reads."""
+        if not self._closed:
+            self._inbuf += data
+
+    def next_event(self) -> Event:
+        """The next thing the caller must do."""
+        while True:
+            if self._out:
+                return self._out.popleft()
+            if self._closed:
+                return PAUSED
+            if self._running is None and self._queue:
+                self._dispatch_next()
+                continue
+            if self._suspended == 0 and self._inpos < len(self._inbuf):
+                self._read()
+                continue
+            return PAUSED if self._suspended else NEED_DATA
+
+    def complete(self, request: Request, result: Result) -> None:
+        """Report the outcome of a dispatched request (success value,
+        :class:`CommandError`, or :data:`NO_REPLY`)."""
+        if self._running is not None and self._running.request is request:
+            running = self._running
+            self._running = None
+            self._reply(request, result)
+            if not running.oob_enabled_at_start:
+                self._resume()
+            return
+        for index, pending in enumerate(self._oob_running):
+            if pending is request:
+                del self._oob_running[index]
+                self._reply(request, result)
+                return
+        if self._closed:
+            return
+        raise ValueError("request is not awaiting completion")
+
+    def send_event(
+        self, name: str, data: JSONObject | None = None, *, when: JSONObject | float
+    ) -> bool:
+        """Queue an event; False (and nothing sent) if this session gets no events."""
+        if not self.dialect.events or self.state is not MonitorState.COMMAND or self._closed:
+            return False
+        self._send(event(name, data, when=when))
+        return True
+
+    def connection_lost(self) -> None:
+        """Drop queued input and output as QEMU does when the peer hangs up."""
+        self._closed = True
+        self._queue.clear()
+        self._out.clear()
+        self._inbuf = bytearray()
+        self._inpos = 0
+        self._stream.reset()
+
+    # -- reader side ------------------------------------------------------
+    def _read(self) -> None:
+        window = memoryview(self._inbuf)[self._inpos : self._inpos + _READ_WINDOW]
+        try:
+            items, used = self._stream.feed_some(window)
+        finally:
+            window.release()
+        self._inpos += used
+        if self._inpos > 65536 and self._inpos * 2 > len(self._inbuf):
+            del self._inbuf[: self._inpos]
+            self._inpos = 0
+        for item in items:
+            self._accept(item)
+
+    def _accept(self, item: Item) -> None:
+        if isinstance(item, Parsed) and is_oob_request(item.value, self.dialect):
+            # Runs on the reader: never queued, may overtake in-band work.
+            request = self._check(item)
+            if request is not None:
+                self._oob_running.append(request)
+                self._out.append(Dispatch(request))
+            return
+        limit = self.dialect.queue_limit_for(self.oob_enabled)
+        if self.oob_enabled and len(self._queue) >= limit:
+            # One byte completed two inputs while the queue was one short of
+            # full (e.g. "1}"): QEMU 7.2 aborts here (assertion in
+            # handle_qmp_command).  We keep going and record it.
+            self.queue_overflowed = True
+        if not self.oob_enabled or len(self._queue) == limit - 1:
+            self._suspended += 1
+        self._queue.append(item)
+
+    def _resume(self) -> None:
+        if self._suspended:
+            self._suspended -= 1
+
+    # -- dispatcher side --------------------------------------------------
+    def _dispatch_next(self) -> None:
+        item = self._queue.popleft()
+        oob_at_start = self.oob_enabled
+        if oob_at_start and len(self._queue) == self.dialect.queue_limit_oob - 1:
+            self._resume()
+        request = self._check(item)
+        if request is None:
+            if not oob_at_start:
+                self._resume()
+            return
+        self._running = _Running(request, oob_at_start)
+        self._out.append(Dispatch(request))
+
+    def _check(self, item: Item) -> Request | None:
+        """Answer everything decidable here; return a request to dispatch."""
+        if isinstance(item, ParseError):
+            self._send(error_response(GENERIC_ERROR, item.desc))
+            return None
+        checked = validate_request(
+            item.value, oob_enabled=self.oob_enabled, dialect=self.dialect, raw=item.raw
+        )
+        if isinstance(checked, RequestError):
+            self._send(
+                error_response(checked.error_class, checked.desc, _id(checked.id, checked.has_id))
+            )
+            return None
+        request = checked
+        name = request.command
+        builtin = self.dialect.negotiation and name == "qmp_capabilities"
+        if self.state is MonitorState.NEGOTIATION and not builtin:
+            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found")
+            return None
+        if not builtin and name not in self.commands:
+            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found")
+            return None
+        if request.oob and name not in self.oob_commands:
+            self._error(request, GENERIC_ERROR, f"The command {name} does not support OOB")
+            return None
+        if builtin:
+            self._qmp_capabilities(request)
+            return None
+        return request
+
+    def _qmp_capabilities(self, request: Request) -> None:
+        args = request.arguments
+        enable: list[str] = []
+        if "enable" in args:
+            value = args["enable"]
+            if not isinstance(value, list):
+                self._error(request, GENERIC_ERROR, _bad_type("enable", "array"))
+                return
+            for index, cap in enumerate(value):
+                if not isinstance(cap, str):
+                    self._error(request, GENERIC_ERROR, _bad_type(f"enable[{index}]", "string"))
+                    return
+                if cap not in self.dialect.known_capabilities:
+                    # QEMU names list elements 'null' in this message.
+                    desc = f"Parameter 'null' does not accept value '{cap}'"
+                    self._error(request, GENERIC_ERROR, desc)
+                    return
+                enable.append(cap)
+        for name in args:
+            if name != "enable":
+                self._error(request, GENERIC_ERROR, f"Parameter '{name}' is unexpected")
+                return
+        if self.state is MonitorState.COMMAND:
+            desc = "Capabilities negotiation is already complete, command ignored"
+            self._error(request, COMMAND_NOT_FOUND, desc)
+            return
+        for cap in enable:
+            if cap not in self.dialect.capabilities:
+                self._error(request, GENERIC_ERROR, f"Capability {cap} not available")
+                return
+        self.capabilities = frozenset(enable)
+        self.state = MonitorState.COMMAND
+        self._send(return_response({}, _id(request.id, request.has_id)))
+
+    # -- output -----------------------------------------------------------
+    def _reply(self, request: Request, result: Result) -> None:
+        if isinstance(result, NoReply):
+            return
+        if isinstance(result, CommandError):
+            self._error(request, result.error_class, result.desc)
+            return
+        prefix = b""
+        if request.command == self.dialect.sync_command and self.dialect.sync_sentinel:
+            prefix = self.dialect.sync_sentinel
+        self._send(return_response(result, _id(request.id, request.has_id)), prefix)
+
+    def _error(self, request: Request, error_class: str, desc: str) -> None:
+        if self.state is MonitorState.NEGOTIATION and error_class == COMMAND_NOT_FOUND:
+            # QEMU rewrites every CommandNotFound while negotiating.
+            desc = "Expecting capabilities negotiation with 'qmp_capabilities'"
+        self._send(error_response(error_class, desc, _id(request.id, request.has_id)))
+
+    def _send(self, message: JSONObject, prefix: bytes = b"") -> None:
+        if self._closed:
+            return
+        data = encode(message, terminator=self.dialect.line_terminator, key_order=self.key_order)
+        self._out.append(Send(prefix + data, message))
+
+
+def _id(value: JSON, present: bool) -> JSON | Missing:
+    return value if present else MISSING
+
+
+def _bad_type(name: str, expected: str) -> str:
+    return f"Invalid parameter type for '{name}', expected: {expected}"
