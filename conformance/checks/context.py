@@ -1,0 +1,252 @@
+"""The state one run shares between checks: the target, its dialect, sessions.
+
+Checks ask the context for sessions instead of connecting themselves, so the
+context can (a) keep one negotiated session alive across checks that do not
+disturb it, (b) close it before opening a fresh one (QEMU serves one client
+per socket at a time; a spawned target is restarted), and (c) remember which
+sessions a check touched, from which transcript entry, for its evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from conformance.checks.base import Fail, Skip
+from conformance.qapi import Schema, load
+from conformance.session import (
+    GREETING_TIMEOUT,
+    Message,
+    ReplyTimeout,
+    Session,
+)
+from conformance.specs import Specs
+from conformance.transport import ConnectionClosed, Target, TargetError
+
+DIALECTS = ("qemu", "qmp-1.0", "oob-draft", "qga")
+
+
+class Context:
+    """See the module docstring; one per run."""
+
+    def __init__(self, target: Target, dialect: str | None = None,
+                 reply_timeout: float = 5.0) -> None:
+        if dialect is not None and dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}")
+        self.target = target
+        self.forced_dialect = dialect
+        self.dialect = dialect or ""
+        self.reply_timeout = reply_timeout
+        self.greeting: dict[str, Any] | None = None
+        self.memo: dict[str, Any] = {}
+        self._shared: Session | None = None
+        self._used: list[tuple[Session, int]] = []
+        self._open: list[Session] = []
+        self._sessions = 0
+        self._schema: Schema | None = None
+        self._schema_error: str | None = None
+        self._specs: Specs | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect once: learn the dialect (a greeting means QMP, none means the
+        guest agent) and check the target answers at all; raises TargetError."""
+        try:
+            conn = self.target.connect()
+        except ConnectionClosed as exc:
+            raise TargetError(f"{self.target.spec}: {exc}") from exc
+        session = Session(conn, "dialect detection")
+        try:
+            if self.dialect != "qga":
+                self.greeting = session.read_greeting(GREETING_TIMEOUT)
+            if self.greeting is not None:
+                self.dialect = self.dialect or "qemu"
+                self._learn_schema(session)
+                return
+            if self.dialect and self.dialect != "qga":
+                return  # a QMP server without a greeting: the checks will say so (Q7)
+            try:
+                reply: Message | None = session.execute(
+                    "guest-ping", timeout=min(self.reply_timeout, 2.0))
+            except (ReplyTimeout, ConnectionClosed):
+                reply = None
+            if reply is None:
+                raise TargetError(
+                    f"{self.target.spec}: no greeting and no reply to guest-ping: not a QMP server")
+            if reply.error_class == "CommandNotFound":
+                # Not a guest agent, so a QMP server that failed to greet (Q7).
+                self.dialect = "qemu"
+                return
+            self.dialect = "qga"
+            self._learn_commands(session)
+        except ConnectionClosed as exc:
+            raise TargetError(f"{self.target.spec}: connection closed: {exc}") from exc
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.close_sessions()
+        self.target.close()
+
+    def begin(self) -> None:
+        """A check starts: forget which sessions the previous one used."""
+        self._used = []
+
+    def evidence(self) -> list[str]:
+        lines: list[str] = []
+        for session, mark in self._used:
+            lines += session.transcript.render(mark)
+        return lines
+
+    # -- sessions ------------------------------------------------------------
+
+    @property
+    def qga(self) -> bool:
+        return self.dialect == "qga"
+
+    def _track(self, session: Session) -> None:
+        if all(s is not session for s, _ in self._used):
+            self._used.append((session, session.transcript.mark()))
+
+    def open(self, negotiate: bool | Sequence[str] = False, *, keep_shared: bool = False,
+             greeting_timeout: float = GREETING_TIMEOUT) -> Session:
+        """A new session on a new connection (a new process for spawned targets),
+        greeted, and negotiated when asked: ``True`` enables every offered
+        capability, a list enables exactly those.  A missing greeting or a failed
+        negotiation is a finding (Q7, Q12) and raises Fail."""
+        if not keep_shared:
+            self.close_sessions()
+        self._sessions += 1
+        session = Session(self.target.connect(), f"session {self._sessions}")
+        self._open.append(session)
+        self._track(session)
+        if self.qga:
+            return session
+        if session.read_greeting(greeting_timeout) is None:
+            raise Fail("the server sent no greeting on a new connection (Q7)",
+                       expected=f"a greeting within {greeting_timeout:g} s",
+                       seen="nothing" if not session.inbox else session.inbox[0].brief())
+        if negotiate is False:
+            return session
+        enable = session.capabilities if negotiate is True else list(negotiate)
+        try:
+            reply = session.negotiate(enable or None, timeout=self.reply_timeout)
+        except ReplyTimeout as exc:
+            raise Fail("qmp_capabilities got no usable reply, so the check could not start",
+                       expected='{"return": {}, "id": ...}', seen=str(exc)) from exc
+        if not (reply.ok and "return" in reply.value):
+            raise Fail("qmp_capabilities failed, so the check could not start (Q12)",
+                       expected='{"return": {}}', seen=reply.brief())
+        return session
+
+    def shared(self) -> Session:
+        """The run's long-lived session, negotiated with every offered capability."""
+        if self._shared is None or self._shared.closed:
+            self._shared = self.open(negotiate=True)
+        self._track(self._shared)
+        return self._shared
+
+    def discard(self) -> None:
+        """Close the shared session (a check may have left it in a bad state)."""
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def close_sessions(self) -> None:
+        """Close every session still open: the target may serve one client at a time."""
+        self.discard()
+        for session in self._open:
+            session.close()
+        self._open.clear()
+
+    def reuse(self, session: Session, mark: int) -> None:
+        """Cite ``session`` from transcript entry ``mark`` as this check's evidence
+        (checks sharing one workload)."""
+        self._used.append((session, mark))
+
+    @property
+    def probe_command(self) -> str:
+        return "guest-ping" if self.qga else "query-version"
+
+    def probe(self, session: Session, timeout: float | None = None) -> Message | None:
+        """Send the dialect's cheapest command; its reply, or None if none came."""
+        try:
+            return session.execute(self.probe_command, timeout=timeout or self.reply_timeout)
+        except (ReplyTimeout, ConnectionClosed):
+            return None
+
+    def call(self, session: Session, name: str, arguments: dict[str, Any] | None = None,
+             **kw: Any) -> Message:
+        """Execute and wait; a missing reply or a closed connection is a finding."""
+        try:
+            return session.execute(name, arguments, timeout=self.reply_timeout, **kw)
+        except ReplyTimeout as exc:
+            raise Fail(f"no reply to {name} (Q16: one reply per command)",
+                       expected="a reply carrying the request's id", seen=str(exc)) from exc
+        except ConnectionClosed as exc:
+            raise Fail(f"the server closed the connection instead of answering {name}",
+                       expected="a reply", seen=str(exc)) from exc
+
+    # -- the target's schema -------------------------------------------------
+
+    def _learn_schema(self, session: Session) -> None:
+        """Fetch and load ``query-qmp-schema`` once, on the detection session,
+        so no check has to open a session in the middle of another one."""
+        try:
+            negotiated = session.negotiate(timeout=self.reply_timeout)
+            reply = session.execute("query-qmp-schema", timeout=2 * self.reply_timeout) \
+                if negotiated.ok and "return" in negotiated.value else negotiated
+        except ReplyTimeout as exc:
+            self._schema_error = f"query-qmp-schema: {exc}"
+            return
+        value = reply.value.get("return") if reply.ok else None
+        if not isinstance(value, list):
+            self._schema_error = f"query-qmp-schema gave no list: {reply.brief()}"
+            return
+        try:
+            self._schema = load(value)
+        except Exception as exc:
+            self._schema_error = f"the target's schema does not load: {exc}"
+            return
+        self.memo["commands"] = set(self._schema.commands)
+
+    def _learn_commands(self, session: Session) -> None:
+        """The guest agent has no schema; guest-info lists its enabled commands."""
+        self._schema_error = "the guest-agent dialect has no query-qmp-schema"
+        try:
+            reply = session.execute("guest-info", timeout=self.reply_timeout)
+        except ReplyTimeout:
+            reply = None
+        info = reply.value.get("return") if reply is not None and reply.ok else None
+        listed = info.get("supported_commands", []) if isinstance(info, dict) else []
+        self.memo["commands"] = {c["name"] for c in listed
+                                 if isinstance(c, dict) and c.get("enabled")}
+
+    def schema(self) -> Schema | None:
+        """The target's own schema (``query-qmp-schema``); None when it has none."""
+        return self._schema
+
+    def require_schema(self) -> Schema:
+        schema = self.schema()
+        if schema is None:
+            raise Skip(self._schema_error or "no schema")
+        return schema
+
+    def specs(self) -> Specs:
+        if self._specs is None:
+            self._specs = Specs(self.schema() or Schema())
+        return self._specs
+
+    def commands(self) -> set[str]:
+        """Command names the target offers (from its schema, or guest-info)."""
+        commands: set[str] = self.memo.get("commands", set())
+        return commands
+
+    def require_command(self, *names: str) -> str:
+        """The first of ``names`` the target offers, else Skip."""
+        offered = self.commands()
+        for name in names:
+            if name in offered:
+                return name
+        raise Skip(f"the target offers none of: {', '.join(names)}")

@@ -1,0 +1,116 @@
+"""Framing: what every server line must look like on the wire (Q1, Q2, Q37).
+
+The three checks judge one shared workload, run on a fresh session so the
+greeting is included: a success, errors, a parse error, non-ASCII input that
+must come back escaped, the (large) schema reply, events when the target can
+emit them cheaply, and, for the guest agent, the 0xFF-prefixed sync reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.checks.base import Fail, check
+from conformance.checks.context import Context
+from conformance.session import Message, ReplyTimeout, Session
+from conformance.transport import ConnectionClosed
+
+NON_ASCII_ID = "qc-\u00e9\U0001f600\u2028"
+
+
+@dataclass
+class Workload:
+    session: Session
+    mark: int
+    messages: list[Message]
+
+
+def workload(ctx: Context) -> Workload:
+    cached = ctx.memo.get("framing")
+    if isinstance(cached, Workload):
+        ctx.reuse(cached.session, cached.mark)
+        return cached
+    session = ctx.open(negotiate=False)
+    mark = 0
+
+    def call(name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> None:
+        # A garbled reply never matches its id: go on, the lines are judged below.
+        with contextlib.suppress(ReplyTimeout, ConnectionClosed):
+            session.execute(name, arguments, timeout=1.0, **kw)
+
+    if not ctx.qga:
+        call("qmp_capabilities", {"enable": session.capabilities})
+    call(ctx.probe_command)
+    call("qc-no-such-command", id=NON_ASCII_ID)
+    call(ctx.probe_command, {"qc-\u00fcnexpected": "\u00e9"})
+    session.send_raw(b"{]")
+    call(ctx.probe_command)  # a fence: the parse error comes before it
+    if ctx.qga:
+        call("guest-sync-delimited", {"id": 4242})
+    else:
+        call("query-qmp-schema")
+        if {"stop", "cont"} <= ctx.commands():
+            call("stop")
+            call("cont")
+            call(ctx.probe_command)
+    messages = list(session.received)
+    session.close()
+    result = Workload(session, mark, messages)
+    ctx.memo["framing"] = result
+    return result
+
+
+def _body(ctx: Context, msg: Message) -> bytes:
+    """The line without the guest agent's 0xFF sync sentinel (Q39)."""
+    return msg.raw.lstrip(b"\xff") if ctx.qga else msg.raw
+
+
+@check("framing.json-objects", "Q2,Q37",
+       "every server line is one valid JSON object")
+def json_objects(ctx: Context) -> str:
+    work = workload(ctx)
+    for msg in work.messages:
+        if msg.error is not None:
+            raise Fail("the server sent a line that is not valid JSON (Q37)",
+                       expected="one JSON object per line", seen=f"{msg.brief()} ({msg.error})")
+        if not isinstance(msg.value, dict):
+            raise Fail("the server sent a JSON value that is not an object (Q2)",
+                       expected="a JSON object", seen=msg.brief())
+    return f"{len(work.messages)} lines, each one JSON object"
+
+
+@check("framing.crlf", "Q2", "every server message is terminated by CRLF")
+def crlf(ctx: Context) -> str:
+    work = workload(ctx)
+    for msg in work.messages:
+        if ctx.qga and msg.raw.endswith(b"\n") and not msg.raw.endswith(b"\r\n"):
+            continue  # the guest agent ends lines with LF: docs/known-deviations.md
+        if not msg.raw.endswith(b"\r\n"):
+            raise Fail("a server message is not terminated by CRLF (Q2)",
+                       expected="a line ending in \\r\\n", seen=msg.brief())
+        if msg.raw.count(b"\n") != 1 or msg.raw.count(b"\r") != 1:
+            raise Fail("a server message holds a raw CR or LF before its end (Q2)",
+                       expected="one message per line", seen=msg.brief())
+    lf = sum(1 for m in work.messages if not m.raw.endswith(b"\r\n"))
+    note = f" ({lf} end in LF only, accepted for the guest agent: see docs)" if lf else ""
+    return f"{len(work.messages)} lines, each ending in CRLF{note}"
+
+
+@check("framing.ascii", "Q1", "the server writes ASCII only, escaping the rest")
+def ascii_only(ctx: Context) -> str:
+    work = workload(ctx)
+    for msg in work.messages:
+        body = _body(ctx, msg)
+        bad = next((b for b in body if b >= 0x80), None)
+        if bad is not None:
+            raise Fail("the server sent a byte outside ASCII (Q1)",
+                       expected="non-ASCII characters escaped as \\uXXXX",
+                       seen=f"byte 0x{bad:02x} in {msg.brief()}")
+    echoed = [m for m in work.messages if m.ok and m.value.get("id") == NON_ASCII_ID]
+    if not echoed:
+        raise Fail("the non-ASCII id did not come back intact (Q1, Q15)",
+                   expected=f"a reply with id {NON_ASCII_ID!r}, escaped on the wire",
+                   seen="no such reply")
+    return f"{len(work.messages)} lines, all ASCII; non-ASCII input came back escaped"

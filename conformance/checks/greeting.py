@@ -1,0 +1,78 @@
+"""Greeting: sent at once on connect, shaped as the spec says (Q7, Q8, Q9)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.checks.base import QMP_DIALECTS, Fail, check
+from conformance.checks.context import Context
+from conformance.session import Session, json_equal
+
+
+@dataclass
+class Greeted:
+    session: Session
+    greeting: dict[str, Any]
+    version_reply: Any
+
+
+def greeted(ctx: Context) -> Greeted:
+    """A fresh session's greeting and, after negotiating, ``query-version``."""
+    cached = ctx.memo.get("greeting")
+    if isinstance(cached, Greeted):
+        ctx.reuse(cached.session, 0)
+        return cached
+    session = ctx.open(negotiate=False)
+    assert session.greeting is not None
+    ctx.call(session, "qmp_capabilities")
+    reply = ctx.call(session, "query-version") if "query-version" in ctx.commands() else None
+    session.close()
+    result = Greeted(session, session.greeting, reply.value if reply and reply.ok else None)
+    ctx.memo["greeting"] = result
+    return result
+
+
+@check("greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema",
+       QMP_DIALECTS)
+def shape(ctx: Context) -> str:
+    g = greeted(ctx)
+    validator = ctx.specs().wire_validator("greeting", ctx.dialect)
+    errors = list(validator.iter_errors(g.greeting))
+    if errors:
+        raise Fail("the greeting does not match the QMP greeting schema (Q7)",
+                   expected='{"QMP": {"version": <VersionInfo>, "capabilities": [...]}}',
+                   seen="; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                                  for e in errors[:5]))
+    return "greeting matches the schema"
+
+
+@check("greeting.version", "Q8", "the greeting's version equals query-version's return",
+       QMP_DIALECTS)
+def version(ctx: Context) -> str:
+    g = greeted(ctx)
+    if g.version_reply is None or "return" not in g.version_reply:
+        raise Fail("query-version gave no return value to compare with the greeting (Q8)",
+                   expected="a return value", seen=json.dumps(g.version_reply))
+    qmp = g.greeting.get("QMP", {})
+    said = qmp.get("version") if isinstance(qmp, dict) else None
+    if not json_equal(said, g.version_reply["return"]):
+        raise Fail("the greeting's version differs from query-version (Q8)",
+                   expected=json.dumps(g.version_reply["return"]), seen=json.dumps(said))
+    return "greeting version == query-version"
+
+
+@check("greeting.capabilities", "Q7,Q9", "the greeting's capabilities are a list of names",
+       QMP_DIALECTS)
+def capabilities(ctx: Context) -> str:
+    g = greeted(ctx)
+    qmp = g.greeting.get("QMP", {})
+    caps = qmp.get("capabilities") if isinstance(qmp, dict) else None
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise Fail("the greeting's capabilities are not a JSON array of strings (Q7)",
+                   expected="a JSON array of capability names", seen=json.dumps(caps))
+    if ctx.dialect == "qmp-1.0" and caps:
+        raise Fail("a QMP 1.0 server offers no capabilities", expected="[]",
+                   seen=json.dumps(caps))
+    return f"capabilities {json.dumps(caps)}"

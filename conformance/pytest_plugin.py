@@ -1,0 +1,86 @@
+"""pytest plugin: ``pytest --qmp-target=T`` runs the check catalogue as test items.
+
+Inert unless ``--qmp-target`` is given: it then adds one item per check (named
+``qmp::<check id>``) to whatever else was collected.  The target is started
+on the first item and closed at the end of the session; a failing check
+fails its item with the same rule, message and transcript the CLI prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.checks import Check, catalogue
+from conformance.runner import CheckResult, Runner
+from conformance.transport import TargetError
+
+_RUNNER = pytest.StashKey[Runner]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qmp-conformance")
+    group.addoption("--qmp-target", metavar="T", default=None,
+                    help="run the QMP conformance checks against T "
+                         "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference[:OPTS])")
+    group.addoption("--qmp-dialect", metavar="D", default=None,
+                    help="force the QMP dialect (default: from the greeting)")
+    group.addoption("--qmp-only", metavar="GLOB", action="append", default=None,
+                    help="only checks whose id matches GLOB (repeatable)")
+
+
+class CheckFailed(Exception):
+    """A conformance check failed; its text is the evidence block."""
+
+
+class QMPCheckItem(pytest.Item):
+    """One catalogue check, run against the session's target."""
+
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+
+    def runtest(self) -> None:
+        runner = self.config.stash[_RUNNER]
+        if runner.ctx is None:
+            try:
+                runner.start()
+            except TargetError as exc:
+                raise CheckFailed(f"cannot use the target: {exc}") from exc
+        result = runner.run_check(self.check)
+        if result.status == "skip":
+            pytest.skip(f"{self.check.id}: {result.message.splitlines()[0]}")
+        if result.status != "pass":
+            raise CheckFailed(_evidence(result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "qmp", None, f"qmp::{self.check.id} [{self.check.rule}]"
+
+
+def _evidence(result: CheckResult) -> str:
+    return "\n".join([f"{result.id} ({result.status}), rule {result.rule}", result.message,
+                      "transcript:", *result.transcript])
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    target = config.getoption("--qmp-target")
+    if not target:
+        return
+    config.stash[_RUNNER] = Runner(target, config.getoption("--qmp-dialect"),
+                                   config.getoption("--qmp-only"))
+    for check in catalogue(config.getoption("--qmp-only")):
+        items.append(QMPCheckItem.from_parent(session, name=f"qmp::{check.id}", check=check))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runner = config.stash.get(_RUNNER, None)
+    if runner is not None:
+        runner.close()

@@ -1,0 +1,471 @@
+"""A QMP client session built for judging servers, not for using them.
+
+It never trusts the peer: every wait has a deadline, lines and floods are
+bounded, any byte sequence decodes to a :class:`Message` (possibly one that
+failed to parse, with the reason), and every byte sent and received is kept in
+a :class:`Transcript` with its time, as evidence.
+
+Replies are matched to requests by id compared as JSON values (QEMU echoes
+big integers as doubles); events are set aside in :attr:`Session.events`;
+replies nobody is waiting for yet wait in an inbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.protocol.decode import decode as core_decode
+from conformance.protocol.decode import json_equal as json_equal  # re-exported for checks
+from conformance.transport import (
+    CONNECT_TIMEOUT,
+    Connection,
+    ConnectionClosed,
+    Target,
+    TargetError,
+    open_target,
+)
+
+#: A server line longer than this is cut and reported, not buffered forever.
+MAX_LINE = 16 << 20
+#: Bytes of one transcript entry kept verbatim (the rest is summarised).
+ENTRY_KEEP = 4096
+#: Transcript bytes kept per session before later entries are only counted.
+TRANSCRIPT_BUDGET = 8 << 20
+#: Messages one ``collect`` call keeps (a lexical error can fan out to 100k replies).
+MAX_COLLECT = 20000
+
+DEFAULT_TIMEOUT = 5.0
+GREETING_TIMEOUT = 3.0
+
+
+def decode(data: bytes) -> Any:
+    """Parse one server line; raises ValueError with the reason.
+
+    The protocol core's decoder is iterative where Python's json recurses
+    (QEMU echoes ids nested 1000 deep); NaN and Infinity are not JSON (Q37).
+    """
+    return core_decode(data, allow_nonfinite=False)
+
+
+class _Missing:
+    """The id of a message that has none (distinct from a JSON ``null`` id)."""
+
+    def __repr__(self) -> str:
+        return "<no id>"
+
+
+NO_ID: Any = _Missing()
+
+
+class ReplyTimeout(Exception):
+    """A reply did not come before its deadline."""
+
+
+@dataclass
+class Entry:
+    """One transcript line: what went which way, when (seconds since start)."""
+
+    t: float
+    direction: str  # "->" sent, "<-" received, "--" a note by the harness
+    data: bytes
+    size: int
+
+    def render(self, keep: int = ENTRY_KEEP) -> str:
+        text = escape(self.data[:keep])
+        if self.size > keep:
+            text += f" ... [{self.size - keep} more bytes, {self.size} in all]"
+        return f"[{self.t:8.4f}s] {self.direction} {text}"
+
+
+def escape(data: bytes) -> str:
+    """Bytes as readable text: printable ASCII as is, CR/LF as \\r \\n, others as \\xNN."""
+    out = []
+    for b in data:
+        if b == 0x0A:
+            out.append("\\n")
+        elif b == 0x0D:
+            out.append("\\r")
+        elif b == 0x5C:
+            out.append("\\\\")
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+@dataclass
+class Transcript:
+    """Every byte sent (``->``) and received (``<-``), with timestamps."""
+
+    label: str = ""
+    start: float = field(default_factory=time.monotonic)
+    entries: list[Entry] = field(default_factory=list)
+    kept: int = 0
+    dropped: int = 0
+
+    def add(self, direction: str, data: bytes) -> None:
+        if self.kept > TRANSCRIPT_BUDGET:
+            self.dropped += len(data)
+            return
+        kept = data[: ENTRY_KEEP * 2]
+        self.kept += len(kept)
+        self.entries.append(Entry(time.monotonic() - self.start, direction, kept, len(data)))
+
+    def note(self, text: str) -> None:
+        self.add("--", text.encode("utf-8", "replace"))
+
+    def mark(self) -> int:
+        return len(self.entries)
+
+    def render(self, since: int = 0, max_entries: int = 400) -> list[str]:
+        """The entries from ``since`` as text lines, long runs elided in the middle."""
+        entries = self.entries[since:]
+        head = [f"=== {self.label} ==="] if self.label else []
+        if len(entries) > max_entries:
+            half = max_entries // 2
+            lines = [e.render() for e in entries[:half]]
+            lines.append(f"... [{len(entries) - 2 * half} entries elided] ...")
+            lines += [e.render() for e in entries[-half:]]
+        else:
+            lines = [e.render() for e in entries]
+        if self.dropped:
+            lines.append(f"... [{self.dropped} further bytes not recorded] ...")
+        return head + lines
+
+
+@dataclass
+class Message:
+    """One line the server sent, decoded if possible."""
+
+    raw: bytes
+    t: float
+    value: Any = None
+    error: str | None = None
+    #: The line began with QGA's 0xFF resynchronisation sentinel.
+    sentinel: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and isinstance(self.value, dict)
+
+    @property
+    def is_event(self) -> bool:
+        return self.ok and "event" in self.value
+
+    @property
+    def is_reply(self) -> bool:
+        return self.ok and not self.is_event
+
+    @property
+    def id(self) -> Any:
+        return self.value.get("id", NO_ID) if self.ok else NO_ID
+
+    @property
+    def is_error(self) -> bool:
+        return self.ok and "error" in self.value
+
+    @property
+    def error_class(self) -> str | None:
+        if not self.is_error or not isinstance(self.value["error"], dict):
+            return None
+        cls = self.value["error"].get("class")
+        return cls if isinstance(cls, str) else None
+
+    @property
+    def desc(self) -> str:
+        err = self.value.get("error") if self.ok else None
+        desc = err.get("desc") if isinstance(err, dict) else None
+        return desc if isinstance(desc, str) else ""
+
+    def brief(self, keep: int = 300) -> str:
+        text = escape(self.raw.rstrip(b"\r\n"))
+        return text if len(text) <= keep else text[:keep] + f"... ({len(self.raw)} bytes)"
+
+
+class Session:
+    """A client session over one connection; see the module docstring."""
+
+    def __init__(self, conn: Connection, label: str = "") -> None:
+        self.conn = conn
+        self.transcript = Transcript(label or conn.description)
+        self.buffer = bytearray()
+        self.skipping = False  # dropping the rest of an oversized line
+        self.received: list[Message] = []
+        self.events: list[Message] = []
+        self.inbox: list[Message] = []
+        self.greeting: dict[str, Any] | None = None
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    # -- sending -------------------------------------------------------------
+
+    def next_id(self) -> str:
+        return f"qc-{next(self._ids)}"
+
+    def send_raw(self, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Send bytes exactly as given (malformed input included)."""
+        self.transcript.add("->", data)
+        try:
+            self.conn.send(data, timeout)
+        except ConnectionClosed:
+            self.closed = True
+            self.transcript.note("connection closed while sending")
+            raise
+
+    def send(self, message: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Send one JSON value as UTF-8 (non-ASCII left raw, as clients may)."""
+        self.send_raw(json.dumps(message, ensure_ascii=False).encode("utf-8"), timeout)
+
+    def request(self, name: str, arguments: dict[str, Any] | None = None, *,
+                id: Any = None, oob: bool = False) -> dict[str, Any]:
+        """A request object; ``id=None`` allocates one, ``id=NO_ID`` sends none."""
+        msg: dict[str, Any] = {"exec-oob" if oob else "execute": name}
+        if arguments is not None:
+            msg["arguments"] = arguments
+        if id is None:
+            id = self.next_id()
+        if id is not NO_ID:
+            msg["id"] = id
+        return msg
+
+    def execute(self, name: str, arguments: dict[str, Any] | None = None, *,
+                id: Any = None, oob: bool = False,
+                timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """Send a command and wait for the reply carrying its id."""
+        msg = self.request(name, arguments, id=id, oob=oob)
+        self.send(msg)
+        if "id" not in msg:
+            return self.next_reply(timeout)
+        return self.wait_reply(msg["id"], timeout)
+
+    # -- receiving -----------------------------------------------------------
+
+    def recv(self, timeout: float = DEFAULT_TIMEOUT) -> Message | None:
+        """The next message from the wire, or None when the deadline passes.
+        Raises :class:`ConnectionClosed` when the stream has ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self._take_line()
+            if msg is not None:
+                return msg
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                chunk = self.conn.recv(1 << 16, left)
+            except ConnectionClosed:
+                self.closed = True
+                if self.buffer:
+                    tail = bytes(self.buffer)
+                    self.buffer.clear()
+                    self.transcript.add("<-", tail)
+                    self.transcript.note("connection closed (partial line above)")
+                    self._note_diagnostics()
+                    return self._record(tail, "partial line at end of stream")
+                self.transcript.note("connection closed by the server")
+                self._note_diagnostics()
+                raise
+            if chunk:
+                self._feed(chunk)
+
+    def _note_diagnostics(self) -> None:
+        """What a dead process left behind (exit status, stderr), as evidence."""
+        diagnostics = getattr(self.conn, "diagnostics", None)
+        if callable(diagnostics):
+            text = diagnostics()
+            if text:
+                self.transcript.note(text)
+
+    def _feed(self, chunk: bytes) -> None:
+        if self.skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                return
+            self.skipping = False
+            chunk = chunk[nl + 1:]
+        self.buffer += chunk
+
+    def _take_line(self) -> Message | None:
+        nl = self.buffer.find(b"\n")
+        if nl < 0:
+            if len(self.buffer) > MAX_LINE:
+                line = bytes(self.buffer[:MAX_LINE])
+                self.buffer.clear()
+                self.skipping = True
+                self.transcript.add("<-", line)
+                return self._record(line, f"line longer than {MAX_LINE} bytes")
+            return None
+        line = bytes(self.buffer[: nl + 1])
+        del self.buffer[: nl + 1]
+        self.transcript.add("<-", line)
+        if len(line) > MAX_LINE:
+            return self._record(line[:MAX_LINE], f"line longer than {MAX_LINE} bytes")
+        return self._record(line, None)
+
+    def _record(self, line: bytes, error: str | None) -> Message:
+        msg = Message(line, time.monotonic() - self.transcript.start)
+        body = line
+        if body.startswith(b"\xff"):
+            msg.sentinel = True
+            body = body.lstrip(b"\xff")
+        if error is None:
+            try:
+                msg.value = decode(body)
+            except ValueError as exc:
+                error = f"not valid JSON: {exc}"
+        msg.error = error
+        if len(self.received) < 1_000_000:
+            self.received.append(msg)
+        if msg.is_event:
+            self.events.append(msg)
+        return msg
+
+    def next_reply(self, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """The next non-event message (the inbox first); raises ReplyTimeout."""
+        if self.inbox:
+            return self.inbox.pop(0)
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(deadline - time.monotonic())
+            if msg is None:
+                raise ReplyTimeout(f"no reply within {timeout:g} s")
+            if not msg.is_event:
+                return msg
+
+    def wait_reply(self, id: Any, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """The reply whose id equals ``id`` as a JSON value; others go to the inbox."""
+        for i, held in enumerate(self.inbox):
+            if held.id is not NO_ID and json_equal(held.id, id):
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        garbled: Message | None = None
+        while True:
+            msg = self.recv(deadline - time.monotonic())
+            if msg is None:
+                why = f"no reply with id {_short(id)} within {timeout:g} s"
+                if garbled is not None:
+                    why += (f"; meanwhile the server sent a line that is not valid JSON (Q37): "
+                            f"{garbled.brief(200)}")
+                raise ReplyTimeout(why)
+            if msg.error is not None:
+                garbled = msg
+            if msg.is_event:
+                continue
+            if msg.id is not NO_ID and json_equal(msg.id, id):
+                return msg
+            if msg.id is NO_ID and msg.ok and "return" in msg.value:
+                # A success without an id can only answer a command; take it as
+                # ours rather than time out (the ids checks judge the lost id).
+                return msg
+            self.inbox.append(msg)
+
+    def collect(self, quiet: float = 0.3, timeout: float = DEFAULT_TIMEOUT,
+                until: int | None = None) -> list[Message]:
+        """Messages until the line is quiet for ``quiet`` s, ``until`` non-event
+        messages arrived, or ``timeout`` passed; bounded to MAX_COLLECT."""
+        out: list[Message] = []
+        replies = 0
+        deadline = time.monotonic() + timeout
+        while len(out) < MAX_COLLECT:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                msg = self.recv(min(quiet, left))
+            except ConnectionClosed:
+                break
+            if msg is None:
+                break
+            out.append(msg)
+            if not msg.is_event:
+                replies += 1
+                if until is not None and replies >= until:
+                    break
+        return out
+
+    def expect_reply(self, timeout: float = DEFAULT_TIMEOUT) -> Message | None:
+        """Like :meth:`next_reply` but None instead of raising on timeout."""
+        try:
+            return self.next_reply(timeout)
+        except (ReplyTimeout, ConnectionClosed):
+            return None
+
+    # -- greeting and negotiation --------------------------------------------
+
+    def read_greeting(self, timeout: float = GREETING_TIMEOUT) -> dict[str, Any] | None:
+        """The greeting object, or None when nothing came within ``timeout``
+        (the guest-agent dialect sends none)."""
+        msg = self.recv(timeout)
+        if msg is None:
+            return None
+        if not (msg.ok and "QMP" in msg.value):
+            self.inbox.append(msg)
+            return None
+        self.greeting = msg.value
+        return self.greeting
+
+    @property
+    def capabilities(self) -> list[str]:
+        if not self.greeting:
+            return []
+        qmp = self.greeting.get("QMP")
+        caps = qmp.get("capabilities") if isinstance(qmp, dict) else None
+        return [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else []
+
+    def negotiate(self, enable: Iterable[str] | None = None,
+                  timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """``qmp_capabilities`` (enabling ``enable`` when given); the reply."""
+        args = {"enable": list(enable)} if enable is not None else None
+        return self.execute("qmp_capabilities", args, timeout=timeout)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+        self.conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _short(value: Any, keep: int = 80) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= keep else text[:keep] + "..."
+
+
+def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
+    return (m for m in messages if m.is_error)
+
+
+def fetch_schema(target: str | Target, timeout: float = 10.0) -> list[Any]:
+    """The live ``query-qmp-schema`` of ``target`` (a target string or object)."""
+    owned = isinstance(target, str)
+    tgt = open_target(target) if isinstance(target, str) else target
+    try:
+        with Session(tgt.connect(CONNECT_TIMEOUT)) as session:
+            if session.read_greeting() is None:
+                raise TargetError(f"{tgt.spec}: no QMP greeting (a guest agent has no schema)")
+            negotiated = session.negotiate()
+            if not negotiated.ok or "return" not in negotiated.value:
+                raise TargetError(f"{tgt.spec}: qmp_capabilities failed: {negotiated.brief()}")
+            reply = session.execute("query-qmp-schema", timeout=timeout)
+            if not reply.ok or not isinstance(reply.value.get("return"), list):
+                raise TargetError(f"{tgt.spec}: query-qmp-schema failed: {reply.brief()}")
+            schema: list[Any] = reply.value["return"]
+            return schema
+    except (ReplyTimeout, ConnectionClosed) as exc:
+        raise TargetError(f"{tgt.spec}: {exc}") from exc
+    finally:
+        if owned:
+            tgt.close()

@@ -1,0 +1,36 @@
+"""Which check catches which seeded defect of the reference server.
+
+Each defect names the rule it breaks; the check listed for it enforces that
+rule, and tests/harness/test_power.py asserts the check fails against a
+reference server with (only) that defect switched on.
+"""
+
+CATCHES: dict[str, str] = {
+    "no-greeting": "greeting.shape",
+    "greeting-version-mismatch": "greeting.version",
+    "greeting-without-capabilities": "greeting.shape",
+    "commands-before-negotiation": "negotiation.commands-refused",
+    "events-before-negotiation": "negotiation.no-events-before",
+    "renegotiation-accepted": "negotiation.repeat-refused",
+    "unknown-capability-accepted": "negotiation.unknown-capability",
+    "reply-drops-id": "ids.echo",
+    "id-stringified": "ids.echo",
+    "lost-reply": "ids.one-reply",
+    "duplicate-reply": "ids.one-reply",
+    "empty-return-null": "negotiation.enable-offered",
+    "error-without-desc": "errors.shape",
+    "wrong-error-class": "negotiation.commands-refused",
+    "in-band-reordered": "ordering.pipelined",
+    "oob-no-overtake": "oob.overtake",
+    "exec-oob-any-command": "oob.not-allowed",
+    "oob-without-negotiation": "oob.unnegotiated",
+    "bad-event-timestamp": "events.timestamp",
+    "event-inside-reply": "framing.json-objects",
+    "no-parser-recovery": "robustness.malformed",
+    "dies-on-garbage": "robustness.malformed",
+    "accepts-invalid-arguments": "arguments.unexpected",
+    "side-effect-before-error": "arguments.no-side-effect",
+    "non-ascii-output": "framing.ascii",
+    "lf-only-line-ending": "framing.crlf",
+    "invalid-json-output": "framing.json-objects",
+}

@@ -1,0 +1,80 @@
+"""``qmp-conform check``: exit status, JSON and JUnit results, and the pytest plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance.cli import main
+
+RESULT_KEYS = {"id", "status", "rule", "message", "transcript"}
+
+
+def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = os.path.join(str(tmp_path), "r.json")
+    junit = os.path.join(str(tmp_path), "r.xml")
+    status = main(["check", "--target", "reference", "--only", "ids.*",
+                   "--json", out, "--junit", junit])
+    assert status == 0
+    with open(out, encoding="utf-8") as f:
+        data = json.load(f)
+    assert set(data) == {"target", "dialect", "greeting", "results", "summary"}
+    assert set(data["summary"]) == {"pass", "fail", "skip", "error"}
+    assert data["summary"]["pass"] == len(data["results"]) == 6
+    assert all(set(r) == RESULT_KEYS for r in data["results"])
+    assert data["greeting"]["QMP"]["capabilities"] == ["oob"]
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite" and suite.get("tests") == "6" and suite.get("failures") == "0"
+    assert "PASS  ids.echo" in capsys.readouterr().out
+
+
+def test_failure_exits_1_with_evidence(tmp_path: object,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = os.path.join(str(tmp_path), "r.json")
+    status = main(["check", "--target", "reference:defect=lf-only-line-ending",
+                   "--only", "framing.crlf", "--json", out, "--timeout", "2"])
+    assert status == 1
+    text = capsys.readouterr().out
+    # The block a newcomer reads: the rule, what was expected, what was seen, the bytes.
+    assert "FAIL: framing.crlf" in text and "rule: Q2" in text
+    assert "expected: a line ending in \\r\\n" in text and "seen: " in text
+    assert "<- {\"QMP\"" in text and "-> {\"execute\"" in text
+    with open(out, encoding="utf-8") as f:
+        [result] = json.load(f)["results"]
+    assert result["status"] == "fail" and result["rule"] == "Q2" and result["transcript"]
+
+
+def test_usage_and_connection_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--target", "nonsense"]) == 2
+    assert main(["check", "--target", "unix:/nonexistent/qmp.sock"]) == 2
+    assert main(["check", "--target", "reference", "--only", "no-such-check"]) == 2
+    assert main(["check", "--target", "reference:defect=not-a-defect"]) == 2
+    capsys.readouterr()
+
+
+def test_list_names_every_check_with_its_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--target", "reference", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 30 and all(" Q" in line for line in lines)
+
+
+def _pytest(*args: str, cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_pytest_plugin_runs_checks_as_items(tmp_path: object) -> None:
+    cwd = str(tmp_path)
+    ok = _pytest("--qmp-target=reference", "--qmp-only=ids.*", cwd=cwd)
+    assert ok.returncode == 0 and "6 passed" in ok.stdout, ok.stdout + ok.stderr
+    bad = _pytest("--qmp-target=reference:defect=lf-only-line-ending",
+                  "--qmp-only=framing.crlf", cwd=cwd)
+    assert bad.returncode == 1 and "rule Q2" in bad.stdout, bad.stdout
+    inert = _pytest(cwd=cwd)  # no option: no items
+    assert "no tests ran" in inert.stdout
