@@ -1,0 +1,104 @@
+"""A QEMU 7.2 process to judge generated messages against, restarted when it
+hangs or dies, driven through the harness's :class:`conformance.session.Session`.
+
+QEMU runs with ``-machine none -S`` in a private directory; as root it also
+drops to ``nobody`` (``-runas``) so that generated file names cannot create
+or clobber files outside that directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+from conformance.session import Message, ReplyTimeout, Session
+from conformance.transport import ConnectionClosed, TargetError, connect_socket
+
+QEMU = "qemu-system-x86_64"
+REPLY_TIMEOUT = 5.0
+
+
+def qemu_available() -> bool:
+    return shutil.which(QEMU) is not None
+
+
+class QemuUnderTest:
+    """One QEMU at a time; :meth:`ask` sends a request and returns its reply,
+    or None after restarting QEMU when no reply came (hang or death)."""
+
+    def __init__(self) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="strategies-qemu-")
+        os.chmod(self.workdir, 0o777)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.session: Session | None = None
+        self.restarts: list[str] = []
+        self._ids = itertools.count(1)
+        self.start()
+
+    def start(self) -> None:
+        path = os.path.join(self.workdir, "qmp.sock")
+        if os.path.exists(path):
+            os.unlink(path)
+        argv = [QEMU, "-machine", "none", "-nodefaults", "-display", "none", "-S",
+                "-qmp", f"unix:{path},server=on,wait=off"]
+        if os.geteuid() == 0:
+            argv += ["-runas", "nobody"]
+        self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("QEMU did not create its QMP socket")
+            time.sleep(0.02)
+        self.session = Session(connect_socket(socket.AF_UNIX, path, f"unix:{path}"))
+        if self.session.read_greeting() is None:
+            raise RuntimeError("QEMU sent no greeting")
+        reply = self.session.negotiate()
+        if not reply.ok or "return" not in reply.value:
+            raise RuntimeError(f"negotiation failed: {reply.brief()}")
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(timeout=10)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+            self.proc = None
+
+    def restart(self, why: str) -> None:
+        self.restarts.append(why)
+        self.stop()
+        self.start()
+
+    def execute(self, name: str, arguments: Any = None) -> Message | None:
+        message: dict[str, Any] = {"execute": name, "id": f"s-{next(self._ids)}"}
+        if arguments is not None:
+            message["arguments"] = arguments
+        return self.ask(message)
+
+    def ask(self, message: dict[str, Any]) -> Message | None:
+        assert self.session is not None
+        ident = f"s-{next(self._ids)}"
+        message = {**message, "id": ident}
+        try:
+            self.session.send(message)
+            return self.session.wait_reply(ident, REPLY_TIMEOUT)
+        except (ReplyTimeout, ConnectionClosed, TargetError, OSError) as exc:
+            alive = self.proc is not None and self.proc.poll() is None
+            self.restart(f"{message.get('execute')}: {type(exc).__name__}"
+                         f" ({'hung' if alive else 'died'})")
+            return None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
