@@ -33,5 +33,21 @@ echo "== ruff"
 "$VENV/bin/ruff" check .
 echo "== mypy"
 "$VENV/bin/mypy"
+# The CI gate itself, as a user runs it: the catalogue against the reference
+# server in every dialect and against real QEMU 7.2; any failed check fails CI.
+echo "== qmp-conform check"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+for target in reference reference:dialect=oob-draft reference:dialect=qmp-1.0 \
+              reference:dialect=qga \
+              "spawn:qemu-system-x86_64 -machine none -nodefaults -display none -qmp stdio"; do
+    echo "-- $target"
+    if ! "$VENV/bin/qmp-conform" check --target "$target" >"$out" 2>&1; then
+        cat "$out"
+        exit 1
+    fi
+    tail -n 1 "$out"
+done
+
 echo "== pytest"
 "$VENV/bin/pytest" "$@"

@@ -8,12 +8,15 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from conformance.qapi import load
 from conformance.specs import Specs
@@ -97,3 +100,24 @@ def test_live_introspection_loads_and_validates_replies(
     status = lines.call("query-status", "s")
     assert specs.errors("return", "query-status", status["return"]) == []
     assert specs.errors("return", "query-status", {**status["return"], "status": "dancing"})
+
+
+def test_schema_cli_reads_a_live_target(qemu: tuple[dict[str, Any], _Lines],
+                                       tmp_path: Path) -> None:
+    """``qmp-conform schema spawn:...`` reads introspection from the running
+    server, and its JSON Schema export validates what QEMU sends."""
+    target = f"spawn:{QEMU} -machine none -nodefaults -display none -qmp stdio"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "schema", target, "--summary",
+                           "--jsonschema", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert summary["origin"] == "introspection" and summary["commands"] > 150
+    assert "yank" in summary["allow-oob"]
+    greeting, lines = qemu
+    exported = json.loads((tmp_path / "wire/qemu/greeting.schema.json").read_text())
+    assert Draft202012Validator(exported).is_valid(greeting)
+    assert not Draft202012Validator(exported).is_valid(
+        {"QMP": {**greeting["QMP"], "version": {"qemu": {"major": 7}}}})
+    status = json.loads((tmp_path / "commands/query-status.return.schema.json").read_text())
+    assert Draft202012Validator(status).is_valid(lines.call("query-status", "cli")["return"])
