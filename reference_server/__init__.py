@@ -1,0 +1,121 @@
+"""The bundled reference QMP server: behaves like QEMU 7.2, with dialects and defects.
+
+Public API::
+
+    from reference_server import launch, ServerConfig, ReferenceServer, DEFECTS
+
+    with launch(dialect="qemu", defects=["reply-drops-id"]) as path:
+        ...  # connect a UNIX socket to ``path``
+
+``launch`` runs the server in a background thread of this process (default)
+or, with ``subprocess=True``, as ``python -m conformance.cli serve`` in a child
+process (needed when a defect makes the server exit, or to measure it apart).
+:class:`ReferenceServer` is the asyncio object itself, for callers with an
+event loop of their own; ``qmp-conform serve`` is the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess as _subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from reference_server.defects import CATALOGUE as DEFECTS
+from reference_server.server import DEFAULT_SCHEMA, ReferenceServer, ServerConfig, serve
+
+__all__ = ["DEFAULT_SCHEMA", "DEFECTS", "ReferenceServer", "ServerConfig", "launch", "serve"]
+
+
+@contextlib.contextmanager
+def launch(dialect: str = "qemu", defects: Sequence[str] = (), *, schema: str | None = None,
+           subprocess: bool = False, path: str | None = None,
+           timeout: float = 10.0) -> Iterator[str]:
+    """Start a reference server on a fresh UNIX socket; yield the socket path.
+
+    The server stops when the block exits (or earlier, on ``quit``).
+    """
+    config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema)
+    with contextlib.ExitStack() as stack:
+        if path is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="qmp-ref-"))
+            path = os.path.join(tmp, "qmp.sock")
+        if subprocess:
+            yield from _launch_process(config, path, timeout)
+        else:
+            yield from _launch_thread(config, path, timeout)
+
+
+def _launch_thread(config: ServerConfig, path: str, timeout: float) -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        ready: asyncio.Future[Any] = loop.create_future()
+        task = loop.create_task(serve(config, unix=path, ready=ready))
+        try:
+            box["server"], _ = await ready
+        except BaseException as exc:
+            box["error"] = exc
+            raise
+        finally:
+            started.set()
+        box["stop"] = asyncio.Event()
+        stop_wait = loop.create_task(box["stop"].wait())
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await box["server"].close()
+            await task
+        stop_wait.cancel()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(main())
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="qmp-reference-server", daemon=True)
+    thread.start()
+    if not started.wait(timeout) or "error" in box:
+        raise RuntimeError(f"reference server did not start: {box.get('error')}")
+    try:
+        yield path
+    finally:
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: box["stop"].set() if "stop" in box else None)
+        thread.join(timeout)
+
+
+def _launch_process(config: ServerConfig, path: str, timeout: float) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "conformance.cli", "serve", "--unix", path,
+           "--dialect", config.dialect]
+    for name in config.defects:
+        cmd += ["--defect", name]
+    if config.schema:
+        cmd += ["--schema", config.schema]
+    proc = _subprocess.Popen(cmd, stdin=_subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"reference server did not start (exit {proc.returncode})")
+            time.sleep(0.01)
+        yield path
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except _subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)

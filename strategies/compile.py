@@ -22,6 +22,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.protocol.values import json_kind
 from conformance.qapi.model import (
     AlternateType,
     ArrayType,
@@ -65,21 +66,8 @@ _BUILTIN_KINDS: dict[str, frozenset[str]] = {
 INF = math.inf
 
 
-def kind_of(value: Any) -> str:
-    """The JSON kind of a decoded value (whole doubles count as ``number``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    return "array"
+#: The JSON kind of a decoded value (whole doubles count as ``number``).
+kind_of = json_kind
 
 
 class Compiled:

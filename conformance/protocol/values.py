@@ -30,3 +30,25 @@ def qemu_number(value: int | float) -> int | float:
         except OverflowError:  # strtod saturates to infinity
             return float("inf") if value > 0 else float("-inf")
     return value
+
+
+def json_kind(value: object) -> str:
+    """The JSON kind of a decoded value: ``null``, ``boolean``, ``int``,
+    ``number`` (a double, even a whole one), ``string``, ``array`` or ``object``.
+
+    Integers and doubles are apart because QEMU's input visitor tells them
+    apart: an integer parameter rejects ``1.0``.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return "array"

@@ -35,13 +35,7 @@ def test_clean_reference_server_passes() -> None:
     assert result.summary["pass"] >= 30
 
 
-@pytest.mark.parametrize("dialect", [
-    "qga",
-    pytest.param("qmp-1.0", marks=pytest.mark.xfail(
-        strict=True, reason="reference server bug: greeting version 1.0.0 != query-version")),
-    pytest.param("oob-draft", marks=pytest.mark.xfail(
-        strict=True, reason="reference server bug: greeting version 1.0.0 != query-version")),
-])
+@pytest.mark.parametrize("dialect", ["qga", "qmp-1.0", "oob-draft"])
 def test_clean_reference_server_passes_in_each_dialect(dialect: str) -> None:
     result = Runner(f"reference:dialect={dialect}").run()
     assert result.dialect == dialect

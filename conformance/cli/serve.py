@@ -1,0 +1,74 @@
+"""``qmp-conform serve``: run the bundled reference QMP server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from typing import Any
+
+from conformance.cli import UsageError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the bundled reference QMP server",
+        description="Run the reference QMP server (QEMU 7.2 behaviour) on a UNIX socket, "
+                    "a TCP port or stdin/stdout, optionally with seeded defects.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--unix", metavar="PATH", help="listen on a UNIX socket (mode 0600)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (loopback only "
+                                                          "unless --allow-remote)")
+    where.add_argument("--stdio", action="store_true", help="one monitor on stdin/stdout")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow --tcp on a non-loopback address")
+    p.add_argument("--dialect", default="qemu",
+                   help="qemu (default), oob-draft, qmp-1.0 or qga")
+    p.add_argument("--defect", action="append", default=[], metavar="NAME",
+                   help="switch on a seeded defect (repeatable; see --list-defects)")
+    p.add_argument("--list-defects", action="store_true",
+                   help="list the seeded defects with the rule each breaks, then exit")
+    p.add_argument("--schema", metavar="PATH",
+                   help="QAPI schema to serve (default: the bundled one)")
+    p.set_defaults(func=run)
+
+
+def _parse_tcp(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--tcp wants HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    from conformance.protocol import DIALECTS
+    from reference_server.defects import BY_NAME, describe
+    from reference_server.server import ServerConfig, serve
+
+    if args.list_defects:
+        width = max(len(name) for name, _, _ in describe())
+        for name, rule, summary in describe():
+            print(f"{name:<{width}}  {rule:<4}  {summary}")
+        return 0
+    if not (args.unix or args.tcp or args.stdio):
+        raise UsageError("say where to listen: --unix PATH, --tcp HOST:PORT or --stdio")
+    if args.dialect not in DIALECTS:
+        raise UsageError(f"unknown dialect {args.dialect!r} (known: {', '.join(DIALECTS)})")
+    unknown = [d for d in args.defect if d not in BY_NAME]
+    if unknown:
+        raise UsageError(f"unknown defect {unknown[0]!r} (see --list-defects)")
+    if args.schema and not os.path.exists(args.schema):
+        raise UsageError(f"no such schema: {args.schema}")
+    tcp = _parse_tcp(args.tcp) if args.tcp else None
+    if tcp is not None and not args.allow_remote:
+        from reference_server.server import is_loopback
+        if not is_loopback(tcp[0]):
+            raise UsageError(f"{tcp[0]} is not a loopback address; add --allow-remote")
+    logging.basicConfig(level=logging.WARNING, format="qmp-conform serve: %(message)s")
+    config = ServerConfig(dialect=args.dialect, defects=list(args.defect), schema=args.schema)
+    try:
+        return asyncio.run(serve(config, unix=args.unix, tcp=tcp,
+                                 allow_remote=args.allow_remote, stdio=args.stdio))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,290 @@
+"""Block nodes (blockdev-add/-del, query-block) and block jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from reference_server.commands import CommandContext, command
+from reference_server.errors import QMPError
+from reference_server.jobs import Job
+from reference_server.machine import BlockNode, Machine
+
+#: Drivers the reference server can open; the schema lists all of QEMU's.
+_PROTOCOL_SIZES = {"null-co": 1 << 30, "null-aio": 1 << 30}
+_FILTERS = {"blkdebug": "image", "copy-on-read": "file", "raw": "file", "qcow2": "file",
+            "throttle": "file"}
+_SUPPORTED = set(_PROTOCOL_SIZES) | set(_FILTERS) | {"file"}
+
+
+def _blocking_read(path: str) -> bytes:
+    """Open and read ``path``; on a FIFO, open() waits for a writer (the point)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+async def read_config(path: str) -> bytes:
+    """Read a blkdebug config without blocking the event loop.
+
+    A daemon thread does the open() so a FIFO nobody ever opens cannot keep
+    the process alive at exit; the awaiting command blocks, OOB does not.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+
+    def worker() -> None:
+        try:
+            data = _blocking_read(path)
+        except OSError as exc:
+            err = QMPError(f"Could not read blkdebug config file: {exc.strerror}")
+            loop.call_soon_threadsafe(_settle, done, None, err)
+        else:
+            loop.call_soon_threadsafe(_settle, done, data, None)
+
+    threading.Thread(target=worker, name="blkdebug-config", daemon=True).start()
+    return await done
+
+
+def _settle(fut: asyncio.Future[bytes], data: bytes | None, err: Exception | None) -> None:
+    if fut.done():
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(data or b"")
+
+
+class _Opener:
+    """Opens a node tree from BlockdevOptions, committing only if all of it opens."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.new: dict[str, BlockNode] = {}
+
+    def _lookup(self, name: str) -> BlockNode | None:
+        return self.new.get(name) or self.machine.node(name)
+
+    async def open(self, options: dict[str, Any], root: bool) -> BlockNode:
+        driver = options["driver"]
+        name = options.get("node-name")
+        if name is None:
+            if root:
+                raise QMPError("'node-name' must be specified for the root node")
+            name = self.machine.auto_node_name()
+        if self._lookup(name) is not None:
+            raise QMPError(f"Duplicate nodes with node-name='{name}'")
+        if driver not in _SUPPORTED:
+            raise QMPError(f"Driver '{driver}' is not supported by the reference server")
+        node = BlockNode(name, driver, 0, options, read_only=bool(options.get("read-only")),
+                         auto_named="node-name" not in options)
+        if driver in _PROTOCOL_SIZES:
+            node.size = int(options.get("size", _PROTOCOL_SIZES[driver]))
+            if options.get("latency-ns", 0) < 0:
+                raise QMPError("latency-ns is invalid")
+        elif driver == "file":
+            filename = options["filename"]
+            try:
+                node.size = os.stat(filename).st_size
+            except OSError as exc:
+                raise QMPError(f"Could not open '{filename}': {exc.strerror}") from None
+        else:
+            child_key = _FILTERS[driver]
+            child = await self.child(options[child_key])
+            node.children[child_key] = child.name
+            node.size = child.size
+            if driver == "qcow2" and options.get("backing") is not None:
+                node.children["backing"] = (await self.child(options["backing"])).name
+            if driver == "blkdebug":
+                node.inject_errors = list(options.get("inject-error", []))
+                if "config" in options:
+                    await read_config(options["config"])
+        self.new[name] = node
+        return node
+
+    async def child(self, ref: Any) -> BlockNode:
+        if isinstance(ref, str):
+            node = self._lookup(ref)
+            if node is None:
+                raise QMPError(f"Cannot find device='' nor node-name='{ref}'")
+            return node
+        return await self.open(ref, root=False)
+
+
+@command("blockdev-add")
+async def blockdev_add(ctx: CommandContext, args: dict[str, Any]) -> None:
+    opener = _Opener(ctx.machine)
+    await opener.open(args, root=True)
+    ctx.machine.nodes.update(opener.new)
+
+
+@command("blockdev-del")
+async def blockdev_del(ctx: CommandContext, args: dict[str, Any]) -> None:
+    name = args["node-name"]
+    node = ctx.machine.node(name)
+    if node is None or node.auto_named:
+        raise QMPError(f"Failed to find node with node-name='{name}'")
+    if ctx.machine.parents_of(name) or any(
+            j.id == name or getattr(j, "node", None) == name
+            for j in ctx.machine.jobs.jobs.values()):
+        raise QMPError(f"Node {name} is in use")
+    _drop_tree(ctx.machine, node)
+
+
+def _drop_tree(machine: Machine, node: BlockNode) -> None:
+    machine.nodes.pop(node.name, None)
+    for child_name in node.children.values():
+        child = machine.nodes.get(child_name)
+        if child is not None and child.auto_named and not machine.parents_of(child_name):
+            _drop_tree(machine, child)
+
+
+@command("query-block")
+async def query_block(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    # Like QEMU with -nodefaults: blockdev-add makes nodes, not block devices.
+    return []
+
+
+def _find_node(machine: Machine, device: str) -> BlockNode:
+    node = machine.node(device)
+    if node is None:
+        raise QMPError(f"Cannot find device='{device}' nor node-name='{device}'")
+    return node
+
+
+def _injects_read_error(machine: Machine, node: BlockNode) -> bool:
+    for n in machine.backing_chain(node.name):
+        for name in [n.name, *n.children.values()]:
+            candidate = machine.node(name)
+            if candidate is not None and any(
+                    e.get("event") == "read_aio" for e in candidate.inject_errors):
+                return True
+    return False
+
+
+@command("block-stream")
+async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
+    machine = ctx.machine
+    node = _find_node(machine, args["device"])
+    if "base" in args and "base-node" in args:
+        raise QMPError("'base' and 'base-node' cannot be specified at the same time")
+    chain = machine.backing_chain(node.name)
+    if "base" in args:
+        base = args["base"]
+        if not any(n.options.get("filename") == base or n.name == base for n in chain[1:]):
+            raise QMPError(f"Can't find '{base}' in the backing chain")
+    if "base-node" in args:
+        base_node = _find_node(machine, args["base-node"])
+        if base_node not in chain[1:]:
+            raise QMPError(f"Node '{base_node.name}' is not a backing image of "
+                           f"'{node.name}'")
+    job = Job(args.get("job-id", ""), "stream", node.size if len(chain) > 1 else 0,
+              block=True, speed=args.get("speed", 0),
+              auto_finalize=args.get("auto-finalize", True),
+              auto_dismiss=args.get("auto-dismiss", True))
+    failing = _injects_read_error(machine, node)
+    action = {"stop": "stop", "enospc": "stop", "ignore": "ignore"}.get(
+        args.get("on-error", "report"), "report")
+
+    async def body(j: Job) -> None:
+        if failing and action != "ignore":
+            machine.events.emit("BLOCK_JOB_ERROR",
+                                {"device": j.id, "operation": "read", "action": action})
+            if action == "stop":
+                j.io_status = "failed"
+                machine.jobs.pause(j)
+                await machine.jobs._checkpoint(j)
+                if not j.cancelled:
+                    j.io_status = "ok"
+            raise QMPError("Input/output error")
+        await machine.jobs._copy(j)
+
+    if job.speed < 0:
+        raise QMPError("Parameter 'speed' expects a non-negative value")
+    machine.jobs.create(job, body)
+
+
+@command("blockdev-mirror")
+async def blockdev_mirror(ctx: CommandContext, args: dict[str, Any]) -> None:
+    source = _find_node(ctx.machine, args["device"])
+    target = _find_node(ctx.machine, args["target"])
+    if source is target:
+        raise QMPError("Can't mirror node into itself")
+    job = Job(args.get("job-id", ""), "mirror", source.size, block=True,
+              speed=args.get("speed", 0), needs_complete=True,
+              auto_finalize=args.get("auto-finalize", True),
+              auto_dismiss=args.get("auto-dismiss", True))
+    if job.speed < 0:
+        raise QMPError("Parameter 'speed' expects a non-negative value")
+    ctx.machine.jobs.create(job)
+
+
+def _block_job_info(job: Job) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "auto-finalize": job.auto_finalize, "io-status": job.io_status, "device": job.id,
+        "auto-dismiss": job.auto_dismiss, "busy": job.status == "running",
+        "len": job.total, "offset": job.progress, "status": job.status,
+        "paused": job.user_paused, "speed": job.speed, "ready": job.status == "ready",
+        "type": job.type,
+    }
+    if job.error is not None:
+        info["error"] = job.error
+    return info
+
+
+@command("query-block-jobs")
+async def query_block_jobs(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    return [_block_job_info(j) for j in ctx.machine.jobs.jobs.values() if j.block]
+
+
+@command("block-job-set-speed")
+async def block_job_set_speed(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.set_speed(jobs.find_block(args["device"]), args["speed"])
+
+
+@command("block-job-cancel")
+async def block_job_cancel(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.cancel(jobs.find_block(args["device"]), bool(args.get("force", False)))
+
+
+@command("block-job-pause")
+async def block_job_pause(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.pause(jobs.find_block(args["device"]))
+
+
+@command("block-job-resume")
+async def block_job_resume(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.resume(jobs.find_block(args["device"]))
+
+
+@command("block-job-complete")
+async def block_job_complete(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    job = jobs.find_block(args["device"])
+    if not job.needs_complete and job.status != "ready":
+        raise QMPError(f"Job '{job.id}' in state '{job.status}' cannot accept command "
+                       "verb 'complete'")
+    jobs.complete(job)
+
+
+@command("block-job-dismiss")
+async def block_job_dismiss(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.dismiss(jobs.find_block(args["id"]))
+
+
+@command("block-job-finalize")
+async def block_job_finalize(ctx: CommandContext, args: dict[str, Any]) -> None:
+    jobs = ctx.machine.jobs
+    jobs.finalize(jobs.find_block(args["id"]))

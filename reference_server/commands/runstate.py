@@ -1,0 +1,37 @@
+"""Run state of the imaginary guest: stop, cont, reset, powerdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reference_server.commands import CommandContext, command
+
+
+@command("query-status")
+async def query_status(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    state = ctx.machine.run_state
+    return {"status": state, "singlestep": False, "running": state == "running"}
+
+
+@command("stop")
+async def stop(ctx: CommandContext, args: dict[str, Any]) -> None:
+    if ctx.machine.run_state == "running":
+        ctx.machine.run_state = "paused"
+        ctx.machine.events.emit("STOP")
+
+
+@command("cont")
+async def cont(ctx: CommandContext, args: dict[str, Any]) -> None:
+    if ctx.machine.run_state != "running":
+        ctx.machine.run_state = "running"
+        ctx.machine.events.emit("RESUME")
+
+
+@command("system_reset")
+async def system_reset(ctx: CommandContext, args: dict[str, Any]) -> None:
+    ctx.machine.events.emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})
+
+
+@command("system_powerdown")
+async def system_powerdown(ctx: CommandContext, args: dict[str, Any]) -> None:
+    ctx.machine.events.emit("POWERDOWN")

@@ -1,0 +1,302 @@
+"""Seeded defects: named, switchable deviations that each break one rule.
+
+They exist to prove the suite catches what it claims to catch.  A defect is
+data: its name, the checklist rule (Q-number of the reference notes) it
+breaks, a one-line summary, and at most one small hook:
+
+* ``flags``: behaviour switches the server consults at one named point each
+  (see :class:`Flag`), or
+* ``outgoing``: a rewrite of each outgoing message (given the message, its
+  bytes and a per-connection scratch dict, it returns the chunks to write).
+
+No defect code lives outside this module except the few ``if
+defects.has(Flag.X)`` checks at those points.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.protocol.encode import encode
+
+
+class Flag(enum.Enum):
+    SKIP_GREETING = "skip-greeting"
+    COMMANDS_BEFORE_NEGOTIATION = "commands-before-negotiation"
+    EVENTS_BEFORE_NEGOTIATION = "events-before-negotiation"
+    ACCEPT_INVALID_ARGUMENTS = "accept-invalid-arguments"
+    SIDE_EFFECT_BEFORE_ERROR = "side-effect-before-error"
+    OOB_IN_BAND = "oob-in-band"
+    EVERY_COMMAND_OOB = "every-command-oob"
+    OOB_ALWAYS_ENABLED = "oob-always-enabled"
+    DIE_ON_GARBAGE = "die-on-garbage"
+    DEAF_AFTER_ERROR = "deaf-after-error"
+    ACCEPT_UNKNOWN_CAPABILITY = "accept-unknown-capability"
+
+
+#: (message, encoded bytes, per-connection scratch) -> chunks to write instead.
+Rewrite = Callable[[dict[str, Any], bytes, dict[str, Any]], list[bytes]]
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    rule: str
+    summary: str
+    flags: frozenset[Flag] = frozenset()
+    outgoing: Rewrite | None = None
+
+
+def _kind(message: dict[str, Any]) -> str:
+    for key in ("QMP", "return", "error", "event"):
+        if key in message:
+            return key
+    return "?"
+
+
+def _is_reply(message: dict[str, Any]) -> bool:
+    return "return" in message or "error" in message
+
+
+def _reencode(message: dict[str, Any], data: bytes) -> bytes:
+    """``message`` in the server's format, keeping the original terminator."""
+    terminator = b"\r\n" if data.endswith(b"\r\n") else b"\n"
+    prefix = data[: len(data) - len(data.lstrip(b"\xff"))]
+    return prefix + encode(message, terminator=terminator)
+
+
+def _drop_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    if _is_reply(message) and "id" in message:
+        return [_reencode({k: v for k, v in message.items() if k != "id"}, data)]
+    return [data]
+
+
+def _stringify_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    if _is_reply(message) and "id" in message and not isinstance(message["id"], str):
+        changed = dict(message)
+        changed["id"] = json.dumps(message["id"])
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _lose_every_second_reply(message: dict[str, Any], data: bytes,
+                             scratch: dict[str, Any]) -> list[bytes]:
+    if not _is_reply(message):
+        return [data]
+    scratch["replies"] = scratch.get("replies", 0) + 1
+    return [] if scratch["replies"] % 2 == 0 else [data]
+
+
+def _duplicate_reply(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    return [data, data] if "return" in message else [data]
+
+
+def _swap_reply_pairs(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    """Hold each odd reply back and send it after the next one."""
+    if not _is_reply(message):
+        return [data]
+    held = scratch.pop("held", None)
+    if held is None:
+        scratch["held"] = data
+        return []
+    return [data, held]
+
+
+def _raw_utf8(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    text = json.dumps(message, ensure_ascii=False, separators=(", ", ": "))
+    terminator = b"\r\n" if data.endswith(b"\r\n") else b"\n"
+    return [text.encode("utf-8", "surrogatepass") + terminator]
+
+
+def _lf_only(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    return [data[:-2] + b"\n"] if data.endswith(b"\r\n") else [data]
+
+
+def _generic_class(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    error = message.get("error")
+    if isinstance(error, dict) and error.get("class") == "CommandNotFound":
+        changed = dict(message)
+        changed["error"] = {**error, "class": "GenericError"}
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _greeting_version(message: dict[str, Any], data: bytes,
+                      scratch: dict[str, Any]) -> list[bytes]:
+    if "QMP" in message:
+        body = dict(message["QMP"])
+        body["version"] = {"qemu": {"micro": 0, "minor": 0, "major": 6}, "package": "mismatch"}
+        return [_reencode({"QMP": body}, data)]
+    return [data]
+
+
+def _greeting_no_capabilities(message: dict[str, Any], data: bytes,
+                              scratch: dict[str, Any]) -> list[bytes]:
+    if "QMP" in message:
+        body = {k: v for k, v in message["QMP"].items() if k != "capabilities"}
+        return [_reencode({"QMP": body}, data)]
+    return [data]
+
+
+def _bad_timestamp(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    if "event" in message:
+        changed = dict(message)
+        changed["timestamp"] = {"seconds": message["timestamp"]["seconds"],
+                                "microseconds": 1_000_000 + 7}
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _event_inside_reply(message: dict[str, Any], data: bytes,
+                        scratch: dict[str, Any]) -> list[bytes]:
+    """Write events, then splice the next reply around the held event bytes."""
+    if "event" in message:
+        scratch.setdefault("events", []).append(data)
+        return []
+    pending: list[bytes] = scratch.pop("events", [])
+    if _is_reply(message) and pending:
+        middle = len(data) // 2
+        return [data[:middle] + b"".join(pending) + data[middle:]]
+    return [*pending, data]
+
+
+def _invalid_json(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    if "return" in message:
+        body = data.rstrip(b"\r\n")
+        return [body[:-1] + b", }" + data[len(body):]]
+    return [data]
+
+
+def _null_empty_return(message: dict[str, Any], data: bytes,
+                       scratch: dict[str, Any]) -> list[bytes]:
+    if message.get("return") == {}:
+        changed = dict(message)
+        changed["return"] = None
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _no_desc(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    error = message.get("error")
+    if isinstance(error, dict):
+        changed = dict(message)
+        changed["error"] = {"class": error["class"]}
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _accept_second_negotiation(message: dict[str, Any], data: bytes,
+                               scratch: dict[str, Any]) -> list[bytes]:
+    error = message.get("error")
+    if isinstance(error, dict) and str(error.get("desc", "")).startswith(
+            "Capabilities negotiation is already complete"):
+        reply: dict[str, Any] = {"return": {}}
+        if "id" in message:
+            reply["id"] = message["id"]
+        return [_reencode(reply, data)]
+    return [data]
+
+
+CATALOGUE: tuple[Defect, ...] = (
+    Defect("no-greeting", "Q7", "sends no greeting on connect",
+           flags=frozenset({Flag.SKIP_GREETING})),
+    Defect("greeting-version-mismatch", "Q8",
+           "greeting version differs from query-version", outgoing=_greeting_version),
+    Defect("greeting-without-capabilities", "Q3",
+           "greeting lacks the mandatory capabilities member",
+           outgoing=_greeting_no_capabilities),
+    Defect("commands-before-negotiation", "Q10",
+           "runs commands before qmp_capabilities",
+           flags=frozenset({Flag.COMMANDS_BEFORE_NEGOTIATION})),
+    Defect("events-before-negotiation", "Q11",
+           "delivers events to monitors still negotiating",
+           flags=frozenset({Flag.EVENTS_BEFORE_NEGOTIATION})),
+    Defect("renegotiation-accepted", "Q12",
+           "a second qmp_capabilities succeeds", outgoing=_accept_second_negotiation),
+    Defect("unknown-capability-accepted", "Q14",
+           "qmp_capabilities accepts a capability that does not exist",
+           flags=frozenset({Flag.ACCEPT_UNKNOWN_CAPABILITY})),
+    Defect("reply-drops-id", "Q16", "replies lose their id", outgoing=_drop_id),
+    Defect("id-stringified", "Q15",
+           "non-string ids come back as strings", outgoing=_stringify_id),
+    Defect("lost-reply", "Q16",
+           "every second reply of a connection is never sent",
+           outgoing=_lose_every_second_reply),
+    Defect("duplicate-reply", "Q16",
+           "each success reply is sent twice", outgoing=_duplicate_reply),
+    Defect("empty-return-null", "Q19",
+           "commands without data return null instead of {}", outgoing=_null_empty_return),
+    Defect("error-without-desc", "Q20", "errors lack desc", outgoing=_no_desc),
+    Defect("wrong-error-class", "Q10",
+           "CommandNotFound errors are sent as GenericError", outgoing=_generic_class),
+    Defect("in-band-reordered", "Q22",
+           "pipelined replies come back pairwise swapped", outgoing=_swap_reply_pairs),
+    Defect("oob-no-overtake", "Q23",
+           "exec-oob waits behind in-band work", flags=frozenset({Flag.OOB_IN_BAND})),
+    Defect("exec-oob-any-command", "Q27",
+           "exec-oob runs commands that do not allow OOB",
+           flags=frozenset({Flag.EVERY_COMMAND_OOB})),
+    Defect("oob-without-negotiation", "Q28",
+           "exec-oob is accepted although oob was not negotiated",
+           flags=frozenset({Flag.OOB_ALWAYS_ENABLED})),
+    Defect("bad-event-timestamp", "Q29",
+           "events carry microseconds above 999999", outgoing=_bad_timestamp),
+    Defect("event-inside-reply", "Q30",
+           "events are written in the middle of the next reply", outgoing=_event_inside_reply),
+    Defect("no-parser-recovery", "Q32",
+           "after a JSON error the connection ignores all further input",
+           flags=frozenset({Flag.DEAF_AFTER_ERROR})),
+    Defect("dies-on-garbage", "Q32",
+           "the server exits on the first JSON parse error",
+           flags=frozenset({Flag.DIE_ON_GARBAGE})),
+    Defect("accepts-invalid-arguments", "Q33",
+           "arguments are not checked against the schema",
+           flags=frozenset({Flag.ACCEPT_INVALID_ARGUMENTS})),
+    Defect("side-effect-before-error", "Q34",
+           "a command with invalid arguments acts before failing",
+           flags=frozenset({Flag.SIDE_EFFECT_BEFORE_ERROR})),
+    Defect("non-ascii-output", "Q1",
+           "output carries raw UTF-8 instead of \\u escapes", outgoing=_raw_utf8),
+    Defect("lf-only-line-ending", "Q2", "messages end in LF, not CRLF", outgoing=_lf_only),
+    Defect("invalid-json-output", "Q37",
+           "success replies carry a trailing comma", outgoing=_invalid_json),
+)
+
+BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}
+
+
+class DefectSet:
+    """The defects switched on for one server; empty means a correct server."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.defects: list[Defect] = []
+        for name in names:
+            if name not in BY_NAME:
+                raise KeyError(f"unknown defect {name!r}; see --list-defects")
+            if BY_NAME[name] not in self.defects:
+                self.defects.append(BY_NAME[name])
+        self._flags = frozenset(f for d in self.defects for f in d.flags)
+        self._rewrites = [d.outgoing for d in self.defects if d.outgoing is not None]
+
+    def has(self, flag: Flag) -> bool:
+        return flag in self._flags
+
+    @property
+    def rewrites_output(self) -> bool:
+        return bool(self._rewrites)
+
+    def outgoing(self, message: dict[str, Any], data: bytes,
+                 scratch: dict[str, Any]) -> list[bytes]:
+        chunks = [data]
+        for rewrite in self._rewrites:
+            chunks = [out for chunk in chunks for out in rewrite(message, chunk, scratch)]
+        return chunks
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, rule, summary) of every defect, for ``--list-defects``."""
+    return [(d.name, d.rule, d.summary) for d in CATALOGUE]

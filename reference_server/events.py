@@ -1,0 +1,48 @@
+"""Events: timestamped once, then written whole to every negotiated monitor.
+
+Each event is one message handed to each monitor's writer in a single call,
+so it can never land inside another message (Q30); monitors still in
+negotiation mode get nothing (Q11).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class EventSink(Protocol):
+    """A monitor, as far as events are concerned."""
+
+    def deliver_event(self, message: dict[str, Any]) -> None: ...
+
+
+def timestamp() -> dict[str, int]:
+    """Wall-clock time split as QEMU's event timestamps are."""
+    now_us = time.time_ns() // 1000
+    return {"seconds": now_us // 1_000_000, "microseconds": now_us % 1_000_000}
+
+
+class EventBus:
+    """Fans events out to the monitors registered with it."""
+
+    def __init__(self) -> None:
+        self._sinks: list[EventSink] = []
+        #: Rewrites each event before delivery (defects hook in here).
+        self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] = lambda m: m
+
+    def attach(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def detach(self, sink: EventSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
+        message: dict[str, Any] = {"timestamp": timestamp(), "event": name}
+        if data is not None:
+            message["data"] = data
+        message = self.rewrite(message)
+        for sink in list(self._sinks):
+            sink.deliver_event(message)

@@ -1,0 +1,440 @@
+"""The asyncio layer: sockets in, the protocol core's monitor, commands out.
+
+Each connection owns one :class:`conformance.protocol.Monitor` (its own
+greeting, negotiation and queue).  This module only moves bytes between the
+transport and that state machine and runs the commands it dispatches:
+
+* in-band commands of *all* connections run one at a time (one lock), as on
+  QEMU's main loop, so a blocked command holds everyone's in-band work;
+* OOB commands run at once, beside a blocked in-band one;
+* reading stops while the monitor says so (full queue) or while the peer does
+  not read our output, so floods cost bounded memory;
+* a disconnect discards that connection's queue; nothing a peer sends can
+  raise out of here (a command's unexpected exception becomes an error reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.protocol import (
+    NO_REPLY,
+    CommandError,
+    Dispatch,
+    Monitor,
+    MonitorState,
+    Request,
+    Send,
+    get_dialect,
+)
+from conformance.protocol.dialects import Dialect
+from conformance.protocol.encode import encode
+from conformance.qapi import load
+from conformance.qapi.introspect import introspect
+from conformance.qapi.model import Schema
+from reference_server.arguments import ArgumentChecker
+from reference_server.commands import CommandContext, Handler, load_all
+from reference_server.defects import DefectSet, Flag
+from reference_server.errors import QMPError
+from reference_server.machine import VERSION, Machine
+
+log = logging.getLogger("reference_server")
+
+SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
+DEFAULT_SCHEMA = os.path.join(SCHEMA_DIR, "qapi-schema.json")
+QGA_SCHEMA = os.path.join(SCHEMA_DIR, "qga.json")
+
+#: Stop reading a peer once this much of our output waits unread.
+WRITE_HIGH_WATER = 4 << 20
+#: How long a just-started in-band command may hold off further reads.
+HOLD_SECONDS = 0.005
+
+
+@dataclass
+class ServerConfig:
+    """What ``qmp-conform serve`` and :func:`reference_server.launch` configure."""
+
+    dialect: str = "qemu"
+    defects: list[str] = field(default_factory=list)
+    #: None picks the bundled schema of the dialect.
+    schema: str | None = None
+
+
+class _OOBAlwaysMonitor(Monitor):
+    """Defect ``oob-without-negotiation``: exec-oob is always a member."""
+
+    @property
+    def oob_enabled(self) -> bool:
+        return True
+
+
+class ReferenceServer:
+    """One emulated QEMU process: shared machine state, many monitors."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.dialect: Dialect = get_dialect(self.config.dialect)
+        self.defects = DefectSet(self.config.defects)
+        path = self.config.schema or (QGA_SCHEMA if self.dialect.name == "qga"
+                                      else DEFAULT_SCHEMA)
+        self.schema: Schema = load(path)
+        self.checker = ArgumentChecker(self.schema)
+        self.handlers: dict[str, Handler] = load_all()
+        self.introspection = introspect(self.schema)
+        self.command_names = [n for n in self.schema.commands if n in self.handlers]
+        if self.dialect.negotiation and "qmp_capabilities" in self.schema.commands:
+            self.command_names = ["qmp_capabilities",
+                                  *[n for n in self.command_names if n != "qmp_capabilities"]]
+        self.version: Any = VERSION if self.dialect.name == "qemu" else self.dialect.version
+        self.machine = Machine()
+        self.inband_lock = asyncio.Lock()
+        self.connections: set[Connection] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self.crashed = False
+        self.stopped = asyncio.Event()
+        self._quit_watch: asyncio.Task[None] | None = None
+
+    # -- listening ---------------------------------------------------------------
+
+    def _watch_quit(self) -> None:
+        if self._quit_watch is None:
+            self._quit_watch = asyncio.get_running_loop().create_task(self._on_quit())
+
+    async def _on_quit(self) -> None:
+        await self.machine.quit_requested.wait()
+        await asyncio.sleep(0.01)  # let quit's own reply go out first
+        await self.close()
+
+    async def listen_unix(self, path: str) -> None:
+        """Listen on a UNIX socket created with mode 0600 (owner only)."""
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.exists(path) and not os.path.isdir(path):
+                os.unlink(path)
+        old = os.umask(0o177)
+        try:
+            srv = await asyncio.get_running_loop().create_unix_server(self._protocol, path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        self._servers.append(srv)
+        self._watch_quit()
+
+    async def listen_tcp(self, host: str, port: int, *, allow_remote: bool = False) -> int:
+        """Listen on TCP; only loopback addresses unless ``allow_remote``.
+
+        Returns the bound port (useful with port 0).
+        """
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(f"refusing to listen on non-loopback address {host!r} "
+                             "without --allow-remote")
+        srv = await asyncio.get_running_loop().create_server(self._protocol, host, port)
+        self._servers.append(srv)
+        self._watch_quit()
+        sock = srv.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def serve_stdio(self) -> None:
+        """One monitor on stdin/stdout; returns when stdin closes or on quit."""
+        loop = asyncio.get_running_loop()
+        self._watch_quit()
+        conn = Connection(self)
+        write_transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
+        conn.writer = write_transport
+        await loop.connect_read_pipe(lambda: conn, sys.stdin.buffer)
+        await conn.closed.wait()
+
+    def _protocol(self) -> Connection:
+        return Connection(self)
+
+    async def close(self) -> None:
+        """Stop listening, drop every connection, stop jobs."""
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        await self.machine.jobs.shutdown()
+        if self._quit_watch is not None and self._quit_watch is not asyncio.current_task():
+            self._quit_watch.cancel()
+        self.stopped.set()
+
+    def crash(self) -> None:
+        """What a crashing QEMU looks like from outside: everything just goes away."""
+        self.crashed = True
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self.connections):
+            conn.abort()
+        self.stopped.set()
+
+    # -- running commands ----------------------------------------------------------
+
+    async def execute(self, conn: Connection, request: Request) -> Any:
+        """Run one dispatched request; the value for :meth:`Monitor.complete`."""
+        try:
+            if request.oob and not self.defects.has(Flag.OOB_IN_BAND):
+                return await self._run(conn, request)
+            async with self.inband_lock:
+                return await self._run(conn, request)
+        except QMPError as exc:
+            return CommandError(exc.error_class, exc.desc)
+        except Exception as exc:  # a bug in a handler must not cost the reply
+            log.exception("command %s failed", request.command)
+            return CommandError("GenericError", f"internal error: {exc}")
+
+    async def _run(self, conn: Connection, request: Request) -> Any:
+        command = self.schema.commands[request.command]
+        handler = self.handlers[request.command]
+        ctx = CommandContext(self.machine, self.schema, conn, self.introspection,
+                             self.command_names, self.version)
+        if command.gen and not self.defects.has(Flag.ACCEPT_INVALID_ARGUMENTS):
+            try:
+                self.checker.check_arguments(command.arg_type, request.arguments)
+            except QMPError:
+                if self.defects.has(Flag.SIDE_EFFECT_BEFORE_ERROR):
+                    with contextlib.suppress(Exception):
+                        await handler(ctx, {})
+                raise
+        result = await handler(ctx, request.arguments)
+        if not command.success_response:
+            return NO_REPLY
+        return {} if result is None else result
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost6"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return bool(infos) and all(
+            ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos)
+
+
+class Connection(asyncio.Protocol):
+    """One client: a transport, a monitor, and the commands it has running."""
+
+    def __init__(self, server: ReferenceServer) -> None:
+        self.server = server
+        self.transport: asyncio.BaseTransport | None = None
+        self.writer: asyncio.WriteTransport | None = None
+        self.scratch: dict[str, Any] = {}
+        self.deaf = False
+        self.closing = False
+        self._close_after_reply = False
+        self._write_paused = False
+        self._reading = True
+        self._pumping = False
+        #: An in-band command just started: drain it before reading on (see pump).
+        self._hold = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = asyncio.Event()
+        defects = server.defects
+        monitor_class = _OOBAlwaysMonitor if defects.has(Flag.OOB_ALWAYS_ENABLED) else Monitor
+        names = set(server.command_names)
+        oob = names if defects.has(Flag.EVERY_COMMAND_OOB) else {
+            n for n in names if server.schema.commands[n].allow_oob}
+        if not server.dialect.supports_oob:
+            oob = set()
+        self.monitor = monitor_class(server.dialect, commands=names, oob_commands=oob,
+                                     version=server.version)
+        if defects.has(Flag.COMMANDS_BEFORE_NEGOTIATION):
+            self.monitor.state = MonitorState.COMMAND
+            self.monitor.capabilities = frozenset(server.dialect.capabilities)
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        if self.writer is None and isinstance(transport, asyncio.WriteTransport):
+            self.writer = transport
+            transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.server.connections.add(self)
+        self.server.machine.events.attach(self)
+        if self.server.defects.has(Flag.SKIP_GREETING):
+            self.monitor.next_event()  # swallow the greeting
+        self.pump()
+
+    def data_received(self, data: bytes) -> None:
+        if self.deaf or self.closing:
+            return
+        self.monitor.receive_data(data)
+        self.pump()
+
+    def eof_received(self) -> bool | None:
+        self.shutdown()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.monitor.connection_lost()
+        self.server.machine.events.detach(self)
+        self.server.connections.discard(self)
+        if self.writer is not None and self.writer is not self.transport:
+            self.writer.close()
+        self.closed.set()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self.pump()
+
+    # -- the pump: drain the monitor's events ----------------------------------------
+
+    def pump(self, *, at_least_one: bool = False) -> None:
+        """Act on the monitor's events until it needs input or must wait.
+
+        After starting an in-band command the pump holds off (no further
+        reads) until that command finishes or turns out to block (HOLD_SECONDS).
+        QEMU's main loop finishes quick commands long before its 1-byte-a-time
+        reader gets to the next request, so a full queue drains before an OOB
+        request behind it is read; holding reproduces that outcome.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self.closing and not self._write_paused:
+                if self._hold and not at_least_one:
+                    break
+                at_least_one = False
+                ev = self.monitor.next_event()
+                if isinstance(ev, Send):
+                    self._write(ev.message, ev.data)
+                elif isinstance(ev, Dispatch):
+                    loop = asyncio.get_running_loop()
+                    task = loop.create_task(self._execute(ev.request))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    if not ev.request.oob:
+                        self._hold = True
+                        loop.call_later(HOLD_SECONDS, self._release_hold, task)
+                else:
+                    break
+        finally:
+            self._pumping = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        want = (not self._write_paused and not self.closing
+                and self.monitor.want_read)
+        transport = self.transport
+        if not isinstance(transport, asyncio.ReadTransport) or want == self._reading:
+            return
+        self._reading = want
+        if want:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+
+    def _release_hold(self, task: asyncio.Task[None]) -> None:
+        if self._hold and not task.done():
+            self._hold = False
+            self.pump()
+
+    async def _execute(self, request: Request) -> None:
+        result = await self.server.execute(self, request)
+        if self.closing:
+            return
+        if not request.oob:
+            self._hold = False
+        self.monitor.complete(request, result)
+        self.pump()
+        if self._close_after_reply:
+            self.shutdown()
+
+    def _write(self, message: dict[str, Any], data: bytes) -> None:
+        defects = self.server.defects
+        error = message.get("error")
+        if self.deaf and ("return" in message or "error" in message):
+            return  # no-parser-recovery: nothing after the error is answered
+        if isinstance(error, dict) and str(error.get("desc", "")).startswith("JSON parse error"):
+            if defects.has(Flag.DIE_ON_GARBAGE):
+                self.server.crash()
+                return
+            if defects.has(Flag.DEAF_AFTER_ERROR):
+                self.deaf = True
+        if (defects.has(Flag.ACCEPT_UNKNOWN_CAPABILITY) and isinstance(error, dict)
+                and self.monitor.state is MonitorState.NEGOTIATION
+                and str(error.get("desc", "")).startswith("Parameter 'null' does not accept")):
+            self.monitor.state = MonitorState.COMMAND
+            message = {"return": {}, **({"id": message["id"]} if "id" in message else {})}
+            data = encode(message, terminator=self.server.dialect.line_terminator)
+        if (defects.has(Flag.COMMANDS_BEFORE_NEGOTIATION) and isinstance(error, dict)
+                and not self.scratch.get("negotiated")
+                and str(error.get("desc", "")).startswith("Capabilities negotiation is already")):
+            self.scratch["negotiated"] = True
+            message = {"return": {}, **({"id": message["id"]} if "id" in message else {})}
+            data = encode(message, terminator=self.server.dialect.line_terminator)
+        chunks = defects.outgoing(message, data, self.scratch) if defects.rewrites_output \
+            else [data]
+        if self.writer is not None and not self.writer.is_closing():
+            for chunk in chunks:
+                self.writer.write(chunk)
+
+    # -- events.EventSink / commands.Session -------------------------------------------
+
+    def deliver_event(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        if (self.server.defects.has(Flag.EVENTS_BEFORE_NEGOTIATION)
+                and self.monitor.state is MonitorState.NEGOTIATION
+                and self.server.dialect.events):
+            self._write(message, encode(message, terminator=self.server.dialect.line_terminator))
+            return
+        if self.monitor.send_event(message["event"], message.get("data"),
+                                   when=message["timestamp"]):
+            self.pump(at_least_one=True)
+
+    def close_after_reply(self) -> None:
+        self._close_after_reply = True
+
+    # -- teardown -------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close after flushing what was already written."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        elif self.transport is None:
+            self.closed.set()
+
+    def abort(self) -> None:
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.abort()
+        elif self.transport is not None:
+            self.transport.close()
+
+
+async def serve(config: ServerConfig, *, unix: str | None = None,
+                tcp: tuple[str, int] | None = None, allow_remote: bool = False,
+                stdio: bool = False, ready: asyncio.Future[Any] | None = None) -> int:
+    """Run a server until ``quit`` (exit status 0) or a seeded crash (134)."""
+    server = ReferenceServer(config)
+    bound: Any = None
+    if unix is not None:
+        await server.listen_unix(unix)
+        bound = unix
+    if tcp is not None:
+        bound = await server.listen_tcp(tcp[0], tcp[1], allow_remote=allow_remote)
+    if ready is not None and not ready.done():
+        ready.set_result((server, bound))
+    if stdio:
+        await server.serve_stdio()
+        await server.close()
+    else:
+        await server.stopped.wait()
+    return 134 if server.crashed else 0

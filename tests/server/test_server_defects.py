@@ -1,0 +1,216 @@
+"""Every seeded defect changes what goes over the wire, in the way it claims.
+
+Each scenario runs against a clean server and against one with the defect
+switched on; the observations must differ, and the defective one must show
+the specific deviation (the rule the defect names is what breaks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from server_wire import WireClient, release_fifo
+
+from reference_server import DEFECTS, launch
+
+Scenario = Callable[[str], Any]
+
+
+def _session(path: str, *sends: str, negotiate: bool = True, quiet: float = 0.3) -> list[Any]:
+    with WireClient(path) as c:
+        if negotiate:
+            c.negotiate_leniently()
+        out: list[Any] = []
+        for data in sends:
+            c.send(data)
+        out += c.read_quiet(quiet)
+        return out
+
+
+def greeting_raw(path: str) -> Any:
+    with WireClient(path) as c:
+        return c.read_line(timeout=0.5)
+
+
+def greeting_and_version(path: str) -> Any:
+    with WireClient(path) as c:
+        greeting = c.greet_and_negotiate()
+        reply, _ = c.command("query-version", id=1)
+        return greeting["QMP"].get("version") == reply["return"], greeting["QMP"]
+
+
+def before_negotiation(path: str) -> Any:
+    return _session(path, '{"execute":"query-status","id":1}', negotiate=False)[1:]
+
+
+def events_while_negotiating(path: str) -> Any:
+    with WireClient(path) as a, WireClient(path) as b:
+        a.greet_and_negotiate()
+        b.read_message()
+        a.command("stop", id="s")
+        a.command("cont", id="c")
+        return [m.get("event") for m in b.read_quiet(0.3)]
+
+
+def negotiate_twice(path: str) -> Any:
+    return _session(path, '{"execute":"qmp_capabilities","id":"again"}')
+
+
+def unknown_capability(path: str) -> Any:
+    return _session(path, '{"execute":"qmp_capabilities","arguments":{"enable":["nope"]},'
+                          '"id":"n"}', '{"execute":"query-name","id":"q"}', negotiate=False)[1:]
+
+
+def ids(path: str) -> Any:
+    return _session(path, '{"execute":"query-name","id":{"k":[1,2]}}',
+                    '{"execute":"query-name","id":7}', '{"execute":"query-name","id":"s"}')
+
+
+def pipelined(path: str) -> Any:
+    return _session(path, "".join(f'{{"execute":"query-name","id":{i}}}' for i in range(4)))
+
+
+def empty_return(path: str) -> Any:
+    return _session(path, '{"execute":"query-name","id":1}', '{"execute":"stop","id":2}',
+                    '{"execute":"cont","id":3}')
+
+
+def errors(path: str) -> Any:
+    return _session(path, '{"execute":"no-such-command","id":1}')
+
+
+def oob_overtake(path: str) -> Any:
+    with WireClient(path) as c:
+        fifo = os.path.join(os.path.dirname(path), "d.fifo")
+        os.mkfifo(fifo)
+        c.greet_and_negotiate()
+        c.send(json.dumps({"execute": "blockdev-add", "id": "blocker", "arguments": {
+            "driver": "blkdebug", "node-name": "b", "config": fifo,
+            "image": {"driver": "null-co"}}}))
+        c.send('{"exec-oob":"query-yank","id":"oob"}')
+        first = c.read_message(timeout=0.5)
+        release_fifo(fifo)
+        rest = c.read_quiet(0.3)
+        return [m.get("id") for m in [first, *rest] if m is not None]
+
+
+def oob_non_oob_command(path: str) -> Any:
+    return _session(path, '{"exec-oob":"query-name","id":"o"}')
+
+
+def oob_not_negotiated(path: str) -> Any:
+    with WireClient(path) as c:
+        c.greet_and_negotiate(oob=False)
+        c.send('{"exec-oob":"yank","arguments":{"instances":[]},"id":"o"}')
+        return c.read_quiet(0.3)
+
+
+def event_timestamps(path: str) -> Any:
+    out = _session(path, '{"execute":"stop","id":1}', '{"execute":"cont","id":2}')
+    return [m["timestamp"]["microseconds"] <= 999_999 for m in out if "event" in m]
+
+
+def raw_lines(path: str) -> Any:
+    with WireClient(path) as c:
+        c.negotiate_leniently()
+        c.raw = b""
+        c.send('{"execute":"stop","id":"\\u00e9"}{"execute":"cont","id":2}')
+        c.drain_lines(0.3)
+        return c.raw
+
+
+def garbage_then_command(path: str) -> Any:
+    with WireClient(path) as c:
+        c.negotiate_leniently()
+        c.send(b"{\x01")
+        c.send('{"execute":"query-name","id":"after"}')
+        return c.read_quiet(0.3), c.eof
+
+
+def invalid_arguments(path: str) -> Any:
+    return _session(path, '{"execute":"query-status","arguments":{"bogus":1},"id":1}')
+
+
+def side_effect(path: str) -> Any:
+    out = _session(path, '{"execute":"stop","arguments":{"bogus":1},"id":1}',
+                   '{"execute":"query-status","id":2}', '{"execute":"cont","id":3}')
+    return [m for m in out if "event" in m or m.get("id") == 2]
+
+
+SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
+    "no-greeting": (greeting_raw, lambda obs: obs is None),
+    "greeting-version-mismatch": (greeting_and_version, lambda obs: obs[0] is False),
+    "greeting-without-capabilities": (greeting_and_version,
+                                      lambda obs: "capabilities" not in obs[1]),
+    "commands-before-negotiation": (before_negotiation,
+                                    lambda obs: "return" in obs[0]),
+    "events-before-negotiation": (events_while_negotiating,
+                                  lambda obs: obs == ["STOP", "RESUME"]),
+    "renegotiation-accepted": (negotiate_twice, lambda obs: obs[0].get("return") == {}),
+    "unknown-capability-accepted": (unknown_capability,
+                                    lambda obs: obs[0].get("return") == {}
+                                    and obs[1].get("return") == {}),
+    "reply-drops-id": (ids, lambda obs: all("id" not in m for m in obs)),
+    "id-stringified": (ids, lambda obs: obs[0]["id"] == '{"k": [1, 2]}'),
+    "lost-reply": (pipelined, lambda obs: [m.get("id") for m in obs] == [1, 3]),
+    "duplicate-reply": (pipelined, lambda obs: [m["id"] for m in obs] == [0, 0, 1, 1, 2, 2,
+                                                                        3, 3]),
+    "empty-return-null": (empty_return, lambda obs: obs[0]["return"] is None),
+    "error-without-desc": (errors, lambda obs: "desc" not in obs[0]["error"]),
+    "wrong-error-class": (errors, lambda obs: obs[0]["error"]["class"] == "GenericError"),
+    "in-band-reordered": (pipelined,  # the held-back negotiation reply comes late
+                          lambda obs: [m.get("id") for m in obs] == [0, None, 2, 1]),
+    "oob-no-overtake": (oob_overtake, lambda obs: obs[0] == "blocker"),
+    "exec-oob-any-command": (oob_non_oob_command, lambda obs: obs[0].get("return") == {}),
+    "oob-without-negotiation": (oob_not_negotiated, lambda obs: obs[0].get("return") == {}),
+    "bad-event-timestamp": (event_timestamps, lambda obs: obs and not any(obs)),
+    "event-inside-reply": (raw_lines, lambda raw: b'{"timestamp"' in raw
+                           and any(line.startswith(b'{"return"') and b"timestamp" in line
+                                   for line in raw.split(b"\r\n"))),
+    "no-parser-recovery": (garbage_then_command, lambda obs: len(obs[0]) == 1),
+    "dies-on-garbage": (garbage_then_command, lambda obs: obs[1] is True and not obs[0]),
+    "accepts-invalid-arguments": (invalid_arguments, lambda obs: "return" in obs[0]),
+    "side-effect-before-error": (side_effect, lambda obs: obs[0].get("event") == "STOP"),
+    "non-ascii-output": (raw_lines, lambda raw: any(b >= 0x80 for b in raw)),
+    "lf-only-line-ending": (raw_lines, lambda raw: b"\r\n" not in raw.split(b"\n", 1)[1]),
+    "invalid-json-output": (raw_lines, lambda raw: b", }" in raw),
+}
+
+
+def test_catalogue_is_complete() -> None:
+    assert len(DEFECTS) >= 20
+    assert {d.name for d in DEFECTS} == set(SCENARIOS)
+    assert all(d.rule.startswith("Q") for d in DEFECTS)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_defect_shows_on_the_wire(name: str) -> None:
+    scenario, deviates = SCENARIOS[name]
+    with launch() as clean:
+        expected = scenario(clean)
+    with launch(defects=[name]) as broken:
+        observed = scenario(broken)
+    assert not deviates(expected), f"clean server already deviates: {expected!r}"
+    assert deviates(observed), f"defect {name} not visible: {observed!r}"
+
+
+def test_dies_on_garbage_kills_the_process() -> None:
+    with launch(defects=["dies-on-garbage"], subprocess=True) as path:
+        with WireClient(path) as c:
+            c.greet_and_negotiate()
+            c.send(b"\x01")
+            assert c.read_line(timeout=2) is None and c.eof
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.socket(socket.AF_UNIX).connect(path)
+            except OSError:
+                return
+            time.sleep(0.05)
+        pytest.fail("server still accepts connections after dying")

@@ -1,0 +1,94 @@
+"""Basic behaviour of each dialect (--dialect)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from server_wire import WireClient
+
+from reference_server import launch
+
+
+def test_qemu_dialect_greets_with_oob() -> None:
+    with launch(dialect="qemu") as path, WireClient(path) as c:
+        greeting = c.greet_and_negotiate()
+        assert greeting["QMP"]["capabilities"] == ["oob"]
+        reply, _ = c.command("query-version", id=1)
+        assert reply["return"] == greeting["QMP"]["version"]  # Q8
+
+
+def test_oob_draft_dialect_runs_control_run_oob() -> None:
+    with launch(dialect="oob-draft") as path, WireClient(path) as c:
+        c.greet_and_negotiate(oob=True)
+        c.send('{"execute":"query-yank","control":{"run-oob":true},"id":"d"}')
+        assert c.read_message() == {"return": [{"type": "chardev", "id": "compat_monitor0"}],
+                                    "id": "d"}
+        c.send('{"exec-oob":"query-yank","id":"e"}')
+        assert "unexpected" in c.read_message()["error"]["desc"]
+
+
+def test_qmp_1_0_dialect_has_no_capabilities() -> None:
+    with launch(dialect="qmp-1.0") as path, WireClient(path) as c:
+        greeting = c.read_message()
+        assert greeting["QMP"]["capabilities"] == []
+        c.send('{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":1}')
+        assert c.read_message()["error"]["class"] == "GenericError"
+        c.send('{"execute":"qmp_capabilities","id":2}')
+        assert c.read_message() == {"return": {}, "id": 2}
+        c.send('{"exec-oob":"yank","arguments":{"instances":[]},"id":3}')
+        assert c.read_message()["error"]["desc"] == "QMP input member 'exec-oob' is unexpected"
+
+
+def test_qga_dialect() -> None:
+    with launch(dialect="qga") as path, WireClient(path) as c:
+        assert c.read_line(timeout=0.3) is None  # no greeting
+        c.send('{"execute":"guest-ping","id":1}')
+        line = c.read_line()
+        assert line == b'{"return": {}, "id": 1}\n'  # LF only
+        c.send('{"execute":"guest-sync-delimited","arguments":{"id":12345}}')
+        line = c.read_line()
+        assert line is not None and line.startswith(b"\xff")  # Q39 sentinel
+        assert json.loads(line[1:]) == {"return": 12345}
+        c.send('{"execute":"guest-sync","arguments":{"id":7}}')
+        assert c.read_message() == {"return": 7}
+        c.send('{"execute":"qmp_capabilities"}')
+        assert c.read_message()["error"]["class"] == "CommandNotFound"
+        c.send('{"execute":"guest-info"}')
+        info = c.read_message()["return"]
+        shutdown = [x for x in info["supported_commands"] if x["name"] == "guest-shutdown"]
+        assert shutdown == [{"enabled": True, "name": "guest-shutdown",
+                             "success-response": False}]
+        c.send('{"execute":"guest-shutdown","id":"bye"}')
+        assert c.read_line(timeout=0.5) is None  # success-response: false
+
+
+def test_cli_stdio_serves_one_monitor() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "serve", "--stdio"],
+        input=b'{"execute":"qmp_capabilities"}{"execute":"query-name","id":1}'
+              b'{"execute":"quit","id":"q"}',
+        capture_output=True, timeout=30)
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert lines[0]["QMP"]["capabilities"] == ["oob"]
+    assert lines[1:3] == [{"return": {}}, {"return": {}, "id": 1}]
+    assert lines[3]["event"] == "SHUTDOWN"
+    assert lines[4] == {"return": {}, "id": "q"}
+    assert proc.returncode == 0
+
+
+def test_cli_refuses_remote_tcp_without_flag() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "serve", "--tcp", "192.0.2.1:4444"],
+        capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    assert b"--allow-remote" in proc.stderr
+
+
+def test_cli_lists_defects() -> None:
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "serve", "--list-defects"],
+                          capture_output=True, timeout=30, text=True)
+    assert proc.returncode == 0
+    rows = proc.stdout.splitlines()
+    assert len(rows) >= 20 and all(" Q" in row for row in rows)
