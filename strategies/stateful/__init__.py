@@ -8,7 +8,8 @@ Tests bind it with :func:`bind`.
 
 from strategies.stateful.jobs import LEGAL_TRANSITIONS, BlockJobMachine, JobFrameworkMachine
 from strategies.stateful.negotiation import NegotiationMachine
+from strategies.stateful.snapshots import SnapshotJobMachine
 from strategies.stateful.target import Connect, bind
 
 __all__ = ["LEGAL_TRANSITIONS", "BlockJobMachine", "Connect", "JobFrameworkMachine",
-           "NegotiationMachine", "bind"]
+           "NegotiationMachine", "SnapshotJobMachine", "bind"]

@@ -43,12 +43,13 @@ SPEEDS = (0, 1, 4096, 1 << 20, 1 << 30)
 IMAGE_SIZE = 64 << 20
 
 
-class _JobMachine(RuleBasedStateMachine):
+class JobTracker(RuleBasedStateMachine):
+    """Event bookkeeping and the invariants every job machine shares; no rules."""
+
     connect: Connect
-    #: "block" drives block-job-* commands, "job" the generic job-* ones.
+    #: "block" lists jobs with query-block-jobs, "job" with query-jobs.
     flavour = "block"
 
-    jobs = Bundle("jobs")
     #: Shared by every run: node and job names stay unique on a long-lived target.
     names = itertools.count()
 
@@ -93,6 +94,38 @@ class _JobMachine(RuleBasedStateMachine):
 
     def status(self, job: str) -> str:
         return self.history.get(job, ["undefined"])[-1]
+
+    def _listed(self) -> dict[str, str]:
+        if self.flavour == "block":
+            reply = self.ask("query-block-jobs")
+            return {j["device"]: j["status"] for j in reply["return"]}
+        reply = self.ask("query-jobs")
+        return {j["id"]: j["status"] for j in reply["return"]}
+
+    @invariant()
+    def listing_agrees_with_events(self) -> None:
+        before = {job: len(steps) for job, steps in self.history.items()}
+        listed = self._listed()
+        self.drain(0.02)
+        for job, status in listed.items():
+            if job not in self.started:
+                continue  # left over from an earlier run on the same target
+            steps = self.history.get(job, ["undefined"])
+            # The listing was taken between the events read before and after it.
+            window = steps[max(before.get(job, 1) - 1, 0):]
+            assert status in window, f"{job}: listed {status}, events say {steps}"
+        for job, steps in self.history.items():
+            if job in self.started and job not in listed:
+                assert steps[-1] == "null", f"{job} vanished in status {steps[-1]}: {steps}"
+
+    @invariant()
+    def at_most_one_end(self) -> None:
+        for job, ends in self.terminal.items():
+            assert len(ends) <= 1, f"{job} ended more than once: {ends}"
+
+
+class _JobMachine(JobTracker):
+    jobs = Bundle("jobs")
 
     # -- rules ----------------------------------------------------------------
 
@@ -151,36 +184,6 @@ class _JobMachine(RuleBasedStateMachine):
     @rule()
     def wait(self) -> None:
         self.drain(0.2)
-
-    # -- invariants -------------------------------------------------------------
-
-    def _listed(self) -> dict[str, str]:
-        if self.flavour == "block":
-            reply = self.ask("query-block-jobs")
-            return {j["device"]: j["status"] for j in reply["return"]}
-        reply = self.ask("query-jobs")
-        return {j["id"]: j["status"] for j in reply["return"]}
-
-    @invariant()
-    def listing_agrees_with_events(self) -> None:
-        before = {job: len(steps) for job, steps in self.history.items()}
-        listed = self._listed()
-        self.drain(0.02)
-        for job, status in listed.items():
-            if job not in self.started:
-                continue  # left over from an earlier run on the same target
-            steps = self.history.get(job, ["undefined"])
-            # The listing was taken between the events read before and after it.
-            window = steps[max(before.get(job, 1) - 1, 0):]
-            assert status in window, f"{job}: listed {status}, events say {steps}"
-        for job, steps in self.history.items():
-            if job in self.started and job not in listed:
-                assert steps[-1] == "null", f"{job} vanished in status {steps[-1]}: {steps}"
-
-    @invariant()
-    def at_most_one_end(self) -> None:
-        for job, ends in self.terminal.items():
-            assert len(ends) <= 1, f"{job} ended more than once: {ends}"
 
     def teardown(self) -> None:
         try:

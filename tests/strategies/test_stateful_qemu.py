@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +17,7 @@ from strategies.stateful import (
     BlockJobMachine,
     JobFrameworkMachine,
     NegotiationMachine,
+    SnapshotJobMachine,
     bind,
 )
 from tests.strategies.qemu import QemuUnderTest
@@ -48,3 +52,19 @@ def test_block_job_machine(qemu: QemuUnderTest) -> None:
 
 def test_job_framework_machine(qemu: QemuUnderTest) -> None:
     run_state_machine_as_test(bind(JobFrameworkMachine, _connector(qemu)), settings=SETTINGS)
+
+
+def test_snapshot_job_machine(qemu: QemuUnderTest) -> None:
+    """Internal snapshots on a qcow2 image made with qemu-img (Debian's qemu-utils)."""
+    counter = iter(range(1_000_000))
+
+    def qcow2_node(name: str) -> dict[str, Any]:
+        image = os.path.join(qemu.workdir, f"{name}-{next(counter)}.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"],
+                       check=True, timeout=30)
+        os.chmod(image, 0o666)  # QEMU may run as nobody
+        return {"driver": "qcow2", "node-name": name,
+                "file": {"driver": "file", "filename": image}}
+
+    run_state_machine_as_test(bind(SnapshotJobMachine, _connector(qemu),
+                                   node_arguments=qcow2_node), settings=SETTINGS)
