@@ -238,6 +238,9 @@ class Connection(asyncio.Protocol):
         self._pumping = False
         #: An in-band command just started: drain it before reading on (see pump).
         self._hold = False
+        #: An OOB command is running: QEMU runs it in the I/O thread before it
+        #: reads further input, so its reply precedes any later request's.
+        self._oob_running = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
         defects = server.defects
@@ -309,7 +312,7 @@ class Connection(asyncio.Protocol):
         self._pumping = True
         try:
             while not self.closing and not self._write_paused:
-                if self._hold and not at_least_one:
+                if (self._hold or self._oob_running) and not at_least_one:
                     break
                 at_least_one = False
                 ev = self.monitor.next_event()
@@ -320,7 +323,9 @@ class Connection(asyncio.Protocol):
                     task = loop.create_task(self._execute(ev.request))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                    if not ev.request.oob:
+                    if ev.request.oob:
+                        self._oob_running += 1
+                    else:
                         self._hold = True
                         loop.call_later(HOLD_SECONDS, self._release_hold, task)
                 else:
@@ -350,7 +355,9 @@ class Connection(asyncio.Protocol):
         result = await self.server.execute(self, request)
         if self.closing:
             return
-        if not request.oob:
+        if request.oob:
+            self._oob_running -= 1
+        else:
             self._hold = False
         self.monitor.complete(request, result)
         self.pump()
