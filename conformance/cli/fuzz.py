@@ -1,0 +1,106 @@
+"""``qmp-conform fuzz``: a fuzzing campaign against a target.
+
+Exit status: 1 when something was found, 0 when nothing was, 2 on usage or
+connection errors.  Ctrl-C ends the campaign cleanly (exit status as if it
+had run out of time) after printing the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "fuzz", help="fuzz a QMP server with generated traffic; keep every finding",
+        description="Run a Hypothesis-driven fuzzing campaign: valid and invalid requests, "
+                    "raw bytes, in-band and OOB commands over one or more connections, judged "
+                    "by the protocol oracles. Each confirmed finding is written at once to "
+                    "OUT/findings/<rule>-<signature>.qmp (replay it with 'qmp-conform replay'). "
+                    "Exit 1 when something was found, 0 when not, 2 on usage/connection errors.")
+    p.add_argument("--target", required=True, metavar="T",
+                   help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S seconds (default 60 unless --max-examples)")
+    budget.add_argument("--max-examples", type=int, metavar="N",
+                        help="stop after N examples (programs) in all")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes, each with its own target instance when the "
+                        "target is started by the campaign (default 1)")
+    p.add_argument("--db", metavar="PATH|redis://HOST:PORT/DB",
+                   help="Hypothesis example database (default OUT/hypothesis-db)")
+    p.add_argument("--out", default="qmp-fuzz", metavar="DIR",
+                   help="output folder: findings/ and summary.json (default ./qmp-fuzz)")
+    p.add_argument("--db-only", action="store_true",
+                   help="only replay the examples already in the database (e.g. failures "
+                        "found by other machines sharing a Redis database); generate nothing")
+    p.add_argument("--seed", type=int, metavar="N", help="seed the generation")
+    p.add_argument("--commands", action="append", metavar="GLOB",
+                   help="commands to generate as valid requests (repeatable; default: "
+                        "query-* and a few harmless ones; see docs/fuzzing.md)")
+    p.add_argument("--probe-timeout", type=float, default=3.0, metavar="S",
+                   help="seconds a server may take to answer the probe that ends each "
+                        "example before it counts as hung (default 3)")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from conformance.fuzz.database import DatabaseError, open_database
+    from conformance.fuzz.generate import DEFAULT_COMMANDS
+    from conformance.fuzz.progress import Progress, Stats
+    from conformance.fuzz.targets import dialect_of
+    from conformance.fuzz.workers import CampaignSpec, SetupError, run_inline, run_parallel
+    from conformance.transport import TargetError
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UsageError("--max-examples must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    duration = args.duration if args.duration is not None or args.max_examples else 60.0
+    try:
+        dialect = dialect_of(args.target)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from exc
+    db = args.db or os.path.join(args.out, "hypothesis-db")
+    try:
+        open_database(db)  # fail early (exit 2) on an unreachable Redis
+    except (DatabaseError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    spec = CampaignSpec(target=args.target, out_dir=args.out, duration=duration,
+                        max_examples=args.max_examples, seed=args.seed, db=db,
+                        commands=tuple(args.commands or DEFAULT_COMMANDS),
+                        probe_timeout=args.probe_timeout, dialect=dialect,
+                        db_only=args.db_only)
+    os.makedirs(args.out, exist_ok=True)
+    progress = Progress(quiet=args.quiet)
+    stats = Stats()
+    try:
+        if args.workers == 1:
+            stats = run_inline(spec, progress)
+        else:
+            stats = run_parallel(spec, args.workers, progress)
+    except (TargetError, SetupError) as exc:
+        progress.close()
+        raise UsageError(str(exc)) from exc
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    progress.update(stats, force=True)
+    progress.close()
+    summary = stats.summary(progress.elapsed, target=args.target, workers=args.workers,
+                            seed=args.seed, database=db, out=os.path.abspath(args.out))
+    text = json.dumps(summary, indent=2)
+    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    print(text)
+    sys.stdout.flush()
+    return EXIT_FINDINGS if stats.findings else EXIT_OK

@@ -1,0 +1,407 @@
+"""The campaign loop: Hypothesis drives generated programs at a target until a
+global deadline or an example budget runs out.
+
+Each example is executed (pipelined, on kept-open connections), judged by
+every oracle, and, when something looks wrong, executed again on fresh
+connections to *confirm* it.  A confirmed violation is written to its
+finding file at once (see :mod:`conformance.fuzz.findings`), then the
+example fails so Hypothesis shrinks it; every smaller failing variant
+rewrites the file, so the stored transcript ends up minimized.
+
+A Hypothesis run ends at the first failure.  The loop then starts another
+run (next seed) in which the bugs already recorded no longer fail the
+example, so exploration goes on.  The global deadline is enforced from
+inside the example with a BaseException, which Hypothesis does not treat as
+a failure (no shrinking of a "timeout").
+"""
+
+from __future__ import annotations
+
+import time
+import unittest
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis.database import ExampleDatabase
+from hypothesis.errors import Flaky
+from hypothesis.strategies import SearchStrategy
+
+from conformance.fuzz.database import DIGEST
+from conformance.fuzz.execute import Executor, Observation
+from conformance.fuzz.findings import FindingStore
+from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
+from conformance.fuzz.oracles import Judge, Violation
+from conformance.fuzz.program import Program
+from conformance.fuzz.progress import Stats
+from conformance.fuzz.targets import target_factory
+from conformance.qapi import load
+from conformance.qapi.model import Schema
+from conformance.session import ReplyTimeout, Session
+from conformance.specs import Specs
+from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, Target, TargetError
+
+#: The rules the oracles judge on every answered example.
+ORACLE_RULES = ("Q1", "Q2", "Q3", "Q7", "Q15", "Q16", "Q20", "Q22", "Q29", "Q37")
+
+
+#: One example in this many reports target() metrics (see _account).
+TARGET_EVERY = 8
+#: Failing examples per finding and Hypothesis run that keep shrinking going.
+SHRINK_BUDGET = 60
+SHRINK_BUDGET_SLOW = 8
+
+
+class CampaignOver(BaseException):
+    """The deadline or the example budget is reached (not a test failure)."""
+
+
+class FoundBug(Exception):
+    """A new confirmed finding: makes Hypothesis shrink the example."""
+
+
+@dataclass
+class CampaignConfig:
+    target: str
+    out_dir: str
+    duration: float | None = None
+    max_examples: int | None = None
+    seed: int | None = None
+    database: ExampleDatabase | None = None
+    commands: tuple[str, ...] = DEFAULT_COMMANDS
+    probe_timeout: float = 3.0
+    max_steps: int = 24
+    worker: int = 0
+    dialect: str = "qemu"
+    #: Only replay the examples already in the database (other machines'
+    #: failures), generate nothing new.
+    db_only: bool = False
+    #: A schema (QAPI source or introspection JSON) to fall back on when
+    #: ``query-qmp-schema`` fails.
+    schema_path: str | None = None
+    #: When a list, every executed program is appended (the benchmark replays them).
+    record: list[Program] | None = None
+    #: Called with each finding's ident and path, the moment it is written.
+    on_finding: Callable[[str, str], None] | None = None
+    #: Called every example with the running stats (progress display, workers).
+    on_example: Callable[[Stats], None] | None = None
+    deadline: float = field(init=False, default=0.0)
+
+
+def detect_concurrency(target: Target) -> int:
+    """How many connections the target greets at once (1 or 3): QEMU's socket
+    monitor serves one client and leaves the next in the listen backlog."""
+    if target.restarts:
+        return 1
+    sessions = []
+    try:
+        for _ in range(2):
+            session = Session(target.connect(CONNECT_TIMEOUT))
+            sessions.append(session)
+            if session.read_greeting(1.5) is None:
+                return 1
+        return 3
+    except Exception:
+        return 1
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def introspect(target: Target) -> tuple[Schema, list[str]]:
+    """The target's schema (``query-qmp-schema``) and offered capabilities.
+
+    Unlike :func:`conformance.session.fetch_schema` it goes on without a
+    greeting: a server that sends none is a finding (Q7), not a reason not
+    to fuzz it.
+    """
+    with Session(target.connect(CONNECT_TIMEOUT)) as session:
+        try:
+            session.read_greeting()
+            # Pipelined, and retried: a faulty server may lose or hold back a
+            # reply, and that is for the campaign to find, not a reason not to
+            # start.  Only the schema's reply is waited for.
+            session.send(session.request("qmp_capabilities"))
+            for attempt in range(3):
+                request = session.request("query-qmp-schema")
+                session.send(request)
+                try:
+                    reply = session.wait_reply(request["id"], 2.5)
+                    break
+                except ReplyTimeout:
+                    if attempt == 2:
+                        raise
+        except (ReplyTimeout, ConnectionClosed) as exc:
+            raise TargetError(f"{target.spec}: {exc}") from exc
+        if not reply.ok or not isinstance(reply.value.get("return"), list):
+            raise TargetError(f"{target.spec}: query-qmp-schema failed: {reply.brief()}")
+        return load(reply.value["return"]), session.capabilities
+
+
+def fallback_schema(spec: str, schema_path: str | None) -> str | None:
+    """Where to read the schema from when introspection fails: the user's
+    ``--schema``, else the bundled reference server's own."""
+    if schema_path:
+        return schema_path
+    if spec.split(":", 1)[0] == "reference":
+        try:
+            from reference_server import DEFAULT_SCHEMA
+        except ImportError:
+            return None
+        return str(DEFAULT_SCHEMA)
+    return None
+
+
+def prepare_schema(target: Target, schema_path: str | None = None
+                   ) -> tuple[Schema, list[str], bool]:
+    """(schema, capabilities, whether introspection worked).  When the server
+    cannot describe itself (its replies are broken), fuzz it from the schema
+    it should have, and let the oracles say what is wrong."""
+    try:
+        schema, caps = introspect(target)
+        return schema, caps, True
+    except TargetError:
+        path = fallback_schema(target.spec, schema_path)
+        if path is None:
+            raise
+        return load(path), greeting_capabilities(target), False
+
+
+def greeting_capabilities(target: Target) -> list[str]:
+    with Session(target.connect(CONNECT_TIMEOUT)) as session:
+        try:
+            session.read_greeting()
+        except ConnectionClosed:
+            return []
+        return session.capabilities
+
+
+class Campaign:
+    def __init__(self, config: CampaignConfig, stats: Stats | None = None) -> None:
+        self.config = config
+        self.stats = stats or Stats()
+        self.store = FindingStore(config.out_dir, config.target)
+        self.known: set[str] = set()  # idents recorded by earlier Hypothesis runs
+        self.seen_this_run: set[str] = set()
+        #: Failing calls per finding in this Hypothesis run: shrinking stops
+        #: (the example no longer fails) past SHRINK_BUDGET, so that a slow
+        #: failure (a hang costs a probe timeout per try) cannot eat the campaign.
+        self.shrink_calls: dict[str, int] = {}
+        self.executor: Executor | None = None
+        self.judge: Judge | None = None
+        self.gen: GenConfig | None = None
+
+    # -- setup ------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Start the target, learn its schema and capabilities (TargetError if not)."""
+        cfg = self.config
+        self.executor = Executor(target_factory(cfg.target), cfg.probe_timeout)
+        target = self.executor.target
+        schema, caps, introspected = prepare_schema(target, cfg.schema_path)
+        if not introspected:
+            self.stats.errors["harness:introspection-failed"] = 1
+        gen = GenConfig.for_schema(schema, cfg.commands, oob_offered="oob" in caps,
+                                   max_connections=detect_concurrency(target),
+                                   fresh_one_in=64 if target.restarts else 8,
+                                   max_steps=cfg.max_steps)
+        if not gen.commands:
+            raise TargetError(f"no command of {cfg.target} matches {', '.join(cfg.commands)}")
+        self.gen = gen
+        self.executor.concurrent = target.restarts or gen.max_connections > 1
+        self.judge = Judge(Specs(schema), cfg.dialect)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+            self.executor = None
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> Stats:
+        """Run until the deadline/budget (or Ctrl-C); the stats of the campaign."""
+        cfg = self.config
+        if self.executor is None:
+            self.setup()
+        assert self.gen is not None
+        start = time.monotonic()
+        cfg.deadline = start + cfg.duration if cfg.duration else float("inf")
+        strategy = programs(self.gen)
+        run_index = 0
+        failures_in_a_row = 0
+        try:
+            while not self._over():
+                test = self._hypothesis_test(strategy, run_index)
+                try:
+                    test()
+                    failures_in_a_row = 0
+                    if cfg.duration is None or cfg.db_only:
+                        break  # the budget was spent, or the database replayed
+                except (FoundBug, Flaky):
+                    # Flaky: shrinking was cut short by the budget below, so
+                    # the final replay of the minimal example passed.  The
+                    # finding is on disk either way.
+                    failures_in_a_row = 0
+                except (CampaignOver, KeyboardInterrupt):
+                    raise
+                except unittest.SkipTest:
+                    break  # --db-only with an empty database: nothing to replay
+                except Exception as exc:
+                    failures_in_a_row += 1
+                    name = type(exc).__name__
+                    self.stats.errors[f"harness:{name}"] = self.stats.errors.get(
+                        f"harness:{name}", 0) + 1
+                    if failures_in_a_row >= 5:
+                        raise
+                self.known |= self.seen_this_run
+                self.seen_this_run = set()
+                self.shrink_calls.clear()
+                run_index += 1
+        except CampaignOver:
+            pass
+        return self.stats
+
+    def _over(self) -> bool:
+        cfg = self.config
+        return time.monotonic() >= cfg.deadline or (
+            cfg.max_examples is not None and self.stats.examples >= cfg.max_examples)
+
+    def _hypothesis_test(self, strategy: SearchStrategy[Program],
+                         run_index: int) -> Callable[[], None]:
+        cfg = self.config
+        remaining = (cfg.max_examples - self.stats.examples) if cfg.max_examples else 10**9
+        example = self._example
+
+        def fuzz_qmp_target(program: Program) -> None:
+            example(program)
+
+        fuzz_qmp_target._hypothesis_internal_add_digest = DIGEST  # type: ignore[attr-defined]
+        wrapped: Callable[[], None] = given(strategy)(fuzz_qmp_target)
+        if cfg.seed is not None:
+            # Before settings: hypothesis.seed() switches the database off, and
+            # the settings applied after it switch it back on.
+            seeded: Callable[[Callable[[], None]], Callable[[], None]] = hypothesis.seed(
+                cfg.seed + 7919 * run_index + 104729 * cfg.worker)
+            wrapped = seeded(wrapped)
+        phases = ((Phase.reuse, Phase.shrink) if cfg.db_only else
+                  (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))
+        test: Callable[[], None] = settings(
+            database=cfg.database, max_examples=max(1, remaining), deadline=None,
+            suppress_health_check=list(HealthCheck), derandomize=False, print_blob=False,
+            report_multiple_bugs=False, verbosity=Verbosity.quiet,
+            phases=phases,
+        )(wrapped)
+        return test
+
+    # -- one example --------------------------------------------------------------
+
+    def _example(self, program: Program) -> None:
+        if self._over():
+            raise CampaignOver
+        assert self.executor is not None and self.judge is not None
+        obs = self._execute(program, fresh=False)
+        violations = self.judge(obs)
+        self._account(obs)
+        # Bugs recorded by an earlier run are not confirmed again: they no
+        # longer fail the example, and confirming costs a fresh connection.
+        violations = [v for v in violations if v.ident not in self.known]
+        if not violations:
+            return
+        new = self._confirm(program, violations)
+        if new:
+            raise FoundBug(", ".join(sorted(new)))
+
+    def _execute(self, program: Program, fresh: bool) -> Observation:
+        assert self.executor is not None
+        try:
+            return self.executor.run(program, fresh=fresh)
+        except TargetError:
+            # The target went away between examples (killed from outside, or a
+            # crash after the last probe): bring it back and run again.
+            self._restart()
+            return self.executor.run(program, fresh=True)
+
+    def _restart(self) -> None:
+        assert self.executor is not None
+        self.stats.restarts += 1
+        self.executor.restart()
+
+    def _confirm(self, program: Program, violations: list[Violation]) -> set[str]:
+        """Re-run on fresh connections; record what reproduces; the idents new to this run."""
+        assert self.judge is not None
+        if any(v.oracle in ("crash", "hang") for v in violations):
+            self._restart()
+        self.stats.confirmations += 1
+        again = self._execute(program, fresh=True)
+        confirmed = {v.ident: v for v in self.judge(again)}
+        if any(v.oracle in ("crash", "hang") for v in confirmed.values()):
+            self._restart()
+        new: set[str] = set()
+        for v in violations:
+            if v.ident not in confirmed:
+                self.stats.unconfirmed += 1
+                continue
+            path, first = self.store.record(confirmed[v.ident], again)
+            if v.ident not in self.stats.findings:
+                self.stats.findings[v.ident] = str(path)
+                if self.config.on_finding is not None:
+                    self.config.on_finding(v.ident, str(path))
+            del first
+            hypothesis.event(f"finding:{v.ident}")
+            if v.ident not in self.known:
+                self.seen_this_run.add(v.ident)
+                calls = self.shrink_calls[v.ident] = self.shrink_calls.get(v.ident, 0) + 1
+                slow = v.oracle in ("crash", "hang")
+                if calls <= (SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET):
+                    new.add(v.ident)
+        return new
+
+    def _account(self, obs: Observation) -> None:
+        """Stats, Hypothesis events (guidance labels) and target() metrics."""
+        program = obs.program
+        stats = self.stats
+        if self.config.record is not None:
+            self.config.record.append(program)
+        stats.examples += 1
+        stats.messages += program.messages()
+        stats.bytes_sent += program.size()
+        depth = 0
+        for step in program.steps:
+            if step.kind != "command":
+                continue
+            name = step.meta.get("name")
+            rule = step.meta.get("rule")
+            if isinstance(rule, str):
+                stats.rules.add(rule)
+                hypothesis.event(f"rule:{rule}:{step.meta.get('how', '')}")
+            if isinstance(name, str) and step.meta.get("expect") == "any":
+                stats.commands.add(name)
+                hypothesis.event(f"command:{name}")
+            # Brackets bound the nesting from above and cost a C scan, not a parse.
+            depth = max(depth, step.data.count(b"[") + step.data.count(b"{"))
+        answered = False
+        for log in obs.conns.values():
+            answered = answered or log.probe_reply is not None
+            for msg in log.messages:
+                if msg.is_error:
+                    cls = msg.error_class or "?"
+                    stats.errors[cls] = stats.errors.get(cls, 0) + 1
+                    hypothesis.event(f"class:{cls}")
+                elif msg.is_reply and "return" in msg.value:
+                    hypothesis.event(f"shape:return-{type(msg.value['return']).__name__}")
+                elif msg.is_event:
+                    hypothesis.event(f"shape:event-{msg.value.get('event')}")
+        if answered:
+            stats.rules.update(ORACLE_RULES)
+        # Hypothesis keeps a Pareto front of the examples that maximise the
+        # target() metrics and compares every observing example against it,
+        # which costs more than running the example.  So the metrics are on a
+        # log scale (fewer distinct points) and observed on one example in
+        # TARGET_EVERY: the search keeps its direction at a fraction of the cost.
+        if stats.examples % TARGET_EVERY == 0:
+            hypothesis.target(float(depth.bit_length()), label="nesting")
+            hypothesis.target(float(program.size().bit_length()), label="size")
+            hypothesis.target(float(int(obs.latency * 1e6).bit_length()), label="latency")
+        if self.config.on_example is not None:
+            self.config.on_example(stats)

@@ -1,0 +1,177 @@
+"""Finding files: ``DIR/findings/<rule>-<signature>.qmp``, written the moment a
+finding is confirmed, atomically (temporary file, fsync, rename, fsync of the
+directory), so a campaign killed at any instant leaves either the previous
+complete file or the new complete file, never a torn one.
+
+The format is plain text, meant to be read by people and by
+:mod:`conformance.fuzz.replay`::
+
+    # qmp-conform finding, format 1
+    # replay: qmp-conform replay THIS_FILE --target TARGET
+    rule: Q15
+    signature: id-not-echoed-1a2b3c4d
+    oracle: id-echo
+    summary: the reply to {...} does not carry its id intact; ...
+    target: reference:defect=...
+    found: 2026-11-22T01:50:00+00:00
+    steps: 4
+    bytes: 161
+    == program ==
+    {"kind": "connect", "conn": 0}
+    {"kind": "command", "conn": 0, "b64": "eyJl...", "text": "{\\"execute\\"...", "meta": {...}}
+    ...
+    == transcript ==
+    [   0.0003s] c0 <- {"QMP": {...}}\\r\\n
+    [   0.0011s] c0 -> {"execute":"qmp_capabilities","id":"qc-neg-0"}
+    ...
+    == end ==
+
+The program section is the replayable part: one JSON object per step with
+the exact bytes in ``b64`` (``text`` is an escaped preview for people).  The
+transcript is the evidence of what the server sent back when it was found.
+Two findings with the same rule and signature are the same file; the
+smaller program (fewer steps, then fewer bytes) wins, so the stored one
+gets more minimal as a campaign shrinks it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.fuzz.execute import Observation
+from conformance.fuzz.oracles import Violation
+from conformance.fuzz.program import Program
+
+FORMAT_LINE = "# qmp-conform finding, format 1"
+END_LINE = "== end =="
+
+
+@dataclass
+class Finding:
+    rule: str
+    signature: str
+    program: Program
+    header: dict[str, str] = field(default_factory=dict)
+    transcript: list[str] = field(default_factory=list)
+
+    @property
+    def ident(self) -> str:
+        return f"{self.rule}-{self.signature}"
+
+    def weight(self) -> tuple[int, int]:
+        return (len(self.program.steps), self.program.size())
+
+    def render(self) -> str:
+        lines = [FORMAT_LINE, "# replay: qmp-conform replay THIS_FILE --target TARGET",
+                 f"rule: {self.rule}", f"signature: {self.signature}"]
+        for key, value in self.header.items():
+            if key not in ("rule", "signature"):
+                lines.append(f"{key}: {' '.join(value.split())}")
+        lines += ["== program ==", *self.program.lines(), "== transcript ==",
+                  *self.transcript, END_LINE]
+        return "\n".join(lines) + "\n"
+
+
+def parse(text: str) -> Finding:
+    """Read a finding file; ValueError when it is not one (or is incomplete)."""
+    lines = text.splitlines()
+    if not lines or lines[0] != FORMAT_LINE:
+        raise ValueError("not a qmp-conform finding file (bad first line)")
+    if lines[-1] != END_LINE:
+        raise ValueError("finding file is incomplete (no end line)")
+    header: dict[str, str] = {}
+    i = 1
+    while i < len(lines) and lines[i] != "== program ==":
+        if not lines[i].startswith("#"):
+            key, sep, value = lines[i].partition(": ")
+            if not sep:
+                raise ValueError(f"bad header line {lines[i]!r}")
+            header[key] = value
+        i += 1
+    try:
+        tr = lines.index("== transcript ==")
+    except ValueError as exc:
+        raise ValueError("finding file has no transcript section") from exc
+    program = Program.from_lines(lines[i + 1: tr])
+    if "rule" not in header or "signature" not in header:
+        raise ValueError("finding file names no rule or signature")
+    return Finding(header["rule"], header["signature"], program, header, lines[tr + 1:-1])
+
+
+def load(path: str | os.PathLike[str]) -> Finding:
+    return parse(Path(path).read_text(encoding="utf-8"))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that no reader ever sees a partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class FindingStore:
+    """The findings folder of one campaign (shared by its workers)."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], target: str = "") -> None:
+        self.dir = Path(out_dir) / "findings"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self._lock = threading.Lock()
+        self.weights: dict[str, tuple[int, int]] = {}
+
+    def path(self, ident: str) -> Path:
+        return self.dir / f"{ident}.qmp"
+
+    def _stored_weight(self, ident: str) -> tuple[int, int] | None:
+        if ident in self.weights:
+            return self.weights[ident]
+        path = self.path(ident)
+        if not path.exists():
+            return None
+        try:
+            found = load(path)
+        except (OSError, ValueError):
+            return None
+        self.weights[ident] = found.weight()
+        return self.weights[ident]
+
+    def record(self, violation: Violation, obs: Observation) -> tuple[Path, bool]:
+        """Write (or improve) the finding for ``violation``; returns (path, first time)."""
+        finding = Finding(violation.rule, violation.signature, obs.program, {
+            "oracle": violation.oracle,
+            "summary": violation.summary,
+            "target": self.target,
+            "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "steps": str(len(obs.program.steps)),
+            "bytes": str(obs.program.size()),
+        }, obs.transcript())
+        ident = finding.ident
+        with self._lock:
+            old = self._stored_weight(ident)
+            if old is not None and old <= finding.weight():
+                return self.path(ident), False
+            write_atomic(self.path(ident), finding.render())
+            self.weights[ident] = finding.weight()
+            return self.path(ident), old is None
+
+    def files(self) -> list[Path]:
+        return sorted(self.dir.glob("*.qmp"))

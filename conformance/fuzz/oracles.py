@@ -1,0 +1,369 @@
+"""Oracles: what a correct server's replies to a program look like.
+
+Each oracle looks at one :class:`~conformance.fuzz.execute.Observation` and
+returns :class:`Violation` objects naming the rule broken (a Q-number of
+the project's notes).  A violation's *signature* is what makes two findings
+"the same bug": it is built from the oracle, the rule and the coarse shape
+of the failure (which command, which kind of id, which schema keyword),
+never from the random details, so a campaign folds repeats into one file.
+
+The oracles are deliberately conservative about what a program implies:
+only a well-formed JSON request object is owed exactly one reply; raw bytes
+are owed nothing but a server that stays alive, answers the probe and keeps
+its output well-formed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.fuzz.execute import ConnLog, Observation
+from conformance.fuzz.program import RAW_ID_PREFIX, Step
+from conformance.session import NO_ID, Message, escape, json_equal
+from conformance.specs import Specs
+from strategies.compile import kind_of
+
+try:  # the protocol core's comparison, when it is there (same semantics)
+    from conformance.protocol.decode import json_equal as _core_equal
+except ImportError:  # pragma: no cover
+    _core_equal = json_equal
+
+
+#: Values longer than this (as JSON text) are validated in full only for the
+#: first LARGE_FULL distinct ones per command or event, then one in
+#: LARGE_SAMPLE: jsonschema needs milliseconds for a big query reply, which
+#: would otherwise dominate a campaign.  A replay validates everything.
+LARGE = 2048
+LARGE_FULL = 4
+LARGE_SAMPLE = 16
+
+
+@dataclass
+class Violation:
+    rule: str
+    oracle: str
+    slug: str
+    summary: str
+    key: tuple[str, ...] = ()
+    conn: int = 0
+
+    @property
+    def signature(self) -> str:
+        digest = hashlib.sha1("|".join((self.rule, self.oracle, self.slug, *self.key))
+                              .encode("utf-8", "replace")).hexdigest()[:8]
+        return f"{self.slug}-{digest}"
+
+    @property
+    def ident(self) -> str:
+        """The finding's name: ``<rule>-<signature>``."""
+        return f"{self.rule}-{self.signature}"
+
+
+def _short(value: Any, keep: int = 120) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= keep else text[:keep] + "..."
+
+
+def _brief(msg: Message, keep: int = 300) -> str:
+    """A message as escaped text, cut at ``keep`` (escaping only what is shown:
+    a query-qmp-schema reply is 100 kB)."""
+    text = escape(msg.raw[: keep + 8].rstrip(b"\r\n"))
+    return text if len(text) <= keep else text[:keep] + f"... ({len(msg.raw)} bytes)"
+
+
+def _request(step: Step) -> dict[str, Any] | None:
+    return step.request()
+
+
+class Judge:
+    """Runs every oracle; holds the schema-derived validators."""
+
+    def __init__(self, specs: Specs | None, dialect: str = "qemu") -> None:
+        self.specs = specs
+        self.dialect = dialect
+        # Verdicts of schema validation by (kind, name, value as canonical
+        # JSON): query replies repeat verbatim across examples, and
+        # validating query-qmp-schema's return costs far more than its key.
+        self._verdicts: dict[tuple[str, str, str], list[str]] = {}
+        self._large: dict[tuple[str, str], int] = {}
+
+    def _sampled(self, kind: str, name: str, text: str) -> bool:
+        """Whether to skip validating this large value: after LARGE_FULL distinct
+        large values of one command or event, only one in LARGE_SAMPLE is
+        checked (chosen by a hash of the value, so the choice is stable)."""
+        seen = self._large[(kind, name)] = self._large.get((kind, name), 0) + 1
+        if seen <= LARGE_FULL:
+            return False
+        return zlib.crc32(text.encode("utf-8", "surrogatepass")) % LARGE_SAMPLE != 0
+
+    def schema_errors(self, kind: str, name: str, value: Any) -> list[str]:
+        assert self.specs is not None
+        try:
+            text = json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError, RecursionError):
+            return self.specs.errors(kind, name, value)  # type: ignore[arg-type]
+        key = (kind, name, text)
+        found = self._verdicts.get(key)
+        if found is None and len(text) > LARGE and self._sampled(kind, name, text):
+            return []
+        if found is None:
+            found = self.specs.errors(kind, name, value)  # type: ignore[arg-type]
+            if len(self._verdicts) > 50_000:
+                self._verdicts.clear()
+            self._verdicts[key] = found
+        return found
+
+    def __call__(self, obs: Observation) -> list[Violation]:
+        out: list[Violation] = []
+        for log in obs.conns.values():
+            out += self.liveness(log, obs)
+            out += self.framing(log)
+            out += self.shapes(log)
+            out += self.replies(log, obs)
+            out += self.negotiation_mode(log, obs)
+        return out
+
+    # -- negotiation mode delivers no events (Q11) --------------------------------
+
+    def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        negotiated = log.reused or any(
+            s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps)
+        if negotiated or not log.greeting_expected:
+            return []
+        for msg in log.messages:
+            if msg.is_event:
+                return [Violation("Q11", "negotiation", "event-before-negotiation",
+                                  f"an event reached a connection still negotiating: "
+                                  f"{_brief(msg, 120)}", (), log.conn)]
+        return []
+
+    # -- liveness: no crash, no hang (Q16: every request with an id is answered) --
+
+    def liveness(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        # After raw bytes, dying or going deaf is a failure to recover from a
+        # lexical error (Q32); otherwise a request with an id went unanswered (Q16).
+        rule = "Q32" if log.raw_sent else "Q16"
+        if log.closed:
+            detail = f" ({obs.crash_detail})" if obs.crash_detail else ""
+            return [Violation(rule, "crash", "connection-closed",
+                              f"the server closed the connection: {log.closed}{detail}",
+                              (), log.conn)]
+        if log.greeting_expected and log.greeting is None and self.dialect != "qga":
+            return [Violation("Q7", "greeting", "no-greeting",
+                              "no greeting after connecting", (), log.conn)]
+        if log.sent_probe and log.probe_reply is None:
+            return [Violation(rule, "hang", "no-probe-reply",
+                              "the server stopped answering (no reply to the probe "
+                              "within the deadline)", (), log.conn)]
+        return []
+
+    # -- framing: CRLF, ASCII, one JSON object per line (Q1, Q2, Q37) ----------------
+
+    def framing(self, log: ConnLog) -> list[Violation]:
+        for msg in log.messages:
+            line = msg.raw
+            if not line.endswith(b"\r\n") and not (log.closed and msg is log.messages[-1]):
+                return [Violation("Q2", "framing", "no-crlf",
+                                  f"a line does not end in CRLF: {_brief(msg, 80)}", (), log.conn)]
+            if not line.lstrip(b"\xff").isascii():
+                return [Violation("Q1", "framing", "non-ascii",
+                                  f"non-ASCII output: {_brief(msg, 80)}", (), log.conn)]
+            if msg.error is not None and b'"event"' in line[1:] and not line.startswith(
+                    b'{"event"'):
+                return [Violation("Q30", "framing", "event-inside-message",
+                                  f"an event was written inside another message: "
+                                  f"{_brief(msg, 120)}", (), log.conn)]
+            if msg.error is not None:
+                return [Violation("Q37", "framing", "invalid-json",
+                                  f"invalid JSON from the server ({msg.error}): {_brief(msg, 80)}",
+                                  (), log.conn)]
+            if not isinstance(msg.value, dict):
+                return [Violation("Q2", "framing", "not-object",
+                                  f"a message is not a JSON object: {_brief(msg, 80)}", (),
+                                  log.conn)]
+        return []
+
+    # -- shapes: greeting, replies and events against the wire schemas (Q3, Q20, Q29) --
+
+    def shapes(self, log: ConnLog) -> list[Violation]:
+        if self.specs is None:
+            return []
+        for msg in log.messages:
+            if not msg.ok:
+                continue
+            value = msg.value
+            if "QMP" in value:
+                kind, rule = "greeting", "Q3"
+            elif "event" in value:
+                kind, rule = "event", "Q29"
+            elif "error" in value:
+                kind, rule = "error", "Q20"
+            elif "return" in value:
+                kind, rule = "success", "Q3"
+            else:
+                return [Violation("Q3", "shape", "unknown-message",
+                                  f"a message that is no reply, event or greeting: "
+                                  f"{_brief(msg, 100)}", (), log.conn)]
+            errors = list(self.specs.wire_validator(kind, self.dialect)  # type: ignore[arg-type]
+                          .iter_errors(value))
+            if errors:
+                first = min(errors, key=lambda e: len(e.absolute_path))
+                where = "/".join(str(p) for p in first.absolute_path)
+                return [Violation(rule, "shape", f"bad-{kind}",
+                                  f"{kind} breaks the wire schema at /{where}: "
+                                  f"{first.message[:160]}", (kind, where, str(first.validator)),
+                                  log.conn)]
+            if kind == "event":
+                found = self._event_data(value, log)
+                if found:
+                    return found
+        return []
+
+    def _event_data(self, value: dict[str, Any], log: ConnLog) -> list[Violation]:
+        assert self.specs is not None
+        name = value.get("event")
+        if not isinstance(name, str) or name not in self.specs.schema.events:
+            return []
+        problems = self.schema_errors("data", name, value.get("data", {}))
+        if problems:
+            return [Violation("Q29", "event-data", "bad-event-data",
+                              f"event {name} data breaks its schema: {problems[0][:160]}",
+                              (name,), log.conn)]
+        return []
+
+    # -- replies: id echo, one reply per request, order, expected errors, returns --
+
+    def replies(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        # Without the probe's reply, missing replies are liveness's business,
+        # but the order and content of those that came are still judged.
+        answered = log.probe_reply is not None
+        steps = [s for s in obs.program.steps
+                 if s.conn == log.conn and s.kind in ("command", "negotiate", "probe")
+                 and not (log.reused and s.kind == "negotiate")]
+        requests = [(s, _request(s)) for s in steps]
+        # Raw bytes, or a request QEMU's parser rejects, may draw replies (or
+        # id-less errors) that no request object accounts for.
+        loose = log.raw_sent or any(r is None for s, r in requests if s.kind == "command")
+        expected = [(i, s, r) for i, (s, r) in enumerate(requests)
+                    if r is not None and "id" in r]
+        replies = [m for m in log.messages if m.is_reply and "QMP" not in m.value]
+        # Requests whose ids are equal (as JSON values) form one group: a reply
+        # with that id can belong to any of them, so only the count is judged;
+        # what a reply says is judged only for requests with an id of their own.
+        group: dict[int, int] = {}
+        for i, _s, r in expected:
+            group[i] = next(j for j, _s2, r2 in expected if _core_equal(r2["id"], r["id"]))
+        unique = {i for i in group if sum(1 for g in group.values() if g == group[i]) == 1}
+        matched: dict[int, Message] = {}
+        unmatched: list[Message] = []
+        order: list[int] = []
+        for msg in replies:
+            if msg.id is NO_ID or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
+                continue
+            slot = next((i for i, _s, r in expected
+                         if i not in matched and _core_equal(r["id"], msg.id)), None)
+            if slot is None:
+                unmatched.append(msg)
+                continue
+            matched[slot] = msg
+            if slot in unique:
+                order.append(slot)
+        out: list[Violation] = []
+        missing = [(i, s, r) for i, s, r in expected if i not in matched]
+        idless_sent = sum(1 for s, r in requests if r is not None and "id" not in r)
+        idless_got = sum(1 for m in replies if m.id is NO_ID)
+        if missing and answered:
+            i, s, r = missing[0]
+            id_kind = kind_of(r["id"])
+            if unmatched:
+                out.append(Violation(
+                    "Q15", "id-echo", "id-not-echoed",
+                    f"the reply to {_short(r)} does not carry its id intact; "
+                    f"replies with ids nobody sent: {_brief(unmatched[0], 120)}",
+                    (id_kind,), log.conn))
+            elif not loose and idless_got > idless_sent:
+                out.append(Violation(
+                    "Q15", "id-echo", "id-dropped",
+                    f"the reply to {_short(r)} came without its id", (id_kind,), log.conn))
+            else:
+                how = str(s.meta.get("how", s.kind))
+                out.append(Violation(
+                    "Q16", "one-reply", "no-reply",
+                    f"no reply to {_short(r)} (the probe sent after it was answered)",
+                    (how,), log.conn))
+        elif unmatched and not loose and answered:
+            out.append(Violation("Q16", "one-reply", "unasked-reply",
+                                 f"a reply with an id nobody sent: {_brief(unmatched[0], 120)}",
+                                 (), log.conn))
+        elif not loose and idless_got != idless_sent and answered:
+            out.append(Violation("Q16", "one-reply", "idless-count",
+                                 f"{idless_sent} request(s) without id got {idless_got} "
+                                 f"replies without id", (), log.conn))
+        out += self._order(order, requests, log)
+        for i, msg in matched.items():
+            if i not in unique:
+                continue
+            s, maybe = requests[i]
+            assert maybe is not None
+            found = self._judge_reply(s, maybe, msg, log)
+            if found:
+                out.append(found)
+        return out
+
+    def _order(self, order: list[int], requests: list[tuple[Step, dict[str, Any] | None]],
+               log: ConnLog) -> list[Violation]:
+        """Q22: in-band requests are answered in the order they were sent."""
+        inband = [i for i in order if requests[i][1] is not None
+                  and "exec-oob" not in (requests[i][1] or {})]
+        for a, b in itertools.pairwise(inband):
+            if b < a:
+                return [Violation("Q22", "order", "out-of-order",
+                                  f"in-band reply to {_short(requests[b][1])} came before the "
+                                  f"one to {_short(requests[a][1])}", (), log.conn)]
+        return []
+
+    def _judge_reply(self, step: Step, request: dict[str, Any], msg: Message,
+                     log: ConnLog) -> Violation | None:
+        value = msg.value
+        meta = step.meta
+        if step.kind == "command" and meta.get("expect") == "error":
+            rule = str(meta.get("rule", "Q33"))
+            how = str(meta.get("how", ""))
+            if "error" not in value:
+                return Violation(rule, "expected-error", f"accepted-{how or 'invalid'}",
+                                 f"an invalid request ({how}) was accepted: {_short(request)} "
+                                 f"-> {_brief(msg, 120)}", (how,), log.conn)
+            want = meta.get("error_class")
+            if want and msg.error_class != want:
+                return Violation(rule, "expected-error", f"error-class-{how or 'invalid'}",
+                                 f"{how}: expected class {want}, got {msg.error_class}: "
+                                 f"{_brief(msg, 120)}", (how, str(msg.error_class)), log.conn)
+            return None
+        name = meta.get("name")
+        greeting = log.session.greeting
+        if (name == "query-version" and "return" in value and isinstance(greeting, dict)
+                and isinstance(greeting.get("QMP"), dict)
+                and not _core_equal(greeting["QMP"].get("version"), value["return"])):
+            return Violation("Q8", "greeting-version", "version-mismatch",
+                             f"the greeting's version {_short(greeting['QMP'].get('version'))} "
+                             f"differs from query-version's {_short(value['return'])}",
+                             (), log.conn)
+        if (step.kind != "command" or "return" not in value or self.specs is None
+                or not isinstance(name, str) or name not in self.specs.schema.commands):
+            return None
+        command = self.specs.schema.commands[name]
+        problems = self.schema_errors("return", name, value["return"])
+        if problems:
+            rule = "Q19" if command.ret_type is None else "Q3"
+            return Violation(rule, "return-schema", "bad-return",
+                             f"{name} returned a value its schema forbids: {problems[0][:200]}",
+                             (name,), log.conn)
+        return None

@@ -1,0 +1,130 @@
+"""What a fuzz example is: a program of byte chunks sent over numbered connections.
+
+A :class:`Program` is the unit that is generated, executed, judged, stored
+in a finding file and replayed.  It holds the exact bytes sent (never a seed:
+seeds do not reproduce across versions, stored bytes do) plus, for each
+chunk, what the sender knew about it, so the oracles can be run again on
+replay without re-deriving anything from a schema.
+
+Step kinds:
+
+``connect``   open connection ``conn`` and read its greeting;
+``negotiate`` ``qmp_capabilities`` (the chunk is the request; meta ``oob``);
+``command``   one well-formed JSON request object (meta ``name``, ``oob``,
+              ``expect``: ``"error"`` when the request is known to be invalid,
+              with ``rule`` the rule it breaks, or ``"any"``);
+``raw``       arbitrary bytes (no reply count is implied);
+``probe``     a liveness probe: an unknown command with a unique id, which
+              every dialect must answer with an error (so it has no side
+              effect).  Raw chunks end in a lexical-error byte (Q32), so the
+              parser is in a known-good state whenever a request follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.protocol.stream import Parsed, parse_all
+from conformance.session import escape
+
+STEP_KINDS = ("connect", "negotiate", "command", "raw", "probe")
+
+#: The reset byte sent before a probe: a control character is a lexical
+#: error wherever the parser is, so it returns to a known-good state (Q32).
+RESET_BYTE = b"\x01"
+PROBE_COMMAND = "qmp-conform-probe"
+#: Ids used inside raw chunks; generated requests never use them.
+RAW_ID_PREFIX = "qc-raw-"
+
+
+@dataclass
+class Step:
+    """One thing the harness does on connection ``conn``."""
+
+    kind: str
+    conn: int = 0
+    data: bytes = b""
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: The request as a JSON value when the generator made it (saves decoding
+    #: it again to judge the reply); decoded lazily otherwise.
+    value: Any = field(default=None, repr=False, compare=False)
+    parsable: bool | None = field(default=None, repr=False, compare=False)
+
+    def request(self) -> dict[str, Any] | None:
+        """The chunk as a request object, or None when it is not one, or when
+        QEMU's parser would not read it as one (a noncharacter in a string is
+        a parse error there, answered without an id: Q18)."""
+        if self.kind not in ("command", "negotiate", "probe"):
+            return None
+        if self.value is None:
+            try:
+                self.value = json.loads(self.data.decode("utf-8", "surrogatepass"))
+            except (ValueError, RecursionError):
+                self.value = False
+        if self.parsable is None:
+            self.parsable = self.data.isascii() or _one_object(self.data)
+        return self.value if isinstance(self.value, dict) and self.parsable else None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "conn": self.conn}
+        if self.data:
+            out["b64"] = base64.b64encode(self.data).decode("ascii")
+            out["text"] = escape(self.data[:400]) + ("..." if len(self.data) > 400 else "")
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Step:
+        kind = obj.get("kind")
+        if kind not in STEP_KINDS:
+            raise ValueError(f"unknown step kind {kind!r}")
+        data = base64.b64decode(obj["b64"], validate=True) if "b64" in obj else b""
+        meta = obj.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ValueError("step meta must be an object")
+        return cls(kind, int(obj.get("conn", 0)), data, meta)
+
+
+@dataclass
+class Program:
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def connections(self) -> list[int]:
+        return sorted({s.conn for s in self.steps})
+
+    def messages(self) -> int:
+        """Chunks sent (the unit of the messages-per-second figure)."""
+        return sum(1 for s in self.steps if s.data)
+
+    def size(self) -> int:
+        return sum(len(s.data) for s in self.steps)
+
+    def lines(self) -> list[str]:
+        return [json.dumps(s.to_json(), ensure_ascii=True) for s in self.steps]
+
+    @classmethod
+    def from_lines(cls, lines: list[str]) -> Program:
+        return cls([Step.from_json(json.loads(line)) for line in lines if line.strip()])
+
+
+def _one_object(data: bytes) -> bool:
+    """Whether QEMU's JSON streamer reads ``data`` as exactly one object."""
+    items = parse_all(data)
+    return len(items) == 1 and isinstance(items[0], Parsed) and isinstance(items[0].value, dict)
+
+
+def encode_request(message: dict[str, Any]) -> bytes:
+    """A request as a client writes it: compact JSON, UTF-8, non-ASCII left raw."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8", "surrogatepass")
+
+
+def probe_step(conn: int, number: int) -> Step:
+    pid = f"qmp-conform-probe-{number}"
+    msg = {"execute": PROBE_COMMAND, "id": pid}
+    return Step("probe", conn, encode_request(msg), {"id": pid}, msg)

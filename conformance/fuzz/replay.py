@@ -1,0 +1,77 @@
+"""Replaying a finding file: send its stored bytes to a target, judge the
+replies with the same oracles, and say whether the same finding (same rule,
+same signature) shows up again.
+
+Nothing is regenerated: the program section of the file holds the exact
+bytes, connection by connection, so a replay is independent of Hypothesis,
+of seeds and of the version of the strategies that found it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from conformance.fuzz.campaign import prepare_schema
+from conformance.fuzz.execute import Executor, Observation
+from conformance.fuzz.findings import Finding, load
+from conformance.fuzz.oracles import Judge, Violation
+from conformance.fuzz.targets import dialect_of, target_factory
+from conformance.specs import Specs
+
+
+@dataclass
+class ReplayResult:
+    finding: Finding
+    reproduced: bool
+    attempts: int
+    violations: list[Violation] = field(default_factory=list)
+    observation: Observation | None = None
+
+    def transcript(self) -> list[str]:
+        return self.observation.transcript() if self.observation else []
+
+
+class Replayer:
+    """A target plus the oracles for it; replays any number of findings."""
+
+    def __init__(self, target: str, probe_timeout: float = 3.0) -> None:
+        self.executor = Executor(target_factory(target), probe_timeout)
+        try:
+            schema, _caps, _introspected = prepare_schema(self.executor.target)
+        except BaseException:
+            self.executor.close()
+            raise
+        self.judge = Judge(Specs(schema), dialect_of(target))
+
+    def replay(self, finding: Finding, attempts: int = 2) -> ReplayResult:
+        """Reproduced when any of ``attempts`` fresh runs shows the same rule and
+        signature (a second try absorbs timing noise, e.g. a slow start)."""
+        result = ReplayResult(finding, False, 0)
+        for _ in range(attempts):
+            result.attempts += 1
+            obs = self.executor.run(finding.program, fresh=True)
+            found = self.judge(obs)
+            result.violations, result.observation = found, obs
+            if any(v.oracle in ("crash", "hang") for v in found):
+                self.executor.restart()
+            if any(v.ident == finding.ident for v in found):
+                result.reproduced = True
+                break
+        return result
+
+    def close(self) -> None:
+        self.executor.close()
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def replay_file(path: str | os.PathLike[str], target: str, attempts: int = 2) -> ReplayResult:
+    """Load ``path`` and replay it against ``target`` (a target string)."""
+    finding = load(path)
+    with Replayer(target) as replayer:
+        return replayer.replay(finding, attempts)
