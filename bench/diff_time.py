@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 from conformance.qapi import load
 from reports.diff import diff
 
 TARGET_SECONDS = 1.0
-
-
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -52,9 +42,9 @@ def main() -> int:
         for p in (old_path, new_path):
             json.loads(p.read_text())
 
-    anchor = median_time(parse_only, args.runs)
-    diff_only = median_time(lambda: diff(old, new), args.runs)
-    end_to_end = median_time(lambda: diff(load(old_path), load(new_path)), args.runs)
+    anchor = median_seconds(parse_only, args.runs)
+    diff_only = median_seconds(lambda: diff(old, new), args.runs)
+    end_to_end = median_seconds(lambda: diff(load(old_path), load(new_path)), args.runs)
     print(f"entries: {entries[0]} (7.2) and {entries[1]} (10.0); "
           f"{len(report.changes)} changes, counts {report.counts()}")
     print(f"median of {args.runs} runs:")

@@ -12,26 +12,16 @@ checks and no model.  The target (issue 2) is model + all schemas in under
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 from conformance.qapi import load
 from conformance.qapi.source import parse_text
 from conformance.specs import Specs
 
 DEFAULT_TREE = Path(__file__).resolve().parents[1].parent / "shared/corpus/qapi/v7.2.0"
-
-
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -176,6 +176,23 @@ class Context:
         except (ReplyTimeout, ConnectionClosed):
             return None
 
+    def fenced(self, session: Session, raw: bytes, after: str) -> list[Message]:
+        """Send ``raw`` then the probe command; the messages that came before
+        the probe's reply.  A probe left unanswered is a finding (Q32): the
+        server stopped answering after ``after``."""
+        session.send_raw(raw)
+        fence = session.request(self.probe_command)
+        session.send(fence)
+        try:
+            session.wait_reply(fence["id"], self.reply_timeout)
+        except (ReplyTimeout, ConnectionClosed) as exc:
+            raise Fail(f"the server stopped answering after {after} (Q32)",
+                       expected=f"a reply to {self.probe_command} sent after it",
+                       seen=str(exc)) from exc
+        before = list(session.inbox)
+        session.inbox.clear()
+        return before
+
     def call(self, session: Session, name: str, arguments: dict[str, Any] | None = None,
              **kw: Any) -> Message:
         """Execute and wait; a missing reply or a closed connection is a finding."""

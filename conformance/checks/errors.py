@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
-from conformance.session import Message, ReplyTimeout
+from conformance.session import Message
 
 
 def _error_replies(ctx: Context) -> list[Message]:
@@ -13,16 +13,7 @@ def _error_replies(ctx: Context) -> list[Message]:
     out: list[Message] = []
     for raw in (b"{]", b"{}", b'{"execute": 1}', b'{"execute": "qc-no-such-command"}',
                 f'{{"execute": "{ctx.probe_command}", "arguments": {{"qc-bad": 1}}}}'.encode()):
-        session.send_raw(raw)
-        fence = session.request(ctx.probe_command)
-        session.send(fence)
-        try:
-            session.wait_reply(fence["id"], ctx.reply_timeout)
-        except ReplyTimeout as exc:
-            raise Fail("no reply after an erroneous request (Q32)",
-                       expected="a reply to the next command", seen=str(exc)) from exc
-        out += session.inbox
-        session.inbox.clear()
+        out += ctx.fenced(session, raw, "an erroneous request")
     return out
 
 

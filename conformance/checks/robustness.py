@@ -12,8 +12,7 @@ import random
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
-from conformance.session import Message, ReplyTimeout, Session
-from conformance.transport import ConnectionClosed
+from conformance.session import Session
 
 
 def malformed_inputs(probe: str) -> list[bytes]:
@@ -31,29 +30,13 @@ def malformed_inputs(probe: str) -> list[bytes]:
     ]
 
 
-def _fenced(ctx: Context, session: Session, raw: bytes) -> list[Message]:
-    """Send ``raw`` then a probe; the messages that came before the probe's reply."""
-    session.send_raw(raw)
-    fence = session.request(ctx.probe_command)
-    session.send(fence)
-    try:
-        session.wait_reply(fence["id"], ctx.reply_timeout)
-    except (ReplyTimeout, ConnectionClosed) as exc:
-        raise Fail("the server stopped answering after malformed input (Q32)",
-                   expected=f"a reply to {ctx.probe_command} sent after it",
-                   seen=str(exc)) from exc
-    before = list(session.inbox)
-    session.inbox.clear()
-    return before
-
-
 @check("robustness.malformed", "Q32,Q37,Q20",
        "each malformed input gets GenericError and the server keeps answering")
 def malformed(ctx: Context) -> str:
     session = ctx.shared()
     inputs = malformed_inputs(ctx.probe_command)
     for raw in inputs:
-        replies = _fenced(ctx, session, raw)
+        replies = ctx.fenced(session, raw, "malformed input")
         if not replies or any(m.error_class != "GenericError" for m in replies):
             wrong = next((m for m in replies if m.error_class != "GenericError"), None)
             raise Fail(f"malformed input {raw!r} was not answered with GenericError",
@@ -65,17 +48,9 @@ def malformed(ctx: Context) -> str:
 def _resync(ctx: Context, stuck: bytes, what: str, session: Session | None = None) -> str:
     session = session or ctx.shared()
     session.send_raw(stuck)
-    session.send_raw(b"\x01")
-    fence = session.request(ctx.probe_command)
-    session.send(fence)
-    try:
-        session.wait_reply(fence["id"], ctx.reply_timeout)
-    except (ReplyTimeout, ConnectionClosed) as exc:
-        raise Fail(f"after {what}, a control byte did not bring the parser back (Q32)",
-                   expected=f"\\x01 resets the parser; then {ctx.probe_command} is answered",
-                   seen=str(exc)) from exc
-    leftovers = [m for m in session.inbox if not m.is_error]
-    session.inbox.clear()
+    replies = ctx.fenced(session, b"\x01", f"{what} and the control byte \\x01 meant "
+                                            "to bring the parser back")
+    leftovers = [m for m in replies if not m.is_error]
     if leftovers:
         raise Fail(f"after {what}, the server answered something other than errors",
                    expected="error responses only", seen=leftovers[0].brief())
