@@ -173,31 +173,30 @@ def _read_quiet(sock: socket.socket, quiet: float = 0.15, limit: float = 10.0) -
     return bytes(buf)
 
 
+def _start_qemu(path: str, stderr: int) -> subprocess.Popen[bytes]:
+    """QEMU with its QMP monitor on a unix socket; returns once the socket exists."""
+    assert QEMU_BIN is not None
+    proc = subprocess.Popen(
+        [QEMU_BIN, "-machine", "none", "-nodefaults", "-display", "none",
+         "-qmp", f"unix:{path},server=on,wait=off"],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    for _ in range(500):
+        if os.path.exists(path):
+            break
+        time.sleep(0.01)
+    return proc
+
+
 @pytest.fixture(scope="module")
 def qemu_socket() -> Iterator[str]:
     if QEMU_BIN is None:
         pytest.skip("qemu-system-x86_64 not installed")
     tmp = tempfile.mkdtemp(prefix="qmp-proto-")
     path = os.path.join(tmp, "qmp.sock")
-    proc = subprocess.Popen(
-        [
-            QEMU_BIN,
-            "-machine",
-            "none",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-qmp",
-            f"unix:{path},server=on,wait=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_qemu(path, subprocess.DEVNULL)
     try:
-        for _ in range(500):
-            if os.path.exists(path):
-                break
-            time.sleep(0.01)
         yield path
     finally:
         proc.kill()
@@ -356,25 +355,8 @@ def test_queue_overflow_crashes_qemu(fifo: str) -> None:
     assert _blocked_model(data, "blk")[2].queue_overflowed
     tmp = tempfile.mkdtemp(prefix="qmp-crash-")
     path = os.path.join(tmp, "qmp.sock")
-    proc = subprocess.Popen(
-        [
-            QEMU_BIN,
-            "-machine",
-            "none",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-qmp",
-            f"unix:{path},server=on,wait=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = _start_qemu(path, subprocess.PIPE)
     try:
-        for _ in range(500):
-            if os.path.exists(path):
-                break
-            time.sleep(0.01)
         sock = socket.socket(socket.AF_UNIX)
         sock.settimeout(5)
         sock.connect(path)
