@@ -130,14 +130,7 @@ class ArgumentChecker:
 
     def _object(self, obj: ObjectType, value: dict[str, Any], path: str) -> None:
         known = {m.name for m in obj.members}
-        prefix = f"{path}." if path else ""
-        for member in obj.members:
-            if member.name not in value:
-                if not member.optional:
-                    raise QMPError(f"Parameter '{prefix}{member.name}' is missing")
-                continue
-            self._visit(self.schema.type(member.type), value[member.name], member.name,
-                        prefix + member.name)
+        self._members(obj, value, path)
         if obj.tag is not None:
             tag_value = value.get(obj.tag)
             for variant in obj.variants:
@@ -146,15 +139,16 @@ class ArgumentChecker:
                     assert isinstance(branch, ObjectType)
                     for member in branch.members:
                         known.add(member.name)
-                    self._members_only(branch, value, path)
+                    self._members(branch, value, path)
                     break
         if not obj.open:
             self._unexpected(path, value, known)
 
-    def _members_only(self, branch: ObjectType, value: dict[str, Any], path: str) -> None:
-        """Visit a union branch's members; the union checks leftovers once."""
+    def _members(self, obj: ObjectType, value: dict[str, Any], path: str) -> None:
+        """Visit ``obj``'s own members (base or branch); leftovers are checked
+        once, by the caller, against every member the value may carry."""
         prefix = f"{path}." if path else ""
-        for member in branch.members:
+        for member in obj.members:
             if member.name not in value:
                 if not member.optional:
                     raise QMPError(f"Parameter '{prefix}{member.name}' is missing")
