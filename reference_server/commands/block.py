@@ -256,35 +256,16 @@ async def block_job_cancel(ctx: CommandContext, args: dict[str, Any]) -> None:
     jobs.cancel(jobs.find_block(args["device"]), bool(args.get("force", False)))
 
 
-@command("block-job-pause")
-async def block_job_pause(ctx: CommandContext, args: dict[str, Any]) -> None:
-    jobs = ctx.machine.jobs
-    jobs.pause(jobs.find_block(args["device"]))
+def _block_verb(name: str, key: str) -> None:
+    """``block-job-NAME``: find the block job by its ``key`` argument, apply the verb
+    (the job manager checks the verb against the job's status)."""
+    @command(f"block-job-{name}")
+    async def handler(ctx: CommandContext, args: dict[str, Any]) -> None:
+        jobs = ctx.machine.jobs
+        getattr(jobs, name)(jobs.find_block(args[key]))
 
 
-@command("block-job-resume")
-async def block_job_resume(ctx: CommandContext, args: dict[str, Any]) -> None:
-    jobs = ctx.machine.jobs
-    jobs.resume(jobs.find_block(args["device"]))
-
-
-@command("block-job-complete")
-async def block_job_complete(ctx: CommandContext, args: dict[str, Any]) -> None:
-    jobs = ctx.machine.jobs
-    job = jobs.find_block(args["device"])
-    if not job.needs_complete and job.status != "ready":
-        raise QMPError(f"Job '{job.id}' in state '{job.status}' cannot accept command "
-                       "verb 'complete'")
-    jobs.complete(job)
-
-
-@command("block-job-dismiss")
-async def block_job_dismiss(ctx: CommandContext, args: dict[str, Any]) -> None:
-    jobs = ctx.machine.jobs
-    jobs.dismiss(jobs.find_block(args["id"]))
-
-
-@command("block-job-finalize")
-async def block_job_finalize(ctx: CommandContext, args: dict[str, Any]) -> None:
-    jobs = ctx.machine.jobs
-    jobs.finalize(jobs.find_block(args["id"]))
+# QEMU names the job "device" in the older verbs and "id" in the newer ones.
+for _name, _key in (("pause", "device"), ("resume", "device"), ("complete", "device"),
+                    ("dismiss", "id"), ("finalize", "id")):
+    _block_verb(_name, _key)
