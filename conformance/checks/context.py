@@ -9,8 +9,8 @@ sessions a check touched, from which transcript entry, for its evidence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 from conformance.checks.base import Fail, Skip
 from conformance.qapi import Schema, load
@@ -24,6 +24,19 @@ from conformance.specs import Specs
 from conformance.transport import ConnectionClosed, Target, TargetError
 
 DIALECTS = ("qemu", "qmp-1.0", "oob-draft", "qga")
+
+
+class Workload(Protocol):
+    """What a shared workload keeps: its session and where its transcript starts."""
+
+    @property
+    def session(self) -> Session: ...
+
+    @property
+    def mark(self) -> int: ...
+
+
+W = TypeVar("W", bound=Workload)
 
 
 class Context:
@@ -164,6 +177,17 @@ class Context:
         """Cite ``session`` from transcript entry ``mark`` as this check's evidence
         (checks sharing one workload)."""
         self._used.append((session, mark))
+
+    def workload(self, key: str, build: Callable[[], W]) -> W:
+        """A workload several checks judge: built by the first check that asks,
+        then cited as evidence, from its mark, by every later one."""
+        cached = self.memo.get(key)
+        if cached is not None:
+            self.reuse(cached.session, cached.mark)
+            return cast(W, cached)
+        result = build()
+        self.memo[key] = result
+        return result
 
     @property
     def probe_command(self) -> str:

@@ -21,10 +21,10 @@ class Fired:
 
 
 def fired(ctx: Context) -> Fired:
-    cached = ctx.memo.get("events")
-    if isinstance(cached, Fired):
-        ctx.reuse(cached.session, cached.mark)
-        return cached
+    return ctx.workload("events", lambda: _fire(ctx))
+
+
+def _fire(ctx: Context) -> Fired:
     ctx.require_command("stop")
     ctx.require_command("cont")
     session = ctx.shared()
@@ -36,9 +36,7 @@ def fired(ctx: Context) -> Fired:
     events = session.events[first:]
     if not events:
         raise Skip("stop and cont emitted no event")
-    result = Fired(session, mark, events)
-    ctx.memo["events"] = result
-    return result
+    return Fired(session, mark, events)
 
 
 @check("events.envelope", "Q29,Q30",

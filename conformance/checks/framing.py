@@ -28,10 +28,10 @@ class Workload:
 
 
 def workload(ctx: Context) -> Workload:
-    cached = ctx.memo.get("framing")
-    if isinstance(cached, Workload):
-        ctx.reuse(cached.session, cached.mark)
-        return cached
+    return ctx.workload("framing", lambda: _run_workload(ctx))
+
+
+def _run_workload(ctx: Context) -> Workload:
     session = ctx.open(negotiate=False)
     mark = 0
 
@@ -57,9 +57,7 @@ def workload(ctx: Context) -> Workload:
             call(ctx.probe_command)
     messages = list(session.received)
     session.close()
-    result = Workload(session, mark, messages)
-    ctx.memo["framing"] = result
-    return result
+    return Workload(session, mark, messages)
 
 
 def _body(ctx: Context, msg: Message) -> bytes:

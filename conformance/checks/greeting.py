@@ -16,22 +16,21 @@ class Greeted:
     session: Session
     greeting: dict[str, Any]
     version_reply: Any
+    mark: int = 0
 
 
 def greeted(ctx: Context) -> Greeted:
     """A fresh session's greeting and, after negotiating, ``query-version``."""
-    cached = ctx.memo.get("greeting")
-    if isinstance(cached, Greeted):
-        ctx.reuse(cached.session, 0)
-        return cached
+    return ctx.workload("greeting", lambda: _greet(ctx))
+
+
+def _greet(ctx: Context) -> Greeted:
     session = ctx.open(negotiate=False)
     assert session.greeting is not None
     ctx.call(session, "qmp_capabilities")
     reply = ctx.call(session, "query-version") if "query-version" in ctx.commands() else None
     session.close()
-    result = Greeted(session, session.greeting, reply.value if reply and reply.ok else None)
-    ctx.memo["greeting"] = result
-    return result
+    return Greeted(session, session.greeting, reply.value if reply and reply.ok else None)
 
 
 @check("greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema",
