@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -273,6 +274,21 @@ class Session:
                 raise
             if chunk:
                 self._feed(chunk)
+
+    def read_available(self) -> None:
+        """Move what has already arrived into the buffer, without waiting (the
+        end of the stream is left for :meth:`recv` to find and report)."""
+        sock = getattr(self.conn, "sock", None)
+        if sock is None or self.closed:
+            return
+        try:
+            while select.select([sock], [], [], 0)[0]:
+                chunk = self.conn.recv(1 << 16, 0.0)
+                if not chunk:
+                    return
+                self._feed(chunk)
+        except (ConnectionClosed, OSError, ValueError):
+            return
 
     def _note_diagnostics(self) -> None:
         """What a dead process left behind (exit status, stderr), as evidence."""

@@ -8,6 +8,18 @@ finding file at once (see :mod:`conformance.fuzz.findings`), then the
 example fails so Hypothesis shrinks it; every smaller failing variant
 rewrites the file, so the stored transcript ends up minimized.
 
+Overlap.  When the target serves several connections at once (or gives
+each its own process), examples are judged a few steps late: example N is
+sent, then the replies of example N - IN_FLIGHT + 1, which arrived while
+Hypothesis generated the ones after it, are read and judged.  Generation,
+judging and the server's work then run side by side instead of in turn.
+An example found wrong that way can no longer fail in place, so its
+choice sequence is handed to a *shrink run* of its own: a Hypothesis run
+over an in-memory database holding just that example, executed in step
+(judged in place), which replays it, fails and shrinks it exactly as if it
+had failed on its turn.  What it shrinks
+to is saved in the campaign's database for the other machines.
+
 A Hypothesis run ends at the first failure.  The loop then starts another
 run (next seed) in which the bugs already recorded no longer fail the
 example, so exploration goes on.  The global deadline is enforced from
@@ -19,17 +31,19 @@ from __future__ import annotations
 
 import time
 import unittest
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis.database import ExampleDatabase
-from hypothesis.errors import Flaky
+from hypothesis.control import current_build_context
+from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase, choices_to_bytes
+from hypothesis.errors import Flaky, InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from conformance.fuzz.database import DIGEST
-from conformance.fuzz.execute import Executor, Observation
+from conformance.fuzz.database import KEY
+from conformance.fuzz.execute import Executor, Observation, Submitted
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
 from conformance.fuzz.oracles import Judge, Violation
@@ -47,7 +61,10 @@ ORACLE_RULES = ("Q1", "Q2", "Q3", "Q7", "Q15", "Q16", "Q20", "Q22", "Q29", "Q37"
 
 
 #: One example in this many reports target() metrics (see _account).
-TARGET_EVERY = 8
+TARGET_EVERY = 32
+#: Examples sent and not yet judged, at most, when examples overlap: enough
+#: that the server always has one queued while the campaign judges another.
+IN_FLIGHT = 3
 #: Failing examples per finding and Hypothesis run that keep shrinking going.
 SHRINK_BUDGET = 60
 SHRINK_BUDGET_SLOW = 8
@@ -59,6 +76,18 @@ class CampaignOver(BaseException):
 
 class FoundBug(Exception):
     """A new confirmed finding: makes Hypothesis shrink the example."""
+
+
+class Deferred(BaseException):
+    """An example judged late broke a rule: end this run, shrink it in its own."""
+
+
+@dataclass
+class Late:
+    """An example judged one step late: what was sent, and how to draw it again."""
+
+    submitted: Submitted
+    choices: bytes
 
 
 @dataclass
@@ -191,6 +220,15 @@ class Campaign:
         self.executor: Executor | None = None
         self.judge: Judge | None = None
         self.gen: GenConfig | None = None
+        #: IN_FLIGHT when examples overlap (see the module's docstring), else 1.
+        self.lanes = 1
+        #: Whether the running Hypothesis test judges its examples in place.
+        self.in_step = True
+        self.in_flight: deque[Late] = deque()
+        self.guided = 0  # examples whose own labels were reported
+        self.stop_requested = False
+        #: Examples found wrong late, with the idents they showed, to shrink.
+        self.to_shrink: list[tuple[bytes, set[str]]] = []
 
     # -- setup ------------------------------------------------------------------
 
@@ -210,6 +248,9 @@ class Campaign:
             raise TargetError(f"no command of {cfg.target} matches {', '.join(cfg.commands)}")
         self.gen = gen
         self.executor.concurrent = target.restarts or gen.max_connections > 1
+        # Overlapping needs a second set of connections: a socket that serves
+        # one client at a time (QEMU's) runs its examples in step.
+        self.lanes = IN_FLIGHT if self.executor.concurrent and not cfg.db_only else 1
         self.judge = Judge(Specs(schema), cfg.dialect)
 
     def close(self) -> None:
@@ -232,16 +273,28 @@ class Campaign:
         failures_in_a_row = 0
         try:
             while not self._over():
-                test = self._hypothesis_test(strategy, run_index)
+                if self.to_shrink:
+                    self._shrink_next(strategy, run_index)
+                    run_index += 1
+                    continue
+                test = self._hypothesis_test(strategy, run_index, in_step=self.lanes == 1)
                 try:
-                    test()
+                    try:
+                        test()
+                    finally:
+                        self._flush()
                     failures_in_a_row = 0
-                    if cfg.duration is None or cfg.db_only:
+                    if (cfg.duration is None or cfg.db_only) and not self.to_shrink:
                         break  # the budget was spent, or the database replayed
                 except (FoundBug, Flaky):
                     # Flaky: shrinking was cut short by the budget below, so
                     # the final replay of the minimal example passed.  The
                     # finding is on disk either way.
+                    failures_in_a_row = 0
+                except Deferred:
+                    # Found late: shrunk by the next turn of the loop, so it
+                    # is not "known" yet.
+                    self.seen_this_run = set()
                     failures_in_a_row = 0
                 except (CampaignOver, KeyboardInterrupt):
                     raise
@@ -254,29 +307,64 @@ class Campaign:
                         f"harness:{name}", 0) + 1
                     if failures_in_a_row >= 5:
                         raise
-                self.known |= self.seen_this_run
-                self.seen_this_run = set()
-                self.shrink_calls.clear()
+                self._end_run()
                 run_index += 1
-        except CampaignOver:
+        except (CampaignOver, Deferred):
             pass
         return self.stats
 
+    def _end_run(self) -> None:
+        self.known |= self.seen_this_run
+        self.seen_this_run = set()
+        self.shrink_calls.clear()
+
+    def _shrink_next(self, strategy: SearchStrategy[Program], run_index: int) -> None:
+        """Replay one example found wrong late, in step, and let Hypothesis shrink it."""
+        choices, idents = self.to_shrink.pop(0)
+        if idents <= self.known:
+            return
+        # A secondary entry, not a primary one: Hypothesis takes a primary
+        # entry that fails exactly as it was stored for one already shrunk.
+        scratch = InMemoryExampleDatabase()
+        scratch.save(KEY + b".secondary", choices)
+        test = self._hypothesis_test(strategy, run_index, in_step=True, database=scratch,
+                                     phases=(Phase.reuse, Phase.shrink))
+        try:
+            test()
+        except (FoundBug, Flaky):
+            pass
+        finally:
+            if self.config.database is not None:
+                for value in scratch.fetch(KEY):
+                    self.config.database.save(KEY, value)
+            # Whatever happened, these findings are on disk: stop chasing them.
+            self.seen_this_run |= idents
+            self._end_run()
+
+    def request_stop(self) -> None:
+        """Ctrl-C: end at the next example.  Raising KeyboardInterrupt from the
+        signal handler alone is not enough: a signal that lands while the
+        garbage collector runs Hypothesis's gc callback has its exception
+        swallowed there."""
+        self.stop_requested = True
+
     def _over(self) -> bool:
+        if self.stop_requested:
+            raise KeyboardInterrupt
         cfg = self.config
         return time.monotonic() >= cfg.deadline or (
             cfg.max_examples is not None and self.stats.examples >= cfg.max_examples)
 
-    def _hypothesis_test(self, strategy: SearchStrategy[Program],
-                         run_index: int) -> Callable[[], None]:
+    def _hypothesis_test(self, strategy: SearchStrategy[Program], run_index: int, *,
+                         in_step: bool, database: ExampleDatabase | None = None,
+                         phases: tuple[Phase, ...] | None = None) -> Callable[[], None]:
         cfg = self.config
         remaining = (cfg.max_examples - self.stats.examples) if cfg.max_examples else 10**9
-        example = self._example
+        example = self._example if in_step else self._example_overlapped
 
         def fuzz_qmp_target(program: Program) -> None:
             example(program)
 
-        fuzz_qmp_target._hypothesis_internal_add_digest = DIGEST  # type: ignore[attr-defined]
         wrapped: Callable[[], None] = given(strategy)(fuzz_qmp_target)
         if cfg.seed is not None:
             # Before settings: hypothesis.seed() switches the database off, and
@@ -284,22 +372,30 @@ class Campaign:
             seeded: Callable[[Callable[[], None]], Callable[[], None]] = hypothesis.seed(
                 cfg.seed + 7919 * run_index + 104729 * cfg.worker)
             wrapped = seeded(wrapped)
-        phases = ((Phase.reuse, Phase.shrink) if cfg.db_only else
-                  (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))
+        if phases is None:
+            phases = ((Phase.reuse, Phase.shrink) if cfg.db_only else
+                      (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))
         test: Callable[[], None] = settings(
-            database=cfg.database, max_examples=max(1, remaining), deadline=None,
+            database=cfg.database if database is None else database,
+            max_examples=max(1, remaining), deadline=None,
             suppress_health_check=list(HealthCheck), derandomize=False, print_blob=False,
             report_multiple_bugs=False, verbosity=Verbosity.quiet,
             phases=phases,
         )(wrapped)
+        # One key for every campaign, worker and machine, whatever the code's
+        # digest: that is what lets them replay each other's examples.
+        test._hypothesis_internal_database_key = KEY  # type: ignore[attr-defined]
+        self.in_step = in_step
         return test
 
     # -- one example --------------------------------------------------------------
 
     def _example(self, program: Program) -> None:
+        """Judged in place: a confirmed new violation fails the example."""
         if self._over():
             raise CampaignOver
         assert self.executor is not None and self.judge is not None
+        self._guide(program)
         obs = self._execute(program, fresh=False)
         violations = self.judge(obs)
         self._account(obs)
@@ -311,6 +407,77 @@ class Campaign:
         new = self._confirm(program, violations)
         if new:
             raise FoundBug(", ".join(sorted(new)))
+
+    def _example_overlapped(self, program: Program) -> None:
+        """Send this example, then judge the one before it (see the module docstring)."""
+        if self._over():
+            raise CampaignOver
+        assert self.executor is not None
+        self._guide(program)
+        choices = choices_to_bytes(current_build_context().data.choices)
+        lane = self._free_lane()
+        try:
+            submitted = self.executor.submit(program, lane=lane)
+        except TargetError:
+            self._flush()
+            self._restart()
+            submitted = self.executor.submit(program, fresh=True, lane=lane)
+        self.in_flight.append(Late(submitted, choices))
+        # Judge whatever is complete, in any order: a server that shares its
+        # time between connections finishes them in no particular order, and
+        # waiting for the oldest would leave it idle once the others are done.
+        # Only when every lane is busy and nothing is complete, wait.
+        while self.in_flight:
+            late = next((each for each in self.in_flight
+                         if self.executor.ready(each.submitted)), None)
+            if late is None:
+                if len(self.in_flight) < self.lanes:
+                    return
+                late = self.in_flight[0]
+            self.in_flight.remove(late)
+            obs = self.executor.advance(late.submitted)
+            if obs is None:
+                self.in_flight.append(late)  # its held-back probes are on their way
+            else:
+                self._judge_late(late, obs)
+
+    def _free_lane(self) -> int:
+        busy = {late.submitted.lane for late in self.in_flight}
+        return next(lane for lane in range(self.lanes) if lane not in busy)
+
+    def _flush(self) -> None:
+        """Judge every example still in flight, oldest first."""
+        while self.in_flight:
+            self._judge_late(self.in_flight.popleft())
+
+    def _judge_late(self, late: Late, obs: Observation | None = None) -> None:
+        assert self.executor is not None
+        if obs is None:
+            obs = self.executor.collect(late.submitted)
+        violations = self._judged(obs)
+        if not violations:
+            return
+        # Confirming needs fresh connections: first read what the examples
+        # still in flight are owed, then confirm each one that broke a rule.
+        judged = [(late, obs, violations)]
+        while self.in_flight:
+            other = self.in_flight.popleft()
+            other_obs = self.executor.collect(other.submitted)
+            judged.append((other, other_obs, self._judged(other_obs)))
+        found: set[str] = set()
+        for each, each_obs, each_violations in judged:
+            new = self._confirm(each_obs.program, each_violations) if each_violations else set()
+            if new:
+                self.to_shrink.append((each.choices, new))
+                found |= new
+        if found:
+            raise Deferred(", ".join(sorted(found)))
+
+    def _judged(self, obs: Observation) -> list[Violation]:
+        """Account for ``obs``; its violations of bugs not recorded before."""
+        assert self.judge is not None
+        self._account(obs)
+        return [v for v in self.judge(obs) if v.ident not in self.known]
 
     def _execute(self, program: Program, fresh: bool) -> Observation:
         assert self.executor is not None
@@ -348,7 +515,8 @@ class Campaign:
                 if self.config.on_finding is not None:
                     self.config.on_finding(v.ident, str(path))
             del first
-            hypothesis.event(f"finding:{v.ident}")
+            if _in_example():
+                hypothesis.event(f"finding:{v.ident}")
             if v.ident not in self.known:
                 self.seen_this_run.add(v.ident)
                 calls = self.shrink_calls[v.ident] = self.shrink_calls.get(v.ident, 0) + 1
@@ -357,15 +525,10 @@ class Campaign:
                     new.add(v.ident)
         return new
 
-    def _account(self, obs: Observation) -> None:
-        """Stats, Hypothesis events (guidance labels) and target() metrics."""
-        program = obs.program
-        stats = self.stats
-        if self.config.record is not None:
-            self.config.record.append(program)
-        stats.examples += 1
-        stats.messages += program.messages()
-        stats.bytes_sent += program.size()
+    def _guide(self, program: Program) -> None:
+        """Hypothesis events and target() metrics that the program itself gives:
+        reported on the example's own turn, even when it is judged late."""
+        self.guided += 1
         depth = 0
         for step in program.steps:
             if step.kind != "command":
@@ -373,13 +536,42 @@ class Campaign:
             name = step.meta.get("name")
             rule = step.meta.get("rule")
             if isinstance(rule, str):
-                stats.rules.add(rule)
                 hypothesis.event(f"rule:{rule}:{step.meta.get('how', '')}")
             if isinstance(name, str) and step.meta.get("expect") == "any":
-                stats.commands.add(name)
                 hypothesis.event(f"command:{name}")
             # Brackets bound the nesting from above and cost a C scan, not a parse.
             depth = max(depth, step.data.count(b"[") + step.data.count(b"{"))
+        # Hypothesis keeps a Pareto front of the examples that maximise the
+        # target() metrics and compares every observing example against it,
+        # which costs more than running the example.  So the metrics are on a
+        # log scale (fewer distinct points) and observed on one example in
+        # TARGET_EVERY: the search keeps its direction at a fraction of the cost.
+        if self.guided % TARGET_EVERY == 0:
+            hypothesis.target(float(depth.bit_length()), label="nesting")
+            hypothesis.target(float(program.size().bit_length()), label="size")
+
+    def _account(self, obs: Observation) -> None:
+        """Stats, and the Hypothesis events and metrics the replies give."""
+        program = obs.program
+        stats = self.stats
+        if self.config.record is not None:
+            self.config.record.append(program)
+        stats.examples += 1
+        stats.messages += program.messages()
+        stats.bytes_sent += program.size()
+        for step in program.steps:
+            if step.kind != "command":
+                continue
+            name = step.meta.get("name")
+            rule = step.meta.get("rule")
+            if isinstance(rule, str):
+                stats.rules.add(rule)
+            if isinstance(name, str) and step.meta.get("expect") == "any":
+                stats.commands.add(name)
+        # Judged late, the replies belong to the example before the running
+        # one: their labels still count in the statistics, but outside any
+        # example (the last one, judged after the run) they have no home.
+        label = hypothesis.event if _in_example() else _ignore
         answered = False
         for log in obs.conns.values():
             answered = answered or log.probe_reply is not None
@@ -387,21 +579,27 @@ class Campaign:
                 if msg.is_error:
                     cls = msg.error_class or "?"
                     stats.errors[cls] = stats.errors.get(cls, 0) + 1
-                    hypothesis.event(f"class:{cls}")
+                    label(f"class:{cls}")
                 elif msg.is_reply and "return" in msg.value:
-                    hypothesis.event(f"shape:return-{type(msg.value['return']).__name__}")
+                    label(f"shape:return-{type(msg.value['return']).__name__}")
                 elif msg.is_event:
-                    hypothesis.event(f"shape:event-{msg.value.get('event')}")
+                    label(f"shape:event-{msg.value.get('event')}")
         if answered:
             stats.rules.update(ORACLE_RULES)
-        # Hypothesis keeps a Pareto front of the examples that maximise the
-        # target() metrics and compares every observing example against it,
-        # which costs more than running the example.  So the metrics are on a
-        # log scale (fewer distinct points) and observed on one example in
-        # TARGET_EVERY: the search keeps its direction at a fraction of the cost.
-        if stats.examples % TARGET_EVERY == 0:
-            hypothesis.target(float(depth.bit_length()), label="nesting")
-            hypothesis.target(float(program.size().bit_length()), label="size")
+        # Latency steers the search only when it is the running example's own.
+        if self.in_step and self.guided % TARGET_EVERY == 0:
             hypothesis.target(float(int(obs.latency * 1e6).bit_length()), label="latency")
         if self.config.on_example is not None:
             self.config.on_example(stats)
+
+
+def _in_example() -> bool:
+    try:
+        current_build_context()
+    except InvalidArgument:
+        return False
+    return True
+
+
+def _ignore(label: str) -> None:
+    del label

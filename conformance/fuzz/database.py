@@ -23,7 +23,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 #: The key every campaign files its examples under (stable across workers,
 #: machines and runs of the same code; see qmp-and-qapi.md §6.3).
-DIGEST = b"qmp-conform-fuzz-campaign-v1"
+KEY = b"qmp-conform-fuzz-campaign-v1"
 
 
 class DatabaseError(Exception):

@@ -7,16 +7,32 @@ are read at the end, up to each connection's probe reply.  Only negotiation
 waits for its reply, because OOB requests sent before ``qmp_capabilities``
 has run would race it.
 
-Between examples the executor keeps negotiated connections open and hands
-them to the next program that opens the same kind of connection: the probe
-that ends every program leaves the server's parser in a known-good state,
-so only the (recorded) greeting and negotiation are skipped.  Confirmation
-and replay runs use ``fresh=True``: new connections, exactly the stored bytes.
+Running is split in two, :meth:`Executor.submit` (connect, send) and
+:meth:`Executor.collect` (read, judge-ready observation), so that a campaign
+can send the next program while the server still works on the previous one.
+Programs in flight together run on different *lanes*: each lane has its own
+connections, so the replies of two programs never share a stream and are
+never attributed to the wrong one.
+
+Between examples the executor keeps healthy connections open and hands
+them to the next program of the same lane that opens the same kind of
+connection (negotiated with or without OOB, or still in negotiation mode):
+the probe that ends every program leaves the server's parser in a
+known-good state, so only the (recorded) greeting and negotiation are
+skipped.  Confirmation and replay runs use ``fresh=True``: new connections,
+exactly the stored bytes.
+
+When a program mixes negotiated connections with ones left in negotiation
+mode, the latter's probes are held back until the negotiated connections'
+probes are answered: by then every event their commands caused has been
+queued, so a server that wrongly delivers one to a negotiating connection
+(Q11) has written it before that connection's probe reply.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +44,6 @@ from conformance.transport import ConnectionClosed, Target, TargetError
 
 SEND_TIMEOUT = 5.0
 GREETING_TIMEOUT = 3.0
-#: How long a connection in negotiation mode is watched for stray events.
-DRAIN = 0.02
 
 
 @dataclass
@@ -38,12 +52,16 @@ class ConnLog:
 
     conn: int
     session: Session
+    #: A kept-open negotiated session: the program's negotiation step is skipped.
     reused: bool = False
     greeting: Message | None = None
     greeting_expected: bool = False
+    greeting_unread: bool = False
     start: int = 0  # index in session.received where this program's messages begin
     closed: str | None = None  # why the stream ended early, if it did
     sent_probe: bool = False
+    #: The probe's id as it appears in its reply, to spot the reply unparsed.
+    probe_needle: bytes = b"\0"
     probe_reply: Message | None = None
     raw_sent: bool = False
 
@@ -73,6 +91,29 @@ class Observation:
         return [r[1] for r in rows]
 
 
+@dataclass
+class Submitted:
+    """A program whose bytes are sent and whose replies are still to be read."""
+
+    obs: Observation
+    lane: int
+    fresh: bool
+    last_send: float
+    #: Probes of connections in negotiation mode, sent by :meth:`Executor.advance`.
+    held: list[tuple[ConnLog, Step]] = field(default_factory=list)
+    held_sent: bool = False
+
+
+#: A kept-open session's key: (lane, connection number, mode), the mode
+#: being "oob" or "plain" once negotiated, NEGOTIATING before.
+PoolKey = tuple[int, int, str]
+NEGOTIATING = "negotiating"
+
+
+def _mode(negotiate: Step) -> str:
+    return "oob" if negotiate.meta.get("oob") else "plain"
+
+
 class Executor:
     """Executes programs on the target made by ``factory``; restarts it on demand."""
 
@@ -80,8 +121,7 @@ class Executor:
         self.factory = factory
         self.target = factory()
         self.probe_timeout = probe_timeout
-        #: Kept-open negotiated sessions by (connection number, OOB enabled).
-        self.pool: dict[tuple[int, bool], Session] = {}
+        self.pool: dict[PoolKey, Session] = {}
         #: Whether the target greets several clients at once; when it does not
         #: (QEMU's socket monitor), at most one session is kept.  A spawned
         #: target gives every connection its own process.
@@ -89,7 +129,7 @@ class Executor:
 
     # -- connections ------------------------------------------------------------
 
-    def _drop(self, key: tuple[int, bool]) -> None:
+    def _drop(self, key: PoolKey) -> None:
         held = self.pool.pop(key, None)
         if held is not None:
             held.close()
@@ -118,25 +158,41 @@ class Executor:
         self.drop_all()
         self.target.close()
 
-    def _open(self, conn: int, log_greeting: bool) -> ConnLog:
+    def _open(self, conn: int, wait: bool) -> ConnLog:
+        """A new connection.  Its greeting is read now when ``wait`` (negotiation
+        follows), else with its replies: a client may send before the greeting
+        arrives (the server reads it after), and waiting for a greeting from
+        a busy server would stall the campaign for a round trip."""
         session = Session(self.target.connect(), label=f"c{conn}")
-        log = ConnLog(conn, session, greeting_expected=log_greeting)
+        log = ConnLog(conn, session, greeting_expected=True, greeting_unread=True)
+        if wait:
+            self._read_greeting(log)
+        return log
+
+    def _read_greeting(self, log: ConnLog) -> None:
+        log.greeting_unread = False
         try:
-            session.read_greeting(GREETING_TIMEOUT)
+            log.session.read_greeting(GREETING_TIMEOUT)
         except ConnectionClosed:
             log.closed = "closed before the greeting"
-        log.greeting = next((m for m in session.received if m.ok and "QMP" in m.value), None)
-        return log
+        log.greeting = next((m for m in log.session.received if m.ok and "QMP" in m.value),
+                            None)
 
     # -- running ----------------------------------------------------------------
 
     def run(self, program: Program, fresh: bool = False) -> Observation:
+        """Send ``program`` and read everything it is owed."""
+        return self.collect(self.submit(program, fresh))
+
+    def submit(self, program: Program, fresh: bool = False, lane: int = 0) -> Submitted:
+        """Connect, negotiate and send every chunk of ``program`` on ``lane``."""
         obs = Observation(program)
         if fresh:
             self.drop_all()
+        submitted = Submitted(obs, lane, fresh, time.monotonic())
         steps = program.steps
         skip: set[int] = set()
-        last_send = time.monotonic()
+        negotiated = {s.conn for s in steps if s.kind == "negotiate"}
         # Consecutive chunks for one connection go out in one write, as a
         # pipelining client sends them (and as a replay must, since how the
         # server's reads cut the stream can matter); the transcript keeps
@@ -151,15 +207,21 @@ class Executor:
                 assert pending_log is not None
                 self._send(pending_log, pending)
                 pending = []
-                last_send = time.monotonic()
             if step.kind == "connect":
-                log = self._connect(program, index, fresh, skip)
+                log = self._connect(program, index, fresh, skip, lane)
                 obs.conns[step.conn] = log
+                if log.reused:
+                    negotiated.add(step.conn)
                 continue
             if log is None or log.closed:
                 continue
             if step.kind == "negotiate":
                 self._negotiate(log, step)
+                continue
+            if step.kind == "probe":
+                log.probe_needle = json.dumps(step.meta.get("id")).encode()
+            if step.kind == "probe" and step.conn not in negotiated and negotiated:
+                submitted.held.append((log, step))
                 continue
             pending.append(step)
             pending_log = log
@@ -169,25 +231,67 @@ class Executor:
                 log.sent_probe = True
         if pending and pending_log is not None:
             self._send(pending_log, pending)
-            last_send = time.monotonic()
-        # Negotiated connections first: once their probes are answered, every
-        # event their commands caused has been sent to the other connections.
-        logs = sorted(obs.conns.values(), key=lambda log: not _negotiated(log, program))
-        for log in logs:
+        submitted.last_send = time.monotonic()
+        return submitted
+
+    def collect(self, submitted: Submitted) -> Observation:
+        """Read each connection up to its probe's reply; keep healthy sessions."""
+        while True:
+            obs = self.advance(submitted)
+            if obs is not None:
+                return obs
+
+    def ready(self, submitted: Submitted) -> bool:
+        """Whether :meth:`advance` would find the probe replies it waits for
+        already here (what has arrived is read, without waiting)."""
+        for log in self._awaited(submitted):
+            if log.closed or not log.sent_probe:
+                continue
+            session = log.session
+            session.read_available()
+            needle = log.probe_needle
+            if needle not in session.buffer and not any(
+                    needle in m.raw for m in session.received[log.start:]):
+                return False
+        return True
+
+    def _awaited(self, submitted: Submitted) -> list[ConnLog]:
+        """The connections whose probe replies the next :meth:`advance` reads."""
+        if submitted.held_sent:
+            return [log for log, _step in submitted.held]
+        held = {id(log) for log, _step in submitted.held}
+        return [log for log in submitted.obs.conns.values() if id(log) not in held]
+
+    def advance(self, submitted: Submitted) -> Observation | None:
+        """Read what ``submitted`` is owed so far.  None when it has just sent
+        its held-back probes, whose replies are read by the next call: the
+        caller can do other work meanwhile instead of waiting for a round
+        trip through a busy server."""
+        obs = submitted.obs
+        program = obs.program
+        if submitted.held and not submitted.held_sent:
+            for log in self._awaited(submitted):
+                self._await_probe(log, program)
+            for log, step in submitted.held:
+                if not log.closed:
+                    self._send(log, [step])
+                    log.sent_probe = True
+            submitted.held_sent = True
+            return None
+        for log in self._awaited(submitted):
             self._await_probe(log, program)
-            if len(logs) > 1 and not _negotiated(log, program) and not log.closed:
-                self._drain(log)
-        obs.latency = time.monotonic() - last_send
-        self._settle(obs, fresh)
+        obs.latency = time.monotonic() - submitted.last_send
+        self._settle(obs, submitted)
         return obs
 
-    def _connect(self, program: Program, index: int, fresh: bool, skip: set[int]) -> ConnLog:
+    def _connect(self, program: Program, index: int, fresh: bool, skip: set[int],
+                 lane: int) -> ConnLog:
         step = program.steps[index]
         following = program.steps[index + 1] if index + 1 < len(program.steps) else None
         negotiates = (following is not None and following.kind == "negotiate"
                       and following.conn == step.conn)
-        key = (step.conn, bool(following.meta.get("oob")) if negotiates and following else False)
-        held = self.pool.pop(key, None) if negotiates and not fresh else None
+        key = (lane, step.conn, _mode(following) if negotiates and following else NEGOTIATING)
+        held = self.pool.pop(key, None) if not fresh else None
         if held is not None and held.closed:
             held.close()
             held = None
@@ -197,13 +301,16 @@ class Executor:
             session.received.clear()
             session.events.clear()
             session.inbox.clear()
+            if not negotiates:
+                # Still in negotiation mode: its greeting came with an earlier program.
+                return ConnLog(step.conn, session)
             skip.add(index + 1)
             return ConnLog(step.conn, session, reused=True)
         if self.concurrent:
             self._drop(key)
         else:
             self.drop_all()
-        return self._open(step.conn, log_greeting=True)
+        return self._open(step.conn, wait=negotiates)
 
     def _negotiate(self, log: ConnLog, step: Step) -> None:
         self._send(log, [step])
@@ -233,6 +340,8 @@ class Executor:
         """Read until the probe's reply, then until every exec-oob request with an
         id is answered too: an OOB reply may overtake in-band ones (Q23) but is
         not obliged to, so it can also come after the probe's."""
+        if log.greeting_unread and not log.closed:
+            self._read_greeting(log)
         if not log.sent_probe or log.closed:
             return
         probe = next(s for s in program.steps if s.kind == "probe" and s.conn == log.conn)
@@ -276,17 +385,8 @@ class Executor:
                 f"no reply to the probe within {self.probe_timeout:g} s")
 
 
-    def _drain(self, log: ConnLog) -> None:
-        """Whatever is already on its way (events for a connection in negotiation mode)."""
-        deadline = time.monotonic() + DRAIN
-        try:
-            while log.session.recv(max(0.0, deadline - time.monotonic())) is not None:
-                pass
-        except ConnectionClosed:
-            log.closed = "closed after the probe reply"
-
-    def _settle(self, obs: Observation, fresh: bool) -> None:
-        """Keep healthy negotiated connections for the next program; close the rest."""
+    def _settle(self, obs: Observation, submitted: Submitted) -> None:
+        """Keep healthy connections for the lane's next program; close the rest."""
         for log in obs.conns.values():
             spawn = getattr(log.session.conn, "exit_status", None)
             if log.closed and callable(spawn):
@@ -294,8 +394,9 @@ class Executor:
             healthy = log.probe_reply is not None and not log.closed
             negotiated = next((s for s in obs.program.steps
                                if s.kind == "negotiate" and s.conn == log.conn), None)
-            if not fresh and healthy and negotiated is not None:
-                key = (log.conn, bool(negotiated.meta.get("oob")))
+            if not submitted.fresh and healthy:
+                key = (submitted.lane, log.conn,
+                       NEGOTIATING if negotiated is None else _mode(negotiated))
                 self._drop(key)
                 self.pool[key] = log.session
             else:
@@ -315,7 +416,3 @@ def _unanswered(waiting: list[Any], replies: list[Message]) -> list[Any]:
                 break
     return left
 
-
-def _negotiated(log: ConnLog, program: Program) -> bool:
-    return log.reused or any(s.kind == "negotiate" and s.conn == log.conn
-                             for s in program.steps)

@@ -45,7 +45,11 @@ DEFAULT_COMMANDS = ("query-*", "qom-list", "qom-get", "qom-list-types",
                     "qom-list-properties", "device-list-properties", "stop", "cont",
                     "trace-event-get-state", "qmp_capabilities")
 #: Harmless commands that make the server emit events (STOP, RESUME): events
-#: are what Q11, Q29 and Q30 are about, so they are drawn on purpose.
+#: are what Q11, Q29 and Q30 are about, so they are drawn on purpose, and
+#: always as this pair, in this order.  Whatever state the guest is in, the
+#: pair emits an event and leaves it running: a program's outcome must not
+#: depend on what earlier programs did, or its finding would not replay on
+#: a fresh server.
 EVENT_TRIGGERS = ("stop", "cont")
 #: Never generated as valid requests, whatever the globs say: they end the
 #: session or the server, which the crash oracle would report.
@@ -71,11 +75,12 @@ class GenConfig:
         self.compiled = compiled(self.schema)
         self._args = {}
         # Built once: making strategies per draw costs more than drawing.
-        valid = [n for n in self.commands if n != "qmp_capabilities"] or self.commands
+        self.triggers = [n for n in EVENT_TRIGGERS if n in self.commands]
+        pair = self.triggers if len(self.triggers) == len(EVENT_TRIGGERS) else []
+        valid = [n for n in self.commands
+                 if n != "qmp_capabilities" and n not in pair] or self.commands
         self.valid_names = st.sampled_from(valid)
         self.any_names = st.sampled_from(self.commands)
-        triggers = [n for n in EVENT_TRIGGERS if n in self.commands]
-        self.trigger_names = st.sampled_from(triggers) if triggers else None
 
     def arguments(self, name: str) -> st.SearchStrategy[dict[str, Any]]:
         found = self._args.get(name)
@@ -94,12 +99,15 @@ class GenConfig:
         return [n for n in self.commands if self.schema.commands[n].allow_oob]
 
 
-_SUFFIX = st.text("abcdefghijklmnopqrstuvwxyz0123456789", max_size=6)
+#: A name suffix in one draw (a text strategy draws once a character).
+_SUFFIX = st.integers(0, (1 << 20) - 1).map("{:x}".format)
 
-#: Ids of every JSON type (Q15), but mostly short ones, cheap to send.
-IDS = st.one_of(st.integers(0, 1 << 20), st.text("abcxyz-0123456789", max_size=8),
-                json_scalars, json_values(6), deep_values(40)).filter(
+_SHORT_IDS = st.text("abcxyz-0123456789", max_size=8)
+_RARE_IDS = st.one_of(json_scalars, json_values(6), deep_values(40)).filter(
     lambda v: not (isinstance(v, str) and v.startswith(RAW_ID_PREFIX)))
+#: One draw picks how a request is identified; see _with_id.
+_ID_KIND = st.integers(0, 63)
+_BOOLEANS: st.SearchStrategy[bool] = st.booleans()
 
 
 @dataclass
@@ -115,6 +123,7 @@ class _Builder:
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.conns: dict[int, _Conn] = {}
+        self.counter = 0
 
     def open(self, conn: int, negotiate: bool, oob: bool) -> None:
         state = self.conns[conn] = _Conn()
@@ -141,11 +150,22 @@ class _Builder:
         return Program(self.steps)
 
 
-def _with_id(draw: st.DrawFn, msg: dict[str, Any]) -> dict[str, Any]:
-    # Mostly with an id: only id'd requests can be matched to their reply.
-    # exec-oob always has one (Q24): its reply may come at any time.
-    if "exec-oob" in msg or draw(st.integers(0, 7)) != 7:
-        msg["id"] = draw(IDS)
+def _with_id(draw: st.DrawFn, b: _Builder, msg: dict[str, Any]) -> dict[str, Any]:
+    # Mostly a fresh number from the program's counter: unique, so the reply
+    # is matched unambiguously, and one draw (a campaign spends most of its
+    # time drawing).  Then short strings (which repeat: equal ids), no id
+    # at all (exec-oob always has one, Q24) and, rarely, ids of every JSON
+    # type (Q15), which cost tens of draws.  Shrinking goes toward the counter.
+    which = draw(_ID_KIND)
+    if which < 48:
+        b.counter += 1
+        msg["id"] = b.counter
+    elif which < 54 and "exec-oob" not in msg:
+        pass
+    elif which < 61:
+        msg["id"] = draw(_SHORT_IDS)
+    else:
+        msg["id"] = draw(_RARE_IDS)
     return msg
 
 
@@ -155,13 +175,16 @@ def _valid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int,
     name = draw(cfg.valid_names if names is None else names)
     oob = state.oob and cfg.schema.commands[name].allow_oob and draw(st.booleans())
     msg: dict[str, Any] = {"exec-oob" if oob else "execute": name}
-    args = draw(cfg.arguments(name))
-    if args or (cfg.schema.commands[name].arg_type is not None and draw(st.booleans())):
-        msg["arguments"] = args
+    if cfg.schema.commands[name].arg_type is not None or name in cfg.compiled.open_commands:
+        args = draw(cfg.arguments(name))
+        # An empty object is sent as often as left out (both are valid).
+        send_empty: bool = not args and draw(_BOOLEANS)
+        if args or send_empty:
+            msg["arguments"] = args
     meta: dict[str, Any] = {"name": name, "oob": oob, "expect": "any"}
     if not state.negotiated:
         meta.update(expect="error", rule="Q10", error_class="CommandNotFound")
-    b.command(conn, _with_id(draw, msg), meta)
+    b.command(conn, _with_id(draw, b, msg), meta)
 
 
 #: Invalid-request makers: (rule, how) -> (message, expected error class or None).
@@ -262,7 +285,7 @@ def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
         # connection in negotiation mode.
         cap = draw(st.sampled_from(["qc-no-such-cap", "OOB", "oob ", ""]))
         msg = {"execute": "qmp_capabilities", "arguments": {"enable": [cap]}}
-        b.command(conn, _with_id(draw, msg), {
+        b.command(conn, _with_id(draw, b, msg), {
             "name": "qmp_capabilities", "oob": False, "expect": "error", "rule": "Q14",
             "how": "unknown-capability"})
         return
@@ -282,7 +305,7 @@ def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
                             "how": how}
     if error_class:
         meta["error_class"] = error_class
-    b.command(conn, _with_id(draw, msg), meta)
+    b.command(conn, _with_id(draw, b, msg), meta)
 
 
 _RAW_PIECES = (b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b"'", b"\\u", b"\xff",
@@ -331,12 +354,13 @@ def programs(draw: st.DrawFn, cfg: GenConfig) -> Program:
         b.open(conn, negotiate=not fresh, oob=oob)
     count = draw(st.integers(1, cfg.max_steps))
     for _ in range(count):
-        conn = draw(st.integers(0, nconns - 1))
+        conn = draw(st.integers(0, nconns - 1)) if nconns > 1 else 0
         kind = draw(_KIND)
-        if kind == "valid" or (kind == "event" and cfg.trigger_names is None):
+        if kind == "valid" or (kind == "event" and not cfg.triggers):
             _valid(draw, cfg, b, conn)
         elif kind == "event":
-            _valid(draw, cfg, b, conn, cfg.trigger_names)
+            for name in cfg.triggers:
+                _valid(draw, cfg, b, conn, st.just(name))
         elif kind == "invalid":
             _invalid(draw, cfg, b, conn)
         else:

@@ -22,6 +22,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema.exceptions import ValidationError
+
 from conformance.fuzz.execute import ConnLog, Observation
 from conformance.fuzz.program import RAW_ID_PREFIX, Step
 from conformance.session import NO_ID, Message, escape, json_equal
@@ -94,6 +96,8 @@ class Judge:
         # validating query-qmp-schema's return costs far more than its key.
         self._verdicts: dict[tuple[str, str, str], list[str]] = {}
         self._large: dict[tuple[str, str], int] = {}
+        self._free: dict[str, frozenset[str]] = {}
+        self._valid_shapes: set[tuple[str, str]] = set()
 
     def _sampled(self, kind: str, name: str, text: str) -> bool:
         """Whether to skip validating this large value: after LARGE_FULL distinct
@@ -104,15 +108,22 @@ class Judge:
             return False
         return zlib.crc32(text.encode("utf-8", "surrogatepass")) % LARGE_SAMPLE != 0
 
-    def schema_errors(self, kind: str, name: str, value: Any) -> list[str]:
+    def schema_errors(self, kind: str, name: str, value: Any, size: int = 0) -> list[str]:
+        """Errors of ``value`` against its schema.  ``size``, the length of the
+        line it came in, lets a large value skip validation (see LARGE) before
+        paying for its canonical text."""
         assert self.specs is not None
+        if size > LARGE:
+            seen = self._large[(kind, name)] = self._large.get((kind, name), 0) + 1
+            if seen > LARGE_FULL and seen % LARGE_SAMPLE:
+                return []
         try:
             text = json.dumps(value, sort_keys=True)
         except (TypeError, ValueError, RecursionError):
             return self.specs.errors(kind, name, value)  # type: ignore[arg-type]
         key = (kind, name, text)
         found = self._verdicts.get(key)
-        if found is None and len(text) > LARGE and self._sampled(kind, name, text):
+        if found is None and not size and len(text) > LARGE and self._sampled(kind, name, text):
             return []
         if found is None:
             found = self.specs.errors(kind, name, value)  # type: ignore[arg-type]
@@ -120,6 +131,32 @@ class Judge:
                 self._verdicts.clear()
             self._verdicts[key] = found
         return found
+
+    def _wire_errors(self, kind: str, value: dict[str, Any]) -> list[ValidationError]:
+        """The wire schema's errors for ``value``; a value of a shape already found
+        valid is not validated again.  Its shape is the value with the members
+        the schema leaves free (``id``, ``return``) blanked: whatever they hold
+        cannot change the verdict."""
+        assert self.specs is not None
+        validator = self.specs.wire_validator(kind, self.dialect)  # type: ignore[arg-type]
+        free = self._free.get(kind)
+        if free is None:
+            schema = validator.schema
+            props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+            free = self._free[kind] = frozenset(k for k, sub in props.items() if sub in ({}, True))
+        try:
+            shape = json.dumps({k: None if k in free else v for k, v in value.items()},
+                               sort_keys=True)
+        except (TypeError, ValueError, RecursionError):
+            return list(validator.iter_errors(value))
+        if (kind, shape) in self._valid_shapes:
+            return []
+        errors = list(validator.iter_errors(value))
+        if not errors:
+            if len(self._valid_shapes) > 50_000:
+                self._valid_shapes.clear()
+            self._valid_shapes.add((kind, shape))
+        return errors
 
     def __call__(self, obs: Observation) -> list[Violation]:
         out: list[Violation] = []
@@ -136,7 +173,7 @@ class Judge:
     def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
         negotiated = log.reused or any(
             s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps)
-        if negotiated or not log.greeting_expected:
+        if negotiated:
             return []
         for msg in log.messages:
             if msg.is_event:
@@ -212,8 +249,7 @@ class Judge:
                 return [Violation("Q3", "shape", "unknown-message",
                                   f"a message that is no reply, event or greeting: "
                                   f"{_brief(msg, 100)}", (), log.conn)]
-            errors = list(self.specs.wire_validator(kind, self.dialect)  # type: ignore[arg-type]
-                          .iter_errors(value))
+            errors = self._wire_errors(kind, value)
             if errors:
                 first = min(errors, key=lambda e: len(e.absolute_path))
                 where = "/".join(str(p) for p in first.absolute_path)
@@ -360,7 +396,7 @@ class Judge:
                 or not isinstance(name, str) or name not in self.specs.schema.commands):
             return None
         command = self.specs.schema.commands[name]
-        problems = self.schema_errors("return", name, value["return"])
+        problems = self.schema_errors("return", name, value["return"], len(msg.raw))
         if problems:
             rule = "Q19" if command.ret_type is None else "Q3"
             return Violation(rule, "return-schema", "bad-return",

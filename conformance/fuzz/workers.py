@@ -14,8 +14,11 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from types import FrameType
 from typing import Any
 
 from conformance.fuzz.campaign import Campaign, CampaignConfig
@@ -55,6 +58,25 @@ class SetupError(Exception):
     """A worker could not start its campaign (target unreachable...)."""
 
 
+@contextlib.contextmanager
+def _stop_on_sigint(campaign: Campaign) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and also asks the campaign to stop (see
+    :meth:`Campaign.request_stop`), so that it ends even if the exception is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        campaign.request_stop()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_inline(spec: CampaignSpec, progress: Progress) -> Stats:
     """One worker, in this process."""
     stats = Stats()
@@ -63,8 +85,9 @@ def run_inline(spec: CampaignSpec, progress: Progress) -> Stats:
     config.on_finding = lambda ident, path: progress.announce(f"finding {ident}: {path}")
     campaign = Campaign(config, stats)
     try:
-        campaign.setup()
-        campaign.run()
+        with _stop_on_sigint(campaign):
+            campaign.setup()
+            campaign.run()
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
@@ -87,8 +110,9 @@ def _worker(spec: CampaignSpec, index: int, out: Any) -> None:
     config.on_finding = lambda ident, path: out.put(("finding", index, (ident, path)))
     campaign = Campaign(config, stats)
     try:
-        campaign.setup()
-        campaign.run()
+        with _stop_on_sigint(campaign):
+            campaign.setup()
+            campaign.run()
     except KeyboardInterrupt:
         stats.interrupted = True
     except Exception as exc:  # reported to the parent, which decides

@@ -231,6 +231,10 @@ def decode_buffer(
     return out, rest
 
 
+#: Integers QEMU holds as integers (int64 or uint64), compared as such.
+_INT_LOW, _INT_HIGH = -(1 << 63), 1 << 64
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -243,6 +247,14 @@ def json_equal(a: JSON, b: JSON) -> bool:
     ``18446744073709551616 == 1.8446744073709552e+19``; ``true`` is not ``1``;
     NaN equals NaN.  Iterative, so 1000-deep values are fine.
     """
+    # The common case (ids are mostly strings and small integers) first.
+    kind = type(a)
+    if kind is type(b):
+        if kind is str:
+            return a == b
+        if (isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool)
+                and _INT_LOW <= a < _INT_HIGH and _INT_LOW <= b < _INT_HIGH):
+            return a == b
     work: list[tuple[JSON, JSON]] = [(a, b)]
     while work:
         x, y = work.pop()
