@@ -10,8 +10,9 @@ rewrites the file, so the stored transcript ends up minimized.
 
 Overlap.  When the target serves several connections at once (or gives
 each its own process), examples are judged a few steps late: example N is
-sent, then the replies of example N - IN_FLIGHT + 1, which arrived while
-Hypothesis generated the ones after it, are read and judged.  Generation,
+sent, then the examples before it that have completed meanwhile (their
+replies arrived while Hypothesis generated the ones after them) are read
+and judged; see :class:`~conformance.fuzz.execute.Pipeline`.  Generation,
 judging and the server's work then run side by side instead of in turn.
 An example found wrong that way can no longer fail in place, so its
 choice sequence is handed to a *shrink run* of its own: a Hypothesis run
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import time
 import unittest
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,7 +43,7 @@ from hypothesis.errors import Flaky, InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
 from conformance.fuzz.database import KEY
-from conformance.fuzz.execute import Executor, Observation, Submitted
+from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
 from conformance.fuzz.oracles import Judge, Violation
@@ -80,14 +80,6 @@ class FoundBug(Exception):
 
 class Deferred(BaseException):
     """An example judged late broke a rule: end this run, shrink it in its own."""
-
-
-@dataclass
-class Late:
-    """An example judged one step late: what was sent, and how to draw it again."""
-
-    submitted: Submitted
-    choices: bytes
 
 
 @dataclass
@@ -224,7 +216,8 @@ class Campaign:
         self.lanes = 1
         #: Whether the running Hypothesis test judges its examples in place.
         self.in_step = True
-        self.in_flight: deque[Late] = deque()
+        #: Examples sent and not judged yet, tagged with their choice sequences.
+        self.pipeline: Pipeline[bytes] | None = None
         self.guided = 0  # examples whose own labels were reported
         self.stop_requested = False
         #: Examples found wrong late, with the idents they showed, to shrink.
@@ -251,6 +244,7 @@ class Campaign:
         # Overlapping needs a second set of connections: a socket that serves
         # one client at a time (QEMU's) runs its examples in step.
         self.lanes = IN_FLIGHT if self.executor.concurrent and not cfg.db_only else 1
+        self.pipeline = Pipeline(self.executor, self.lanes)
         self.judge = Judge(Specs(schema), cfg.dialect)
 
     def close(self) -> None:
@@ -409,66 +403,41 @@ class Campaign:
             raise FoundBug(", ".join(sorted(new)))
 
     def _example_overlapped(self, program: Program) -> None:
-        """Send this example, then judge the one before it (see the module docstring)."""
+        """Send this example, then judge those that completed meanwhile (see the
+        module docstring)."""
         if self._over():
             raise CampaignOver
-        assert self.executor is not None
+        assert self.pipeline is not None
         self._guide(program)
         choices = choices_to_bytes(current_build_context().data.choices)
-        lane = self._free_lane()
         try:
-            submitted = self.executor.submit(program, lane=lane)
+            done = self.pipeline.push(program, choices)
         except TargetError:
-            self._flush()
+            # The target went away between examples: judge what was in flight
+            # (a crash shows there), bring it back and send this one again.
+            self._judge_late(self.pipeline.drain())
             self._restart()
-            submitted = self.executor.submit(program, fresh=True, lane=lane)
-        self.in_flight.append(Late(submitted, choices))
-        # Judge whatever is complete, in any order: a server that shares its
-        # time between connections finishes them in no particular order, and
-        # waiting for the oldest would leave it idle once the others are done.
-        # Only when every lane is busy and nothing is complete, wait.
-        while self.in_flight:
-            late = next((each for each in self.in_flight
-                         if self.executor.ready(each.submitted)), None)
-            if late is None:
-                if len(self.in_flight) < self.lanes:
-                    return
-                late = self.in_flight[0]
-            self.in_flight.remove(late)
-            obs = self.executor.advance(late.submitted)
-            if obs is None:
-                self.in_flight.append(late)  # its held-back probes are on their way
-            else:
-                self._judge_late(late, obs)
-
-    def _free_lane(self) -> int:
-        busy = {late.submitted.lane for late in self.in_flight}
-        return next(lane for lane in range(self.lanes) if lane not in busy)
+            done = self.pipeline.push(program, choices, fresh=True)
+        self._judge_late(done)
 
     def _flush(self) -> None:
-        """Judge every example still in flight, oldest first."""
-        while self.in_flight:
-            self._judge_late(self.in_flight.popleft())
+        """Judge every example still in flight."""
+        if self.pipeline is not None:
+            self._judge_late(self.pipeline.drain())
 
-    def _judge_late(self, late: Late, obs: Observation | None = None) -> None:
-        assert self.executor is not None
-        if obs is None:
-            obs = self.executor.collect(late.submitted)
-        violations = self._judged(obs)
-        if not violations:
+    def _judge_late(self, done: list[tuple[bytes, Observation]]) -> None:
+        judged = [(choices, obs, self._judged(obs)) for choices, obs in done]
+        if not any(violations for _c, _o, violations in judged):
             return
         # Confirming needs fresh connections: first read what the examples
         # still in flight are owed, then confirm each one that broke a rule.
-        judged = [(late, obs, violations)]
-        while self.in_flight:
-            other = self.in_flight.popleft()
-            other_obs = self.executor.collect(other.submitted)
-            judged.append((other, other_obs, self._judged(other_obs)))
+        assert self.pipeline is not None
+        judged += [(choices, obs, self._judged(obs)) for choices, obs in self.pipeline.drain()]
         found: set[str] = set()
-        for each, each_obs, each_violations in judged:
-            new = self._confirm(each_obs.program, each_violations) if each_violations else set()
+        for choices, obs, violations in judged:
+            new = self._confirm(obs.program, violations) if violations else set()
             if new:
-                self.to_shrink.append((each.choices, new))
+                self.to_shrink.append((choices, new))
                 found |= new
         if found:
             raise Deferred(", ".join(sorted(found)))

@@ -34,9 +34,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from conformance.fuzz.program import Program, Step
 from conformance.session import Message, Session, Transcript, json_equal
@@ -401,6 +402,56 @@ class Executor:
                 self.pool[key] = log.session
             else:
                 log.session.close()
+
+T = TypeVar("T")
+
+
+class Pipeline(Generic[T]):
+    """Programs in flight on up to ``lanes`` lanes of one executor, each with a
+    tag of the caller's, handed back as they complete.
+
+    Completed programs are taken in any order: a server that shares its time
+    between connections finishes them in no particular order, and waiting for
+    the oldest would leave it idle once the others are done.  Only when every
+    lane is busy and none is complete does :meth:`push` wait (for the oldest).
+    """
+
+    def __init__(self, executor: Executor, lanes: int) -> None:
+        self.executor = executor
+        self.lanes = lanes
+        self.waiting: deque[tuple[Submitted, T]] = deque()
+
+    def __len__(self) -> int:
+        return len(self.waiting)
+
+    def push(self, program: Program, tag: T, fresh: bool = False) -> list[tuple[T, Observation]]:
+        """Send ``program`` on a free lane; the programs that completed meanwhile."""
+        busy = {submitted.lane for submitted, _tag in self.waiting}
+        lane = next(lane for lane in range(self.lanes) if lane not in busy)
+        self.waiting.append((self.executor.submit(program, fresh, lane), tag))
+        done: list[tuple[T, Observation]] = []
+        while self.waiting:
+            item = next((each for each in self.waiting if self.executor.ready(each[0])), None)
+            if item is None:
+                if len(self.waiting) < self.lanes:
+                    break
+                item = self.waiting[0]
+            self.waiting.remove(item)
+            obs = self.executor.advance(item[0])
+            if obs is None:
+                self.waiting.append(item)  # its held-back probes are on their way
+            else:
+                done.append((item[1], obs))
+        return done
+
+    def drain(self) -> list[tuple[T, Observation]]:
+        """Every program still in flight, read to the end, oldest first."""
+        done = []
+        while self.waiting:
+            submitted, tag = self.waiting.popleft()
+            done.append((tag, self.executor.collect(submitted)))
+        return done
+
 
 def _request(step: Step) -> dict[str, Any] | None:
     return step.request()
