@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import hypothesis
@@ -47,7 +47,7 @@ from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
 from conformance.fuzz.oracles import Judge, Violation
-from conformance.fuzz.program import Program
+from conformance.fuzz.program import Program, Step
 from conformance.fuzz.progress import Stats
 from conformance.fuzz.targets import target_factory
 from conformance.qapi import load
@@ -499,15 +499,11 @@ class Campaign:
         reported on the example's own turn, even when it is judged late."""
         self.guided += 1
         depth = 0
-        for step in program.steps:
-            if step.kind != "command":
-                continue
-            name = step.meta.get("name")
-            rule = step.meta.get("rule")
-            if isinstance(rule, str):
+        for step, rule, command in _requests(program):
+            if rule:
                 hypothesis.event(f"rule:{rule}:{step.meta.get('how', '')}")
-            if isinstance(name, str) and step.meta.get("expect") == "any":
-                hypothesis.event(f"command:{name}")
+            if command:
+                hypothesis.event(f"command:{command}")
             # Brackets bound the nesting from above and cost a C scan, not a parse.
             depth = max(depth, step.data.count(b"[") + step.data.count(b"{"))
         # Hypothesis keeps a Pareto front of the examples that maximise the
@@ -528,15 +524,11 @@ class Campaign:
         stats.examples += 1
         stats.messages += program.messages()
         stats.bytes_sent += program.size()
-        for step in program.steps:
-            if step.kind != "command":
-                continue
-            name = step.meta.get("name")
-            rule = step.meta.get("rule")
-            if isinstance(rule, str):
+        for _step, rule, command in _requests(program):
+            if rule:
                 stats.rules.add(rule)
-            if isinstance(name, str) and step.meta.get("expect") == "any":
-                stats.commands.add(name)
+            if command:
+                stats.commands.add(command)
         # Judged late, the replies belong to the example before the running
         # one: their labels still count in the statistics, but outside any
         # example (the last one, judged after the run) they have no home.
@@ -560,6 +552,17 @@ class Campaign:
             hypothesis.target(float(int(obs.latency * 1e6).bit_length()), label="latency")
         if self.config.on_example is not None:
             self.config.on_example(stats)
+
+
+def _requests(program: Program) -> Iterator[tuple[Step, str | None, str | None]]:
+    """Each request of ``program`` with the rule it breaks on purpose, if any,
+    and the command it runs, if it is a valid request."""
+    for step in program.steps:
+        if step.kind != "command":
+            continue
+        rule, name = step.meta.get("rule"), step.meta.get("name")
+        yield (step, rule if isinstance(rule, str) else None,
+               name if isinstance(name, str) and step.meta.get("expect") == "any" else None)
 
 
 def _in_example() -> bool:
