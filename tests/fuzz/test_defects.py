@@ -57,7 +57,7 @@ REACHABLE: dict[str, set[str]] = {
 }
 UNREACHABLE = {"oob-no-overtake", "side-effect-before-error"}
 #: Seconds a campaign gets to find its defect.
-BUDGET = 30.0
+BUDGET = 45.0
 
 pytestmark = pytest.mark.skipif(not reference_available(),
                                 reason="reference_server.launch is not available")
