@@ -103,4 +103,7 @@ def run(args: argparse.Namespace) -> int:
         handle.write(text + "\n")
     print(text)
     sys.stdout.flush()
+    if stats.gone:
+        print(f"qmp-conform fuzz: the target cannot be reached again ({stats.gone}); "
+              f"the campaign stopped early", file=sys.stderr)
     return EXIT_FINDINGS if stats.findings else EXIT_OK

@@ -78,6 +78,11 @@ class FoundBug(Exception):
     """A new confirmed finding: makes Hypothesis shrink the example."""
 
 
+class TargetGone(BaseException):
+    """The target died and cannot be reached again (a socket that nobody
+    restarts): the campaign ends with what it has recorded."""
+
+
 class Deferred(BaseException):
     """An example judged late broke a rule: end this run, shrink it in its own."""
 
@@ -305,6 +310,8 @@ class Campaign:
                 run_index += 1
         except (CampaignOver, Deferred):
             pass
+        except TargetGone as exc:
+            self.stats.gone = str(exc)
         return self.stats
 
     def _end_run(self) -> None:
@@ -398,7 +405,7 @@ class Campaign:
         violations = [v for v in violations if v.ident not in self.known]
         if not violations:
             return
-        new = self._confirm(program, violations)
+        new = self._confirm(obs, violations)
         if new:
             raise FoundBug(", ".join(sorted(new)))
 
@@ -434,8 +441,15 @@ class Campaign:
         assert self.pipeline is not None
         judged += [(choices, obs, self._judged(obs)) for choices, obs in self.pipeline.drain()]
         found: set[str] = set()
-        for choices, obs, violations in judged:
-            new = self._confirm(obs.program, violations) if violations else set()
+        for index, (choices, obs, violations) in enumerate(judged):
+            try:
+                new = self._confirm(obs, violations) if violations else set()
+            except TargetGone:
+                # Whichever example killed it, its own transcript is the evidence.
+                for _choices, other, other_violations in judged[index + 1:]:
+                    for v in other_violations:
+                        self._record(v, other)
+                raise
             if new:
                 self.to_shrink.append((choices, new))
                 found |= new
@@ -463,36 +477,52 @@ class Campaign:
         self.stats.restarts += 1
         self.executor.restart()
 
-    def _confirm(self, program: Program, violations: list[Violation]) -> set[str]:
+    def _confirm(self, obs: Observation, violations: list[Violation]) -> set[str]:
         """Re-run on fresh connections; record what reproduces; the idents new to this run."""
         assert self.judge is not None
-        if any(v.oracle in ("crash", "hang") for v in violations):
-            self._restart()
         self.stats.confirmations += 1
-        again = self._execute(program, fresh=True)
+        try:
+            if any(v.oracle in ("crash", "hang") for v in violations):
+                self._restart()
+            again = self._execute(obs.program, fresh=True)
+        except TargetError as exc:
+            # Gone for good (a socket nobody restarts): the example's own
+            # transcript is all the evidence there is.
+            for v in violations:
+                self._record(v, obs)
+            raise TargetGone(str(exc)) from exc
         confirmed = {v.ident: v for v in self.judge(again)}
+        gone: TargetError | None = None
         if any(v.oracle in ("crash", "hang") for v in confirmed.values()):
-            self._restart()
+            try:
+                self._restart()
+            except TargetError as exc:
+                gone = exc
         new: set[str] = set()
         for v in violations:
             if v.ident not in confirmed:
                 self.stats.unconfirmed += 1
                 continue
-            path, first = self.store.record(confirmed[v.ident], again)
-            if v.ident not in self.stats.findings:
-                self.stats.findings[v.ident] = str(path)
-                if self.config.on_finding is not None:
-                    self.config.on_finding(v.ident, str(path))
-            del first
-            if _in_example():
-                hypothesis.event(f"finding:{v.ident}")
+            self._record(confirmed[v.ident], again)
             if v.ident not in self.known:
                 self.seen_this_run.add(v.ident)
                 calls = self.shrink_calls[v.ident] = self.shrink_calls.get(v.ident, 0) + 1
                 slow = v.oracle in ("crash", "hang")
                 if calls <= (SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET):
                     new.add(v.ident)
+        if gone is not None:
+            raise TargetGone(str(gone)) from gone
         return new
+
+    def _record(self, violation: Violation, obs: Observation) -> None:
+        """Write (or fold into) the violation's finding file, and say so."""
+        path, _first = self.store.record(violation, obs)
+        if violation.ident not in self.stats.findings:
+            self.stats.findings[violation.ident] = str(path)
+            if self.config.on_finding is not None:
+                self.config.on_finding(violation.ident, str(path))
+        if _in_example():
+            hypothesis.event(f"finding:{violation.ident}")
 
     def _guide(self, program: Program) -> None:
         """Hypothesis events and target() metrics that the program itself gives:

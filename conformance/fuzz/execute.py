@@ -45,6 +45,8 @@ from conformance.transport import ConnectionClosed, Target, TargetError
 
 SEND_TIMEOUT = 5.0
 GREETING_TIMEOUT = 3.0
+#: How long a socket target that went away is waited for before giving up.
+RESTART_WAIT = 15.0
 
 
 @dataclass
@@ -145,10 +147,13 @@ class Executor:
         self.drop_all()
         with contextlib.suppress(Exception):
             self.target.close()
-        deadline = time.monotonic() + 15.0
+        deadline = time.monotonic() + RESTART_WAIT
         while True:
             try:
                 self.target = self.factory()
+                if not self.target.restarts and self.target.kind in ("unix", "tcp"):
+                    # Nothing is started for a socket: is anyone listening again?
+                    self.target.connect(GREETING_TIMEOUT).close()
                 return
             except TargetError:
                 if time.monotonic() > deadline:
@@ -337,6 +342,7 @@ class Executor:
         except ConnectionClosed as exc:
             log.session.closed = True
             log.closed = f"closed while sending: {exc}"
+            log.session.transcript.note(f"connection closed while sending: {exc}")
         except TimeoutError as exc:
             log.session.transcript.note(f"send timed out: {exc}")
 

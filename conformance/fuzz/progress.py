@@ -28,6 +28,8 @@ class Stats:
     rules: set[str] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
+    #: Why the campaign stopped early because the target could not be reached again.
+    gone: str = ""
 
     def merge(self, other: Stats) -> None:
         self.examples += other.examples
@@ -37,6 +39,7 @@ class Stats:
         self.unconfirmed += other.unconfirmed
         self.restarts += other.restarts
         self.interrupted |= other.interrupted
+        self.gone = self.gone or other.gone
         self.findings.update(other.findings)
         self.commands |= other.commands
         self.rules |= other.rules
@@ -62,6 +65,7 @@ class Stats:
             "unconfirmed": self.unconfirmed,
             "error_classes": dict(sorted(self.errors.items())),
             "interrupted": self.interrupted,
+            "target_gone": self.gone or None,
             **extra,
         }
 

@@ -93,3 +93,26 @@ def test_max_examples_budget_and_exit_status(reference: str, tmp_path: Path) -> 
     assert summary["findings"] >= 1 and summary["examples"] <= 20 + 5
     for name in summary["finding_files"]:
         assert Path(name).is_file()
+
+
+def test_a_socket_target_that_dies_for_good_keeps_its_finding(tmp_path: Path) -> None:
+    # A server on a plain socket that nobody restarts (QEMU's -qmp unix:, here
+    # the reference server with a defect that makes it exit on garbage): the
+    # crash cannot be confirmed, so the example's own transcript is recorded
+    # and the campaign ends with its summary instead of a connection error.
+    sock = tmp_path / "qmp.sock"
+    with cli_process("serve", "--unix", str(sock), "--defect", "dies-on-garbage") as server:
+        assert _wait_for(sock.exists, 20), "the server did not start"
+        result = cli("fuzz", "--target", f"unix:{sock}", "--duration", "60", "--seed", "1",
+                     "--out", str(tmp_path / "out"), "--quiet", timeout=150)
+        assert server.poll() is not None, "the defect should have ended the server"
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["target_gone"] and summary["findings"] >= 1
+    assert "cannot be reached again" in result.stderr
+    findings = [load(path) for path in summary["finding_files"]]
+    assert any("connection-closed" in f.signature for f in findings), [f.ident for f in findings]
+    # Evidence: what was sent, and how the connection ended.
+    for f in findings:
+        assert any(" -> " in line for line in f.transcript), f.transcript
+        assert any("closed" in line for line in f.transcript if " -- " in line), f.transcript
