@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +35,10 @@ except ImportError:  # pragma: no cover
     _core_equal = json_equal
 
 
-#: Values longer than this (as JSON text) are validated in full only for the
-#: first LARGE_FULL distinct ones per command or event, then one in
-#: LARGE_SAMPLE: jsonschema needs milliseconds for a big query reply, which
-#: would otherwise dominate a campaign.  A replay validates everything.
+#: Values that come in lines longer than this are validated in full only for
+#: the first LARGE_FULL per command or event, then one in LARGE_SAMPLE:
+#: jsonschema needs milliseconds for a big query reply, which would otherwise
+#: dominate a campaign.  A replay (a fresh Judge, one program) validates all.
 LARGE = 2048
 LARGE_FULL = 4
 LARGE_SAMPLE = 16
@@ -99,19 +98,10 @@ class Judge:
         self._free: dict[str, frozenset[str]] = {}
         self._valid_shapes: set[tuple[str, str]] = set()
 
-    def _sampled(self, kind: str, name: str, text: str) -> bool:
-        """Whether to skip validating this large value: after LARGE_FULL distinct
-        large values of one command or event, only one in LARGE_SAMPLE is
-        checked (chosen by a hash of the value, so the choice is stable)."""
-        seen = self._large[(kind, name)] = self._large.get((kind, name), 0) + 1
-        if seen <= LARGE_FULL:
-            return False
-        return zlib.crc32(text.encode("utf-8", "surrogatepass")) % LARGE_SAMPLE != 0
-
-    def schema_errors(self, kind: str, name: str, value: Any, size: int = 0) -> list[str]:
+    def schema_errors(self, kind: str, name: str, value: Any, size: int) -> list[str]:
         """Errors of ``value`` against its schema.  ``size``, the length of the
         line it came in, lets a large value skip validation (see LARGE) before
-        paying for its canonical text."""
+        paying for its canonical text, the key of the verdict cache."""
         assert self.specs is not None
         if size > LARGE:
             seen = self._large[(kind, name)] = self._large.get((kind, name), 0) + 1
@@ -123,8 +113,6 @@ class Judge:
             return self.specs.errors(kind, name, value)  # type: ignore[arg-type]
         key = (kind, name, text)
         found = self._verdicts.get(key)
-        if found is None and not size and len(text) > LARGE and self._sampled(kind, name, text):
-            return []
         if found is None:
             found = self.specs.errors(kind, name, value)  # type: ignore[arg-type]
             if len(self._verdicts) > 50_000:
@@ -258,17 +246,17 @@ class Judge:
                                   f"{first.message[:160]}", (kind, where, str(first.validator)),
                                   log.conn)]
             if kind == "event":
-                found = self._event_data(value, log)
+                found = self._event_data(value, len(msg.raw), log)
                 if found:
                     return found
         return []
 
-    def _event_data(self, value: dict[str, Any], log: ConnLog) -> list[Violation]:
+    def _event_data(self, value: dict[str, Any], size: int, log: ConnLog) -> list[Violation]:
         assert self.specs is not None
         name = value.get("event")
         if not isinstance(name, str) or name not in self.specs.schema.events:
             return []
-        problems = self.schema_errors("data", name, value.get("data", {}))
+        problems = self.schema_errors("data", name, value.get("data", {}), size)
         if problems:
             return [Violation("Q29", "event-data", "bad-event-data",
                               f"event {name} data breaks its schema: {problems[0][:160]}",

@@ -59,22 +59,24 @@ class SetupError(Exception):
 
 
 @contextlib.contextmanager
-def _stop_on_sigint(campaign: Campaign) -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt and also asks the campaign to stop (see
+def _interruptible(campaign: Campaign, stats: Stats) -> Iterator[None]:
+    """Ctrl-C ends the block with ``stats.interrupted`` set.  The handler raises
+    KeyboardInterrupt and also asks the campaign to stop (see
     :meth:`Campaign.request_stop`), so that it ends even if the exception is lost."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def handler(signum: int, frame: FrameType | None) -> None:
         campaign.request_stop()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
+    # Only the main thread may set a signal handler.
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, handler) if installed else None
     try:
         yield
+    except KeyboardInterrupt:
+        stats.interrupted = True
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if installed:
+            signal.signal(signal.SIGINT, previous)
 
 
 def run_inline(spec: CampaignSpec, progress: Progress) -> Stats:
@@ -85,11 +87,9 @@ def run_inline(spec: CampaignSpec, progress: Progress) -> Stats:
     config.on_finding = lambda ident, path: progress.announce(f"finding {ident}: {path}")
     campaign = Campaign(config, stats)
     try:
-        with _stop_on_sigint(campaign):
+        with _interruptible(campaign, stats):
             campaign.setup()
             campaign.run()
-    except KeyboardInterrupt:
-        stats.interrupted = True
     finally:
         campaign.close()
     return stats
@@ -110,11 +110,9 @@ def _worker(spec: CampaignSpec, index: int, out: Any) -> None:
     config.on_finding = lambda ident, path: out.put(("finding", index, (ident, path)))
     campaign = Campaign(config, stats)
     try:
-        with _stop_on_sigint(campaign):
+        with _interruptible(campaign, stats):
             campaign.setup()
             campaign.run()
-    except KeyboardInterrupt:
-        stats.interrupted = True
     except Exception as exc:  # reported to the parent, which decides
         out.put(("error", index, f"{type(exc).__name__}: {exc}"))
     finally:
