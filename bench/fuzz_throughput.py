@@ -49,15 +49,11 @@ def campaign_rate(target: str, duration: float, out: str
     programs: list[Program] = []
     config = CampaignConfig(target=target, out_dir=out, duration=duration, seed=1,
                             database=open_database(os.path.join(out, "db")), record=programs)
-    campaign = Campaign(config)
-    campaign.setup()
-    lanes = campaign.lanes
-    start = time.monotonic()
-    try:
+    with Campaign(config) as campaign:
+        lanes = campaign.lanes
+        start = time.monotonic()
         campaign.run()
-    finally:
         elapsed = time.monotonic() - start
-        campaign.close()
     return sum(_sent(p) for p in programs) / elapsed, programs, len(programs), lanes
 
 

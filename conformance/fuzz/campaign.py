@@ -257,6 +257,18 @@ class Campaign:
             self.executor.close()
             self.executor = None
 
+    def __enter__(self) -> Campaign:
+        """Set up (start the target, read its schema); closed on leaving."""
+        try:
+            self.setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> Stats:

@@ -92,13 +92,9 @@ def test_campaign_finds_defect_and_it_replays(defect: str, tmp_path: Path,
 
     config = CampaignConfig(target=target, out_dir=str(tmp_path), duration=BUDGET, seed=0,
                             probe_timeout=1.5, on_finding=stop_at_wanted)
-    campaign = Campaign(config)
     start = time.monotonic()
-    try:
-        campaign.setup()
+    with Campaign(config) as campaign:
         campaign.run()
-    finally:
-        campaign.close()
     assert hits, (f"{defect}: nothing for {wanted} within {BUDGET:g} s; found "
                   f"{sorted(campaign.stats.findings)}")
     finding = load(hits[0])
@@ -121,11 +117,8 @@ def test_campaign_goes_on_after_the_server_dies(tmp_path: Path) -> None:
     campaign = Campaign(config)
     config.on_finding = lambda ident, path: at_finding.append(campaign.stats.examples)
     start = time.monotonic()
-    try:
-        campaign.setup()
+    with campaign:
         campaign.run()
-    finally:
-        campaign.close()
     stats = campaign.stats
     assert at_finding and any(i.startswith("Q32-connection-closed") for i in stats.findings)
     assert stats.restarts >= 1

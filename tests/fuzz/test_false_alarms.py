@@ -23,13 +23,9 @@ QEMU_ASSERTION = "Assertion `mon->qmp_requests->length < QMP_REQ_QUEUE_LEN_MAX' 
 
 
 def _campaign(target: str, out: Path) -> Campaign:
-    campaign = Campaign(CampaignConfig(target=target, out_dir=str(out), duration=DURATION,
-                                       seed=1))
-    try:
-        campaign.setup()
+    with Campaign(CampaignConfig(target=target, out_dir=str(out), duration=DURATION,
+                                 seed=1)) as campaign:
         campaign.run()
-    finally:
-        campaign.close()
     return campaign
 
 

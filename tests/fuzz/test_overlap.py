@@ -32,12 +32,9 @@ def test_a_finding_judged_late_is_shrunk_in_a_run_of_its_own(tmp_path: Path) -> 
         config.deadline = time.monotonic()  # one shrink run is what this test is about
 
     campaign._shrink_next = counting  # type: ignore[method-assign]
-    try:
-        campaign.setup()
+    with campaign:
         assert campaign.lanes == IN_FLIGHT > 1, "the reference server should be fuzzed overlapped"
         campaign.run()
-    finally:
-        campaign.close()
     found = [ident for ident in campaign.stats.findings if ident.startswith("Q15")]
     assert found, sorted(campaign.stats.findings)
     assert shrink_runs, "the late finding was never handed to a shrink run"
@@ -49,25 +46,21 @@ def test_a_finding_judged_late_is_shrunk_in_a_run_of_its_own(tmp_path: Path) -> 
 
 def test_a_lost_keyboard_interrupt_still_ends_the_campaign(tmp_path: Path) -> None:
     config = CampaignConfig(target="reference", out_dir=str(tmp_path), duration=60.0, seed=2)
-    campaign = Campaign(config)
-    campaign.setup()
     calls = [0]
-    example = campaign._example_overlapped
+    with Campaign(config) as campaign:
+        example = campaign._example_overlapped
 
-    def example_then_ctrl_c(program: object) -> None:
-        calls[0] += 1
-        if calls[0] == 20:
-            # What the signal handler does; the exception it raises is the
-            # part that can be swallowed, so it is left out here.
-            campaign.request_stop()
-        example(program)  # type: ignore[arg-type]
+        def example_then_ctrl_c(program: object) -> None:
+            calls[0] += 1
+            if calls[0] == 20:
+                # What the signal handler does; the exception it raises is the
+                # part that can be swallowed, so it is left out here.
+                campaign.request_stop()
+            example(program)  # type: ignore[arg-type]
 
-    campaign._example_overlapped = example_then_ctrl_c  # type: ignore[method-assign]
-    start = time.monotonic()
-    try:
+        campaign._example_overlapped = example_then_ctrl_c  # type: ignore[method-assign]
+        start = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             campaign.run()
-    finally:
-        campaign.close()
     assert time.monotonic() - start < 30
     assert 0 < campaign.stats.examples <= 20
