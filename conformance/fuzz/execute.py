@@ -358,10 +358,10 @@ class Executor:
         # Every request with an id (equal ids count once each): the in-band
         # ones are answered before the probe, exec-oob ones at any time.
         waiting = [probe.meta["id"]] + [
-            r["id"] for r in (_request(s) for s in program.steps
+            r["id"] for r in (s.request() for s in program.steps
                               if s.conn == log.conn and s.kind == "command")
             if r is not None and "id" in r]
-        oob_ids = [r["id"] for r in (_request(s) for s in program.steps
+        oob_ids = [r["id"] for r in (s.request() for s in program.steps
                                      if s.conn == log.conn and s.kind == "command"
                                      and s.meta.get("oob"))
                    if r is not None and "id" in r]
@@ -430,9 +430,6 @@ class Pipeline(Generic[T]):
         self.lanes = lanes
         self.waiting: deque[tuple[Submitted, T]] = deque()
 
-    def __len__(self) -> int:
-        return len(self.waiting)
-
     def push(self, program: Program, tag: T, fresh: bool = False) -> list[tuple[T, Observation]]:
         """Send ``program`` on a free lane; the programs that completed meanwhile."""
         busy = {submitted.lane for submitted, _tag in self.waiting}
@@ -460,10 +457,6 @@ class Pipeline(Generic[T]):
             submitted, tag = self.waiting.popleft()
             done.append((tag, self.executor.collect(submitted)))
         return done
-
-
-def _request(step: Step) -> dict[str, Any] | None:
-    return step.request()
 
 
 def _unanswered(waiting: list[Any], replies: list[Message]) -> list[Any]:

@@ -80,10 +80,6 @@ def _brief(msg: Message, keep: int = 300) -> str:
     return text if len(text) <= keep else text[:keep] + f"... ({len(msg.raw)} bytes)"
 
 
-def _request(step: Step) -> dict[str, Any] | None:
-    return step.request()
-
-
 class Judge:
     """Runs every oracle; holds the schema-derived validators."""
 
@@ -272,7 +268,7 @@ class Judge:
         steps = [s for s in obs.program.steps
                  if s.conn == log.conn and s.kind in ("command", "negotiate", "probe")
                  and not (log.reused and s.kind == "negotiate")]
-        requests = [(s, _request(s)) for s in steps]
+        requests = [(s, s.request()) for s in steps]
         # Raw bytes, or a request QEMU's parser rejects, may draw replies (or
         # id-less errors) that no request object accounts for.
         loose = log.raw_sent or any(r is None for s, r in requests if s.kind == "command")
