@@ -5,6 +5,16 @@ by one (the CLI runs them all, the pytest plugin one per test item), turning
 each check's outcome into a :class:`CheckResult` with its evidence.  A check
 that fails or crashes may have left the shared session in any state, so that
 session is dropped before the next check.
+
+A failure the baseline expects becomes ``xfail``; a pass where it expects a
+failure becomes ``xpass`` (:mod:`conformance.baseline`).
+
+When a failing check leaves the server dead, that check's verdict says so
+(with the exit status and output where the harness started the server), and
+the later checks do not each fail with "connection refused": a server the
+run started itself (``spawn:`` with ``{socket}``, the reference server) is
+started afresh for them; any other target is gone, and they are reported as
+not run.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.checks import Check, Fail, Skip, catalogue, known
+from conformance import baseline as baselines
+from conformance.baseline import Baseline, Entry
+from conformance.checks import Check, Fail, Skip, catalogue
 from conformance.checks.context import Context
 from conformance.session import ReplyTimeout
-from conformance.transport import ConnectionClosed, TargetError, open_target
-
-STATUSES = ("pass", "fail", "skip", "error")
+from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, TargetError, open_target
+from conformance.verdicts import STATUSES, gate_ok
 
 
 @dataclass
@@ -31,10 +42,16 @@ class CheckResult:
     transcript: list[str] = field(default_factory=list)
     title: str = ""
     duration: float = 0.0
+    #: The baseline entry behind an ``xfail`` or ``xpass``.
+    expected: Entry | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "rule": self.rule,
-                "message": self.message, "transcript": self.transcript}
+        data: dict[str, Any] = {"id": self.id, "status": self.status, "rule": self.rule,
+                                "message": self.message, "transcript": self.transcript,
+                                "duration": round(self.duration, 4)}
+        if self.expected is not None:
+            data["baseline"] = self.expected.key
+        return data
 
 
 @dataclass
@@ -44,6 +61,18 @@ class RunResult:
     greeting: dict[str, Any] | None
     results: list[CheckResult] = field(default_factory=list)
     duration: float = 0.0
+    #: Stale baseline entries (``xpass``) fail the gate too.
+    strict: bool = False
+    #: What the server says it is (release) and the program the run started.
+    version: str = ""
+    program: str = ""
+
+    @property
+    def server(self) -> str:
+        """The server as it names itself, for reports and baselines."""
+        name = baselines.server_name(self.greeting) or (
+            f"guest agent {self.version}" if self.version else "")
+        return f"{name}: {self.program}" if name and self.program else name or self.program
 
     @property
     def summary(self) -> dict[str, int]:
@@ -54,28 +83,39 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """Nothing failed and nothing broke."""
-        s = self.summary
-        return s["fail"] == 0 and s["error"] == 0
+        """Nothing failed and nothing broke (nor went stale, when strict)."""
+        return gate_ok(self.summary, self.strict)
 
     def by_id(self) -> dict[str, CheckResult]:
         return {r.id: r for r in self.results}
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "dialect": self.dialect, "greeting": self.greeting,
+                "server": {"version": self.version, "program": self.program,
+                           "name": self.server},
+                "strict": self.strict,
                 "results": [r.to_json() for r in self.results], "summary": self.summary}
+
+    def baseline(self) -> dict[str, Any]:
+        """A baseline document expecting every failure of this run."""
+        return baselines.record(self.results, self.version, self.program, self.server)
 
 
 class Runner:
     """Open with :meth:`start` (or as a context manager), then run checks."""
 
     def __init__(self, target: str, dialect: str | None = None,
-                 only: str | list[str] | None = None, reply_timeout: float = 5.0) -> None:
+                 only: str | list[str] | None = None, reply_timeout: float = 5.0,
+                 baseline: Baseline | None = None, strict: bool = False) -> None:
         self.spec = target
         self.checks = catalogue(only)
         self.forced_dialect = dialect
         self.reply_timeout = reply_timeout
+        self.baseline = baselines.builtin() if baseline is None else baseline
+        self.strict = strict
         self.ctx: Context | None = None
+        #: Why the target is gone for good (later checks are not run), if it is.
+        self.gone: str | None = None
 
     def start(self) -> Context:
         """Start the target and learn its dialect; raises TargetError."""
@@ -107,6 +147,9 @@ class Runner:
     def run_check(self, check: Check) -> CheckResult:
         ctx = self.ctx
         assert ctx is not None, "Runner.start() first"
+        if self.gone is not None:
+            return CheckResult(check.id, "skip", check.rule, f"not run: {self.gone}",
+                               title=check.title)
         if ctx.dialect not in check.dialects:
             return CheckResult(check.id, "skip", check.rule,
                                f"does not apply to the {ctx.dialect} dialect", title=check.title)
@@ -128,21 +171,69 @@ class Runner:
         if status in ("fail", "error"):
             ctx.discard()
         evidence = ctx.evidence() if status != "skip" else []
-        if status == "fail":
-            deviation = known.match(check.id, ctx.greeting, message + "\n".join(evidence))
-            if deviation is not None:
-                status = "skip"
-                message = (f"KNOWN DEVIATION {deviation.key} (docs/known-deviations.md): "
-                           f"{deviation.reason}\nWhat was seen: {message}")
-        return CheckResult(check.id, status, check.rule, message, evidence, check.title,
-                           time.monotonic() - started)
+        if status in ("fail", "error"):
+            message += self._after_failure(ctx, check)
+        result = CheckResult(check.id, status, check.rule, message, evidence, check.title,
+                             time.monotonic() - started)
+        return self._against_baseline(result, ctx)
+
+    def _against_baseline(self, result: CheckResult, ctx: Context) -> CheckResult:
+        version, program = ctx.version, ctx.target.program
+        entry: Entry | None = None
+        if result.status == "fail":
+            entry = self.baseline.expected(
+                result.id, version, program,
+                result.message + "\n" + "\n".join(result.transcript))
+            if entry is not None:
+                result.status = "xfail"
+                result.message = (f"EXPECTED FAILURE {entry.key} ({entry.source}): "
+                                  f"{entry.reason}\nWhat was seen: {result.message}")
+        elif result.status == "pass":
+            entry = self.baseline.stale(result.id, version, program)
+            if entry is not None:
+                result.status = "xpass"
+                result.message = (f"STALE BASELINE ENTRY {entry.key} ({entry.source}): the "
+                                  "check passes, but the baseline expects it to fail")
+        result.expected = entry
+        return result
+
+    def _after_failure(self, ctx: Context, check: Check) -> str:
+        """Whether the failed check left the server dead: if so, bring up a
+        fresh one for the next checks (a server this run started) or mark the
+        target gone; what happened, to append to the check's message."""
+        target = ctx.target
+        server = target.server
+        if target.restarts:
+            return ""  # every connection starts its own process
+        if server is not None:
+            if server.proc.poll() is None:
+                return ""
+            fate = server.diagnostics()
+        else:
+            try:
+                target.connect(CONNECT_TIMEOUT).close()
+                return ""
+            except (TargetError, ConnectionClosed, OSError) as exc:
+                fate = str(exc)
+        if target.kind in ("served", "reference"):
+            ctx.close()
+            try:
+                ctx.target = open_target(self.spec)
+            except TargetError as exc:
+                self.gone = f"the target died in {check.id} and could not be started again: {exc}"
+                return f"\nThe server died in this check ({fate}) and did not start again."
+            return (f"\nThe server died in this check ({fate}); "
+                    "a fresh one was started for the remaining checks.")
+        self.gone = f"the target died in {check.id} ({fate})"
+        return f"\nThe server died in this check: {fate}"
 
     def run(self) -> RunResult:
         """Every selected check; starts and closes the target itself."""
         started = time.monotonic()
         ctx = self.start()
         try:
-            run = RunResult(self.spec, ctx.dialect, ctx.greeting)
+            run = RunResult(self.spec, ctx.dialect, ctx.greeting, strict=self.strict,
+                            version=ctx.version, program=ctx.target.program)
             for check in self.checks:
                 run.results.append(self.run_check(check))
         finally:
@@ -152,6 +243,8 @@ class Runner:
 
 
 def run(target: str, dialect: str | None = None,
-        only: str | list[str] | None = None) -> RunResult:
-    """Run the catalogue against ``target``; raises TargetError if unreachable."""
-    return Runner(target, dialect, only).run()
+        only: str | list[str] | None = None, baseline: Baseline | None = None,
+        strict: bool = False) -> RunResult:
+    """Run the catalogue against ``target``, judged against ``baseline`` (the
+    built-in known deviations by default); raises TargetError if unreachable."""
+    return Runner(target, dialect, only, baseline=baseline, strict=strict).run()

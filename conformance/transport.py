@@ -1,8 +1,10 @@
 """Targets: where a QMP server lives and how to open a byte stream to it.
 
 A target string names the server: ``unix:PATH``, ``tcp:HOST:PORT``,
-``spawn:COMMAND`` (a process speaking QMP on its stdio) or
-``reference[:OPTIONS]`` (the bundled reference server, started for the run).
+``spawn:COMMAND`` (a process speaking QMP on its stdio, one per connection;
+or, when COMMAND holds ``{socket}``, one process for the run that listens on
+that UNIX socket path, chosen here) or ``reference[:OPTIONS]`` (the bundled
+reference server, started for the run).
 :func:`open_target` turns it into a :class:`Target`, whose :meth:`Target.connect`
 hands out :class:`Connection` objects: raw bytes with a deadline on every
 read and write, nothing QMP-specific.  Sessions are built on top.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +35,14 @@ from pexpect.fdpexpect import fdspawn
 
 #: How long a connect() may take before the target counts as unreachable.
 CONNECT_TIMEOUT = 5.0
+
+#: How long a server spawned on a socket may take to start listening.
+START_TIMEOUT = 15.0
+
+#: Stands in a ``spawn:`` command for the socket path (and for a scratch
+#: directory) the harness chooses.
+SOCKET_FIELD = "{socket}"
+DIR_FIELD = "{dir}"
 
 
 class TargetError(Exception):
@@ -77,10 +88,12 @@ def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
 class SocketConnection:
     """A connected stream socket (UNIX or TCP)."""
 
-    def __init__(self, sock: socket.socket, description: str) -> None:
+    def __init__(self, sock: socket.socket, description: str,
+                 server: ServerProcess | None = None) -> None:
         self.sock = sock
         self.description = description
         self.closed = False
+        self.server = server
 
     def send(self, data: bytes, timeout: float) -> None:
         _send_all(self.sock, data, timeout)
@@ -97,6 +110,10 @@ class SocketConnection:
             raise ConnectionClosed("end of stream")
         return data
 
+    def diagnostics(self) -> str:
+        """The fate of the process behind the socket, when the harness started it."""
+        return self.server.diagnostics() if self.server is not None else ""
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -104,7 +121,8 @@ class SocketConnection:
 
 
 def connect_socket(family: socket.AddressFamily, address: Any, description: str,
-                   timeout: float = CONNECT_TIMEOUT) -> SocketConnection:
+                   timeout: float = CONNECT_TIMEOUT,
+                   server: ServerProcess | None = None) -> SocketConnection:
     """Connect with a deadline: QEMU's listen backlog makes a blocking connect hang."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -112,8 +130,100 @@ def connect_socket(family: socket.AddressFamily, address: Any, description: str,
         sock.connect(address)
     except OSError as exc:
         sock.close()
-        raise TargetError(f"cannot connect to {description}: {exc}") from exc
-    return SocketConnection(sock, description)
+        why = f"cannot connect to {description}: {exc}"
+        if server is not None and server.proc.poll() is not None:
+            why += f" ({server.diagnostics()})"
+        raise TargetError(why) from exc
+    return SocketConnection(sock, description, server)
+
+
+def connect_unix_retrying(path: str, description: str, timeout: float,
+                          server: ServerProcess | None = None) -> SocketConnection:
+    """Connect to a server the harness started: it may have bound its socket
+    (or not yet created it) before listening, so refusals are retried until
+    ``timeout`` unless the process has died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect_socket(socket.AF_UNIX, path, description, timeout, server)
+        except TargetError as exc:
+            early = isinstance(exc.__cause__, (ConnectionRefusedError, FileNotFoundError))
+            dead = server is not None and server.proc.poll() is not None
+            if not early or dead or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+class ServerProcess:
+    """A server the harness starts once for the run, listening on a UNIX
+    socket whose path replaces ``{socket}`` in its command line (``{dir}``
+    becomes a private scratch directory, also its working directory).
+
+    Its stdout and stderr go to one temporary file, so when it dies every
+    connection can say how (exit status and output) as evidence.
+    """
+
+    def __init__(self, command: str) -> None:
+        argv = shlex.split(command)
+        if not argv:
+            raise TargetError("spawn: needs a command")
+        self.command = command
+        self.directory = tempfile.mkdtemp(prefix="qmp-conform-")
+        self.path = os.path.join(self.directory, "qmp.sock")
+        argv = [a.replace(SOCKET_FIELD, self.path).replace(DIR_FIELD, self.directory)
+                for a in argv]
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the child)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.output,
+                                         stderr=self.output, cwd=self.directory,
+                                         start_new_session=True)
+        except OSError as exc:
+            self.output.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise TargetError(f"cannot start {command!r}: {exc}") from exc
+
+    def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once the socket accepts a connection; TargetError if the
+        process exits first or the deadline passes."""
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None:
+                raise TargetError(f"spawn:{self.command} exited before listening "
+                                  f"({self.diagnostics()})")
+            if time.monotonic() > deadline:
+                raise TargetError(f"spawn:{self.command} did not create {SOCKET_FIELD} "
+                                  f"within {timeout:g} s")
+            time.sleep(0.02)
+
+    def diagnostics(self) -> str:
+        """The process's fate and output, for a transcript."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=0.5)
+        code = self.proc.poll()
+        text = ""
+        if not self.output.closed:
+            self.output.seek(0)
+            text = self.output.read(2000).decode("utf-8", "replace").strip()
+        fate = "still running" if code is None else f"exit status {code}"
+        return f"process {fate}" + (f"; output: {text}" if text else "")
+
+    def close(self) -> None:
+        """Stop the process (TERM, then KILL if it lingers) and remove its directory."""
+        _stop_group(self.proc)
+        self.output.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=3)
 
 
 class SpawnConnection:
@@ -173,15 +283,7 @@ class SpawnConnection:
             return
         self.closed = True
         self.sock.close()
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=3)
+        _stop_group(self.proc)
         self.stderr.close()
 
 
@@ -191,7 +293,8 @@ class Target:
 
     ``restarts`` tells checks whether a new connection means a new server
     process (spawned targets), so a session cannot be opened while another
-    one is still in use.
+    one is still in use.  ``server`` is the process started for the run
+    (``spawn:`` with ``{socket}``), whose fate connections can report.
     """
 
     spec: str
@@ -199,6 +302,7 @@ class Target:
     address: Any = None
     command: str = ""
     options: dict[str, list[str]] = field(default_factory=dict)
+    server: ServerProcess | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
     _live: list[Connection] = field(default_factory=list, repr=False)
 
@@ -207,9 +311,17 @@ class Target:
         return self.kind == "spawn"
 
     @property
+    def program(self) -> str:
+        """The name of the server program the run starts ("" when it starts none)."""
+        if self.kind not in ("spawn", "served"):
+            return ""
+        argv = shlex.split(self.command)
+        return os.path.basename(argv[0]) if argv else ""
+
+    @property
     def local(self) -> bool:
         """Whether the server shares our filesystem (needed for the FIFO blocker)."""
-        return self.kind in ("unix", "spawn", "reference") or (
+        return self.kind in ("unix", "spawn", "served", "reference") or (
             self.kind == "tcp" and str(self.address[0]) in ("127.0.0.1", "localhost", "::1"))
 
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> Connection:
@@ -219,24 +331,14 @@ class Target:
         elif self.kind == "tcp":
             conn = connect_socket(socket.AF_INET, self.address, self.spec, timeout)
         elif self.kind == "reference":
-            conn = self._connect_reference(timeout)
+            conn = connect_unix_retrying(self.address, self.spec, timeout)
+        elif self.kind == "served":
+            conn = connect_unix_retrying(self.address, self.spec, timeout, self.server)
         else:
             conn = connect_socket(socket.AF_UNIX, self.address, self.spec, timeout)
         self._live = [c for c in self._live if not getattr(c, "closed", False)]
         self._live.append(conn)
         return conn
-
-    def _connect_reference(self, timeout: float) -> Connection:
-        # The server we started may have bound its socket before listening on it.
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return connect_socket(socket.AF_UNIX, self.address, self.spec, timeout)
-            except TargetError as exc:
-                refused = isinstance(exc.__cause__, ConnectionRefusedError)
-                if not refused or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
 
     def close(self) -> None:
         """Close every connection still open and stop anything started for the run."""
@@ -274,7 +376,7 @@ def parse_target(spec: str) -> Target:
             raise TargetError(f"tcp target needs tcp:HOST:PORT, got {spec!r}")
         return Target(spec, "tcp", address=(host, int(port)))
     if kind == "spawn" and rest.strip():
-        return Target(spec, "spawn", command=rest)
+        return Target(spec, "served" if SOCKET_FIELD in rest else "spawn", command=rest)
     if kind == "reference":
         return Target(spec, "reference", options=parse_options(rest))
     raise TargetError(
@@ -286,6 +388,15 @@ def open_target(spec: str) -> Target:
     target = parse_target(spec)
     if target.kind == "reference":
         target.address = target._stack.enter_context(_launch_reference(target.options))
+    elif target.kind == "served":
+        server = ServerProcess(target.command)
+        target._stack.callback(server.close)
+        try:
+            server.wait_listening()
+        except TargetError:
+            target.close()
+            raise
+        target.server, target.address = server, server.path
     return target
 
 

@@ -6,10 +6,14 @@ harness does::
 
     {"target", "dialect", "greeting",
      "results": [{"id", "status", "rule", "message", "transcript"}],
-     "summary": {"pass", "fail", "skip", "error"}}
+     "summary": {"pass", "fail", "skip", "error", "xfail", "xpass"},
+     "strict": false}
 
-``status`` is pass, fail, skip or error; ``transcript`` is a list of lines or
-one text (``->`` sent, ``<-`` received).
+``status`` is one of :data:`conformance.verdicts.STATUSES` (``xfail`` a failure
+the baseline expects, ``xpass`` a stale baseline entry, which fails the gate
+when ``strict``); ``transcript`` is a list of lines or one text (``->`` sent,
+``<-`` received).  Documents written before ``xfail``/``xpass`` existed have
+only the first four counts and still read.
 """
 
 from __future__ import annotations
@@ -21,9 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from conformance.verdicts import STATUSES, gate_ok
 from reports.templating import render, transcript_text
-
-STATUSES = ("pass", "fail", "skip", "error")
 
 
 class ResultsError(ValueError):
@@ -47,11 +50,9 @@ def validate(doc: Any) -> dict[str, Any]:
     tally = Counter(r["status"] for r in doc["results"])
     computed = {s: tally.get(s, 0) for s in STATUSES}
     summary = doc.get("summary")
-    if summary is None:
-        return {**doc, "summary": computed}
-    elif {s: summary.get(s, 0) for s in STATUSES} != computed:
+    if summary is not None and {s: summary.get(s, 0) for s in STATUSES} != computed:
         raise ResultsError(f"summary {summary} does not match the results {computed}")
-    return dict(doc)
+    return {**doc, "summary": computed}
 
 
 def load_results(path: str) -> dict[str, Any]:
@@ -71,11 +72,12 @@ def target_label(doc: dict[str, Any]) -> str:
 
 def _context(doc: dict[str, Any]) -> dict[str, Any]:
     doc = validate(doc)
-    order = {"fail": 0, "error": 1, "skip": 2, "pass": 3}
+    order = {status: i for i, status in enumerate(("fail", "error", "xpass", "xfail"))}
     return {
-        "doc": doc, "label": target_label(doc), "summary": doc["summary"],
+        "doc": doc, "label": target_label(doc),
+        "summary": doc["summary"],
         "total": len(doc["results"]), "results": doc["results"],
-        "problems": sorted((r for r in doc["results"] if r["status"] in ("fail", "error")),
+        "problems": sorted((r for r in doc["results"] if r["status"] in order),
                            key=lambda r: (order[r["status"]], r["id"])),
         "greeting": json.dumps(doc["greeting"]) if doc.get("greeting") is not None else "",
     }
@@ -119,8 +121,11 @@ def render_junit(doc: dict[str, Any]) -> str:
     doc = validate(doc)
     summary = doc["summary"]
     label = target_label(doc)
-    counts = {"tests": str(len(doc["results"])), "failures": str(summary["fail"]),
-              "errors": str(summary["error"]), "skipped": str(summary["skip"])}
+    stale = summary.get("xpass", 0) if doc.get("strict") else 0
+    counts = {"tests": str(len(doc["results"])),
+              "failures": str(summary["fail"] + stale),
+              "errors": str(summary["error"]),
+              "skipped": str(summary["skip"] + summary.get("xfail", 0))}
     suites = ET.Element("testsuites", {"name": "qmp-conformance", **counts})
     suite = ET.SubElement(suites, "testsuite",
                           {"name": _xml_text(f"qmp-conformance {label}"), **counts})
@@ -135,12 +140,15 @@ def render_junit(doc: dict[str, Any]) -> str:
         message = _xml_text(r.get("message") or "")
         rule = _xml_text(r.get("rule") or "")
         transcript = _xml_text(transcript_text(r.get("transcript")))
-        if r["status"] in ("fail", "error"):
-            tag = "failure" if r["status"] == "fail" else "error"
+        failing = r["status"] in ("fail", "error") or (
+            r["status"] == "xpass" and doc.get("strict"))
+        if failing:
+            tag = "error" if r["status"] == "error" else "failure"
             element = ET.SubElement(case, tag, {"message": message, "type": rule or tag})
             element.text = (f"rule: {rule}\n{message}\n\n{transcript}" if rule
                             else f"{message}\n\n{transcript}")
-        elif r["status"] == "skip":
+        elif r["status"] in ("skip", "xfail"):
+            # JUnit has no expected failure: a skip that names the baseline entry.
             ET.SubElement(case, "skipped", {"message": message})
         elif transcript:
             ET.SubElement(case, "system-out").text = transcript
@@ -148,6 +156,52 @@ def render_junit(doc: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
 
+def _tap_text(text: str) -> str:
+    """One line of TAP: a test name or directive must not hold ``#`` or a newline."""
+    return text.replace("\\", "\\\\").replace("#", "\\#").replace("\n", " ")
+
+
+def _yaml_block(key: str, text: str) -> list[str]:
+    lines = text.splitlines() or [""]
+    return [f"  {key}: |-", *(f"    {line}" for line in lines)]
+
+
+def render_tap(doc: dict[str, Any]) -> str:
+    """TAP version 14, as QEMU's meson test harness and prove read it.
+
+    A failure is ``not ok`` with its rule, message and transcript in a YAML
+    block; a skip is ``ok # SKIP``; an expected failure (``xfail``) is
+    ``not ok # TODO`` (TAP's own expected failure); a stale baseline entry
+    (``xpass``) is ``ok # TODO`` (TAP's bonus pass), or ``not ok`` when the
+    document is strict.
+    """
+    doc = validate(doc)
+    strict = bool(doc.get("strict"))
+    out = ["TAP version 14", f"# qmp-conformance {_tap_text(target_label(doc))}",
+           f"1..{len(doc['results'])}"]
+    for number, r in enumerate(doc["results"], 1):
+        status = r["status"]
+        first = _tap_text((str(r.get("message") or "").splitlines() or [""])[0])
+        ok = status in ("pass", "skip", "xpass") and not (status == "xpass" and strict)
+        line = f"{'ok' if ok else 'not ok'} {number} - {_tap_text(r['id'])}"
+        if status == "skip":
+            line += f" # SKIP {first}"
+        elif status == "xfail" or (status == "xpass" and not strict):
+            line += f" # TODO {first}"
+        out.append(line)
+        if status in ("fail", "error", "xfail") or (status == "xpass" and strict):
+            out += ["  ---", f"  rule: {json.dumps(str(r.get('rule') or ''))}",
+                    f"  status: {status}",
+                    *_yaml_block("message", _xml_text(r.get("message") or "")),
+                    *_yaml_block("transcript", _xml_text(transcript_text(r.get("transcript")))),
+                    "  ..."]
+    summary = doc["summary"]
+    out.append("# " + ", ".join(f"{summary.get(s, 0)} {s}" for s in STATUSES)
+               + ("" if gate_ok(summary, strict) else " (the gate fails)"))
+    return "\n".join(out) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "junit": render_junit, "json": render_json, "md": render_markdown, "html": render_html,
+    "tap": render_tap,
 }

@@ -12,6 +12,8 @@ from typing import Any
 
 import jinja2
 
+from conformance.verdicts import STATUSES
+
 
 def md_cell(value: Any) -> str:
     """Text safe inside a Markdown table cell: pipes escaped, one line."""
@@ -56,7 +58,7 @@ def environment(kind: str) -> jinja2.Environment:
     )
     env.filters.update(md_cell=md_cell, md_code=md_code, transcript=transcript_text,
                        md_fence=md_fence)
-    env.globals["zip"] = zip
+    env.globals.update(zip=zip, statuses=STATUSES)
     return env
 
 

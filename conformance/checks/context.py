@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
+from conformance.baseline import server_version
 from conformance.checks.base import Fail, Skip
 from conformance.qapi import Schema, load
 from conformance.session import (
@@ -51,6 +52,9 @@ class Context:
         self.dialect = dialect or ""
         self.reply_timeout = reply_timeout
         self.greeting: dict[str, Any] | None = None
+        #: The server's ``major.minor.micro``: from the greeting, or from
+        #: ``guest-info`` for the guest agent; "" when it does not say.
+        self.version = ""
         self.memo: dict[str, Any] = {}
         self._shared: Session | None = None
         self._used: list[tuple[Session, int]] = []
@@ -74,6 +78,7 @@ class Context:
             if self.dialect != "qga":
                 self.greeting = session.read_greeting(GREETING_TIMEOUT)
             if self.greeting is not None:
+                self.version = server_version(self.greeting)
                 self.dialect = self.dialect or "qemu"
                 self._learn_schema(session)
                 return
@@ -260,6 +265,8 @@ class Context:
         except ReplyTimeout:
             reply = None
         info = reply.value.get("return") if reply is not None and reply.ok else None
+        if isinstance(info, dict) and isinstance(info.get("version"), str):
+            self.version = info["version"]
         listed = info.get("supported_commands", []) if isinstance(info, dict) else []
         self.memo["commands"] = {c["name"] for c in listed
                                  if isinstance(c, dict) and c.get("enabled")}
