@@ -36,8 +36,10 @@ from packaging.version import InvalidVersion, Version
 FORMAT = 1
 FORMAT_KEY = "qmp-conformance-baseline"
 
-#: The name that stands for the built-in known deviations on the command line.
+#: Names that stand, on the command line, for the built-in known deviations
+#: and for no expectation at all.
 BUILTIN = "builtin"
+NONE = "none"
 
 
 class BaselineError(ValueError):
@@ -190,9 +192,12 @@ def builtin() -> Baseline:
 
 
 def load(path: str) -> Baseline:
-    """A baseline file, or the built-in one for :data:`BUILTIN`; raises BaselineError."""
+    """A baseline file, the built-in one for :data:`BUILTIN`, an empty one for
+    :data:`NONE`; raises BaselineError."""
     if path == BUILTIN:
         return builtin()
+    if path == NONE:
+        return Baseline()
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

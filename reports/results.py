@@ -66,7 +66,11 @@ def load_results(path: str) -> dict[str, Any]:
 
 
 def target_label(doc: dict[str, Any]) -> str:
-    target = str(doc.get("target") or "target")
+    """What a column or title calls the target: the server as it names itself
+    (release, package, program) where the run recorded it, else the target string."""
+    server = doc.get("server")
+    name = server.get("name") if isinstance(server, dict) else None
+    target = str(name or doc.get("target") or "target")
     return f"{target} ({doc['dialect']})" if doc.get("dialect") else target
 
 
@@ -163,7 +167,7 @@ def _tap_text(text: str) -> str:
 
 def _yaml_block(key: str, text: str) -> list[str]:
     lines = text.splitlines() or [""]
-    return [f"  {key}: |-", *(f"    {line}" for line in lines)]
+    return [f"  {key}: |", *(f"    {line}" for line in lines)]
 
 
 def render_tap(doc: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from conformance import __version__
 
 #: The order ``--help`` lists subcommands in; others follow alphabetically.
 PREFERRED_ORDER: tuple[str, ...] = (
-    "check", "serve", "schema", "fuzz", "replay", "diff", "compare", "report",
+    "check", "serve", "schema", "fuzz", "replay", "diff", "compare", "report", "releases",
 )
 
 EXIT_OK = 0

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
                    help="run only checks whose id matches GLOB (repeatable)")
     p.add_argument("--baseline", action="append", metavar="FILE",
                    help="failures to expect (repeatable; 'builtin' names the built-in "
-                        "known deviations, the default when none is given)")
+                        "known deviations, the default when none is given; 'none' expects "
+                        "nothing)")
     p.add_argument("--strict-baseline", action="store_true",
                    help="a baseline entry whose check now passes fails the gate")
     p.add_argument("--write-baseline", metavar="FILE",

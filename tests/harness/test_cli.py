@@ -12,7 +12,7 @@ import pytest
 
 from conformance.cli import main
 
-RESULT_KEYS = {"id", "status", "rule", "message", "transcript"}
+RESULT_KEYS = {"id", "status", "rule", "message", "transcript", "duration"}
 
 
 def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
@@ -24,13 +24,17 @@ def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
     assert status == 0
     with open(out, encoding="utf-8") as f:
         data = json.load(f)
-    assert set(data) == {"target", "dialect", "greeting", "results", "summary"}
-    assert set(data["summary"]) == {"pass", "fail", "skip", "error"}
+    assert set(data) == {"target", "dialect", "greeting", "server", "strict", "results",
+                         "summary"}
+    assert set(data["summary"]) == {"pass", "fail", "skip", "error", "xfail", "xpass"}
+    assert data["server"]["version"] == "7.2.22" and data["server"]["program"] == ""
     assert data["summary"]["pass"] == len(data["results"]) == 6
     assert all(set(r) == RESULT_KEYS for r in data["results"])
     assert data["greeting"]["QMP"]["capabilities"] == ["oob"]
-    suite = ET.parse(junit).getroot()
-    assert suite.tag == "testsuite" and suite.get("tests") == "6" and suite.get("failures") == "0"
+    suites = ET.parse(junit).getroot()
+    suite = suites.find("testsuite")
+    assert suites.tag == "testsuites" and suite is not None
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"
     assert "PASS  ids.echo" in capsys.readouterr().out
 
 

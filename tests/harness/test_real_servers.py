@@ -1,4 +1,6 @@
-"""The zero-false-alarm bar: real QEMU 7.2 servers pass or skip with a reason."""
+"""The zero-false-alarm bar on sockets the harness did not start: the system's
+QEMU (7.2) passes or skips with a reason.  Every release's servers started by
+the harness are in test_releases.py."""
 
 from __future__ import annotations
 
@@ -12,20 +14,8 @@ def _no_failures(result: RunResult) -> None:
     bad = [f"{r.id}: {r.message}" for r in result.results if r.status in ("fail", "error")]
     assert not bad, "\n".join(bad)
     for r in result.results:
-        if r.status == "skip":
+        if r.status in ("skip", "xfail"):
             assert r.message, f"{r.id} skipped without a reason"
-
-
-@needs_qemu
-def test_qemu_spawn_passes() -> None:
-    result = run(f"spawn:{QEMU_STDIO}")
-    _no_failures(result)
-    assert result.dialect == "qemu"
-    by_id = result.by_id()
-    # The OOB recipe really ran against real QEMU: these are passes, not skips.
-    for check_id in ("oob.overtake", "oob.queue-limit", "returns.query", "events.timestamp",
-                     "ids.deep", "robustness.nesting-limit"):
-        assert by_id[check_id].status == "pass", by_id[check_id].message
 
 
 @needs_qemu
@@ -55,12 +45,12 @@ def test_guest_agent_is_detected_and_passes(qga_unix: str) -> None:
 
 @needs_qemu
 def test_known_deviation_is_marked_not_hidden() -> None:
-    """QEMU 7.2 aborts on an error flood with oob on (KD-1): reported as a
-    skip naming the deviation, with the evidence kept."""
+    """QEMU 7.2 aborts on an error flood with oob on (KD-1): reported as an
+    expected failure naming the deviation, with the evidence kept."""
     result = run(f"spawn:{QEMU_STDIO}", only="robustness.error-flood")
     r = result.results[0]
     if r.status == "pass":
         pytest.skip("QEMU survived the flood this time (the abort is timing-dependent)")
-    assert r.status == "skip"
-    assert r.message.startswith("KNOWN DEVIATION KD-1")
+    assert r.status == "xfail"
+    assert r.message.startswith("EXPECTED FAILURE KD-1")
     assert r.transcript, "a known deviation keeps its transcript"

@@ -56,7 +56,9 @@ def test_compare_reference_server_with_qemu() -> None:
     assert proc.returncode in (0, 1), proc.stderr
     matrix = json.loads(proc.stdout)
     labels = [t["label"] for t in matrix["targets"]]
-    assert labels[0].startswith("reference") and labels[1].startswith("spawn:qemu")
+    # Columns are named by what each server says it is, not by the command line.
+    assert labels[0].startswith("QEMU 7.2.22 (qmp-conformance reference server)")
+    assert labels[1].startswith("QEMU 7.2.22 (Debian ") and "qemu-system-x86_64" in labels[1]
     assert matrix["checks"] and all(c["id"].startswith("greeting.") for c in matrix["checks"])
     for check in matrix["checks"]:
         statuses = {r["status"] for r in check["results"].values()}
