@@ -16,7 +16,7 @@ import itertools
 import json
 import select
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -464,14 +464,19 @@ def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
     return (m for m in messages if m.is_error)
 
 
-def fetch_schema(target: str | Target, timeout: float = 10.0) -> list[Any]:
-    """The live ``query-qmp-schema`` of ``target`` (a target string or object)."""
+def fetch_schema(target: str | Target, timeout: float = 10.0,
+                 on_greeting: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
+    """The live ``query-qmp-schema`` of ``target`` (a target string or object);
+    ``on_greeting`` is handed the server's greeting.  Raises TargetError."""
     owned = isinstance(target, str)
     tgt = open_target(target) if isinstance(target, str) else target
     try:
         with Session(tgt.connect(CONNECT_TIMEOUT)) as session:
-            if session.read_greeting() is None:
+            greeting = session.read_greeting()
+            if greeting is None:
                 raise TargetError(f"{tgt.spec}: no QMP greeting (a guest agent has no schema)")
+            if on_greeting is not None:
+                on_greeting(greeting)
             negotiated = session.negotiate()
             if not negotiated.ok or "return" not in negotiated.value:
                 raise TargetError(f"{tgt.spec}: qmp_capabilities failed: {negotiated.brief()}")

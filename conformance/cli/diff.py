@@ -42,13 +42,18 @@ def load_schema(spec: str) -> Schema:
     """A schema from a path, or fetched live from a target string."""
     try:
         if not os.path.exists(spec) and spec.startswith(TARGET_PREFIXES):
+            from conformance.baseline import server_name
             from conformance.session import fetch_schema
-            from conformance.transport import TargetError
+            from conformance.transport import TargetError, parse_target
+            greetings: list[dict[str, Any]] = []
             try:
-                schema = load(fetch_schema(spec))
+                schema = load(fetch_schema(spec, on_greeting=greetings.append))
             except TargetError as exc:
                 raise UsageError(str(exc)) from None
-            schema.source = spec
+            # Named as the server names itself, with the program the run started.
+            name = server_name(greetings[0]) if greetings else ""
+            program = parse_target(spec).program
+            schema.source = (f"{name}: {program}" if program else name) if name else spec
             return schema
         return load(spec)
     except QAPIError as exc:
