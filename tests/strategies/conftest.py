@@ -1,4 +1,4 @@
-"""Fixtures: a real QEMU 7.2 and its live introspection, one per module."""
+"""Fixtures: a real QEMU and its live introspection, one per module."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import pytest
 
 from conformance.qapi import load
 from conformance.qapi.model import Schema
-from tests.strategies.qemu import QemuUnderTest, qemu_available
+from tests.strategies.qemu import QEMU, QemuUnderTest, qemu_available
 
 
 @pytest.fixture(scope="module")
-def qemu() -> Iterator[QemuUnderTest]:
-    if not qemu_available():
+def qemu(request: pytest.FixtureRequest) -> Iterator[QemuUnderTest]:
+    """The system's QEMU, or the binary a test module names (indirect parameter)."""
+    binary = getattr(request, "param", QEMU)
+    if binary == QEMU and not qemu_available():
         pytest.skip("qemu-system-x86_64 is not installed")
-    target = QemuUnderTest()
+    target = QemuUnderTest(binary)
     try:
         yield target
     finally:

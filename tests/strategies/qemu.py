@@ -1,4 +1,4 @@
-"""A QEMU 7.2 process to judge generated messages against, restarted when it
+"""A QEMU process (7.2 by default) to judge generated messages against, restarted when it
 hangs or dies, driven through the harness's :class:`conformance.session.Session`.
 
 QEMU runs with ``-machine none -S`` in a private directory; as root it also
@@ -32,7 +32,8 @@ class QemuUnderTest:
     """One QEMU at a time; :meth:`ask` sends a request and returns its reply,
     or None after restarting QEMU when no reply came (hang or death)."""
 
-    def __init__(self) -> None:
+    def __init__(self, binary: str = QEMU) -> None:
+        self.binary = binary
         self.workdir = tempfile.mkdtemp(prefix="strategies-qemu-")
         os.chmod(self.workdir, 0o777)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,7 +46,7 @@ class QemuUnderTest:
         path = os.path.join(self.workdir, "qmp.sock")
         if os.path.exists(path):
             os.unlink(path)
-        argv = [QEMU, "-machine", "none", "-nodefaults", "-display", "none", "-S",
+        argv = [self.binary, "-machine", "none", "-nodefaults", "-display", "none", "-S",
                 "-qmp", f"unix:{path},server=on,wait=off"]
         if os.geteuid() == 0:
             argv += ["-runas", "nobody"]

@@ -1,5 +1,6 @@
 # ruff: noqa: B023  (each per-command closure runs inside its own loop iteration)
-"""Real QEMU 7.2 judges the generators (the issue's acceptance test).
+"""Real QEMU judges the generators: every fetched release (5.2, 7.2, 10.0.2
+from scripts/fetch-releases.sh), else the system's QEMU.
 
 For every command of QEMU's live introspection (minus EXCLUDED): generated
 valid arguments pass our JSON Schema and QEMU never rejects them with an
@@ -23,11 +24,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import strategies
+from conformance import releases
 from conformance.qapi.model import Schema
 from conformance.specs import Specs
-from tests.strategies.qemu import QemuUnderTest
+from tests.strategies.qemu import QEMU, QemuUnderTest
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow]
+#: The system emulators judged: each fetched release's, else the one on PATH.
+JUDGES = [pytest.param(str(r.binary(QEMU)), id=f"qemu-{r.name}")
+          for r in releases.available()] or [pytest.param(QEMU, id="qemu")]
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow,
+              pytest.mark.parametrize("qemu", JUDGES, indirect=True, scope="module")]
+
 
 #: Commands left out, and why (docs/strategies.md carries the same list).
 EXCLUDED = {
