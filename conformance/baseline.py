@@ -32,6 +32,8 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from conformance.errors import ConformanceError
+
 #: The value of the format marker this module reads and writes.
 FORMAT = 1
 FORMAT_KEY = "qmp-conformance-baseline"
@@ -42,7 +44,7 @@ BUILTIN = "builtin"
 NONE = "none"
 
 
-class BaselineError(ValueError):
+class BaselineError(ConformanceError, ValueError):
     """A baseline file that cannot be read or does not have the documented shape."""
 
 

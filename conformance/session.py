@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import select
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.baseline import server_name
 from conformance.protocol.decode import decode as core_decode
 from conformance.protocol.decode import json_equal as json_equal  # re-exported for checks
+from conformance.qapi import Schema, load
 from conformance.transport import (
     CONNECT_TIMEOUT,
     Connection,
     ConnectionClosed,
     Target,
     TargetError,
+    looks_like_target,
     open_target,
+    parse_target,
 )
 
 #: A server line longer than this is cut and reported, not buffered forever.
@@ -490,3 +495,20 @@ def fetch_schema(target: str | Target, timeout: float = 10.0,
     finally:
         if owned:
             tgt.close()
+
+
+def schema_from(source: str, leniency: str = "auto") -> Schema:
+    """A schema from a path (QAPI source, a tree, introspection) or, for a
+    target string, from the live server's ``query-qmp-schema``, named as the
+    server names itself.  Raises TargetError or QAPIError (ConformanceErrors)."""
+    if not looks_like_target(source):
+        if not os.path.exists(source):
+            raise TargetError(f"{source}: no such file or folder")
+        return load(source, leniency=leniency)  # type: ignore[arg-type]
+    greetings: list[dict[str, Any]] = []
+    schema = load(fetch_schema(source, on_greeting=greetings.append))
+    name = server_name(greetings[0]) if greetings else ""
+    program = parse_target(source).program
+    schema.source = (f"{name}: {program}" if program else name) if name else source
+    return schema
+

@@ -33,6 +33,8 @@ from typing import Any, Protocol, cast
 import pexpect
 from pexpect.fdpexpect import fdspawn
 
+from conformance.errors import ConformanceError
+
 #: How long a connect() may take before the target counts as unreachable.
 CONNECT_TIMEOUT = 5.0
 
@@ -45,7 +47,7 @@ SOCKET_FIELD = "{socket}"
 DIR_FIELD = "{dir}"
 
 
-class TargetError(Exception):
+class TargetError(ConformanceError):
     """The target cannot be reached or started (exit status 2 in the CLI)."""
 
 
@@ -363,6 +365,17 @@ def parse_options(text: str) -> dict[str, list[str]]:
             raise TargetError(f"reference option {item!r} is not KEY=VALUE")
         out.setdefault(key.strip(), []).append(value.strip())
     return out
+
+
+#: The prefixes that make a string a target rather than a path.
+TARGET_KINDS = ("unix", "tcp", "spawn", "reference")
+
+
+def looks_like_target(text: str) -> bool:
+    """Whether ``text`` names a target (and not a file that exists)."""
+    kind, sep, _ = text.partition(":")
+    return kind in TARGET_KINDS and (bool(sep) or kind == "reference") \
+        and not os.path.exists(text)
 
 
 def parse_target(spec: str) -> Target:

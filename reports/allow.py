@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.errors import ConformanceError
 from reports.diff import Change
 
 
-class AllowFileError(ValueError):
+class AllowFileError(ConformanceError, ValueError):
     """An allow file that cannot be read."""
 
 

@@ -25,11 +25,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from conformance.errors import ConformanceError
 from conformance.verdicts import STATUSES, gate_ok
 from reports.templating import render, transcript_text
 
 
-class ResultsError(ValueError):
+class ResultsError(ConformanceError, ValueError):
     """A result document that does not have the documented shape."""
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from conformance import __version__
+from conformance.errors import ConformanceError
 
 #: The order ``--help`` lists subcommands in; others follow alphabetically.
 PREFERRED_ORDER: tuple[str, ...] = (
@@ -25,8 +26,8 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """A user error: printed as one line, exit status 2."""
+class UsageError(ConformanceError):
+    """A wrong or missing option: printed as one line, exit status 2."""
 
 
 def subcommand_modules() -> list[str]:
@@ -52,8 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args)
-    except UsageError as exc:
-        print(f"qmp-conform {args.command}: error: {exc}", file=sys.stderr)
+    except ConformanceError as exc:
+        print(f"qmp-conform {args.command}: error: {exc.brief()}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # A file named on the command line that cannot be read or written.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"qmp-conform {args.command}: error: {where}{exc.strerror or exc}",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"qmp-conform {args.command}: interrupted", file=sys.stderr)

@@ -9,18 +9,15 @@ after ``--allow``, 0 otherwise, 2 for usage and load errors (a CI gate).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from conformance.qapi import QAPIError, Schema, load
-from reports.allow import AllowFileError, AllowList
+from conformance.cli import EXIT_FINDINGS, EXIT_OK
+from conformance.cli.report import write_output
+from conformance.session import schema_from
+from reports.allow import AllowList
 from reports.diff import diff
 from reports.diff_render import RENDERERS
-
-TARGET_PREFIXES = ("unix:", "tcp:", "spawn:", "reference")
 
 
 def register(subparsers: Any) -> None:
@@ -38,44 +35,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def load_schema(spec: str) -> Schema:
-    """A schema from a path, or fetched live from a target string."""
-    try:
-        if not os.path.exists(spec) and spec.startswith(TARGET_PREFIXES):
-            from conformance.baseline import server_name
-            from conformance.session import fetch_schema
-            from conformance.transport import TargetError, parse_target
-            greetings: list[dict[str, Any]] = []
-            try:
-                schema = load(fetch_schema(spec, on_greeting=greetings.append))
-            except TargetError as exc:
-                raise UsageError(str(exc)) from None
-            # Named as the server names itself, with the program the run started.
-            name = server_name(greetings[0]) if greetings else ""
-            program = parse_target(spec).program
-            schema.source = (f"{name}: {program}" if program else name) if name else spec
-            return schema
-        return load(spec)
-    except QAPIError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
-
-
 def run(args: argparse.Namespace) -> int:
-    allow = AllowList(())
-    if args.allow:
-        try:
-            allow = AllowList.read(args.allow)
-        except AllowFileError as exc:
-            raise UsageError(str(exc)) from None
-    report = diff(load_schema(args.old), load_schema(args.new))
-    text = RENDERERS[args.format](report)
-    if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{args.out}: {exc.strerror}") from None
-    else:
-        sys.stdout.write(text)
+    allow = AllowList.read(args.allow) if args.allow else AllowList(())
+    report = diff(schema_from(args.old), schema_from(args.new))
+    write_output(RENDERERS[args.format](report), args.out)
     blocking = allow.unallowed(report.breaking)
     counts = report.counts()
     print(f"qmp-conform diff: {counts['breaking']} breaking ({len(blocking)} not allowed), "

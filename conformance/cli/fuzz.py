@@ -53,12 +53,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conformance.fuzz.database import DatabaseError, open_database
+    from conformance.errors import ConformanceError
+    from conformance.fuzz.database import open_database
     from conformance.fuzz.generate import DEFAULT_COMMANDS
     from conformance.fuzz.progress import Progress, Stats
     from conformance.fuzz.targets import dialect_of
-    from conformance.fuzz.workers import CampaignSpec, SetupError, run_inline, run_parallel
-    from conformance.transport import TargetError
+    from conformance.fuzz.workers import CampaignSpec, run_inline, run_parallel
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -67,15 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     duration = args.duration if args.duration is not None or args.max_examples else 60.0
-    try:
-        dialect = dialect_of(args.target)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from exc
+    dialect = dialect_of(args.target)
     db = args.db or os.path.join(args.out, "hypothesis-db")
-    try:
-        open_database(db)  # fail early (exit 2) on an unreachable Redis
-    except (DatabaseError, OSError) as exc:
-        raise UsageError(str(exc)) from exc
+    open_database(db)  # fail early (exit 2) on an unreachable Redis
     spec = CampaignSpec(target=args.target, out_dir=args.out, duration=duration,
                         max_examples=args.max_examples, seed=args.seed, db=db,
                         commands=tuple(args.commands or DEFAULT_COMMANDS),
@@ -89,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
             stats = run_inline(spec, progress)
         else:
             stats = run_parallel(spec, args.workers, progress)
-    except (TargetError, SetupError) as exc:
+    except ConformanceError:
         progress.close()
-        raise UsageError(str(exc)) from exc
+        raise
     except KeyboardInterrupt:
         stats.interrupted = True
     progress.update(stats, force=True)

@@ -13,7 +13,6 @@ import sys
 from typing import Any
 
 from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from conformance.transport import TargetError
 
 
 def register(subparsers: Any) -> None:
@@ -39,16 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.attempts < 1:
         raise UsageError("--attempts must be at least 1")
-    findings = []
-    for path in args.file:
-        try:
-            findings.append((path, load(path)))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: {exc}") from exc
-    try:
-        replayer = Replayer(args.target)
-    except TargetError as exc:
-        raise UsageError(str(exc)) from exc
+    findings = [(path, load(path)) for path in args.file]
+    replayer = Replayer(args.target)
     any_reproduced = False
     with replayer:
         for path, finding in findings:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conformance.cli import EXIT_OK, UsageError
-from reports.results import RENDERERS, ResultsError, load_results
+from conformance.cli import EXIT_OK
+from reports.results import RENDERERS, load_results
 
 
 def register(subparsers: Any) -> None:
@@ -25,16 +25,10 @@ def write_output(text: str, out: str | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    try:
-        Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{out}: {exc.strerror}") from None
+    Path(out).write_text(text, encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        doc = load_results(args.results)
-    except ResultsError as exc:
-        raise UsageError(str(exc)) from None
+    doc = load_results(args.results)
     write_output(RENDERERS[args.format](doc), args.out)
     return EXIT_OK

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import os
-import re
 from typing import Any
 
-from conformance.cli import EXIT_OK, UsageError
-from conformance.qapi import QAPIError, Schema, load
+from conformance.cli import EXIT_OK
 from conformance.qapi.introspect import introspect
+from conformance.session import schema_from
 from conformance.specs import Specs
-
-_TARGET = re.compile(r"^(unix|tcp|spawn|reference)(:|$)")
 
 
 def register(sub: Any) -> None:
@@ -42,30 +37,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def load_source(source: str, leniency: str = "auto") -> Schema:
-    """A schema from a path or, for target specs, from the live target."""
-    if _TARGET.match(source) and not os.path.exists(source):
-        try:
-            session = importlib.import_module("conformance.session")
-        except ImportError:
-            raise UsageError("live targets need the harness (conformance.session)") from None
-        try:
-            entries = session.fetch_schema(source)
-        except Exception as exc:  # any connection problem is a usage-level error here
-            raise UsageError(f"cannot read the schema of {source}: {exc}") from None
-        schema = load(entries)
-        schema.source = source
-        return schema
-    if not os.path.exists(source):
-        raise UsageError(f"{source}: no such file or folder")
-    try:
-        return load(source, leniency=leniency)  # type: ignore[arg-type]
-    except QAPIError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
-    schema = load_source(args.source, args.leniency)
+    schema = schema_from(args.source, args.leniency)
     did_something = False
     if args.jsonschema:
         written = Specs(schema).export(args.jsonschema, dialects=("qemu", "oob-draft",

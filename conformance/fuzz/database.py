@@ -21,12 +21,14 @@ from urllib.parse import urlparse
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
+from conformance.errors import ConformanceError
+
 #: The key every campaign files its examples under (stable across workers,
 #: machines and runs of the same code; see qmp-and-qapi.md §6.3).
 KEY = b"qmp-conform-fuzz-campaign-v1"
 
 
-class DatabaseError(Exception):
+class DatabaseError(ConformanceError):
     """The database cannot be opened (a usage error in the CLI)."""
 
 

@@ -44,6 +44,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.errors import ConformanceError
 from conformance.fuzz.execute import Observation
 from conformance.fuzz.oracles import Violation
 from conformance.fuzz.program import Program
@@ -78,34 +79,45 @@ class Finding:
         return "\n".join(lines) + "\n"
 
 
+class FindingFileError(ConformanceError, ValueError):
+    """A file that is not a complete finding file."""
+
+
 def parse(text: str) -> Finding:
-    """Read a finding file; ValueError when it is not one (or is incomplete)."""
+    """Read a finding file; FindingFileError when it is not one (or is incomplete)."""
     lines = text.splitlines()
     if not lines or lines[0] != FORMAT_LINE:
-        raise ValueError("not a qmp-conform finding file (bad first line)")
+        raise FindingFileError("not a qmp-conform finding file (bad first line)")
     if lines[-1] != END_LINE:
-        raise ValueError("finding file is incomplete (no end line)")
+        raise FindingFileError("finding file is incomplete (no end line)")
     header: dict[str, str] = {}
     i = 1
     while i < len(lines) and lines[i] != "== program ==":
         if not lines[i].startswith("#"):
             key, sep, value = lines[i].partition(": ")
             if not sep:
-                raise ValueError(f"bad header line {lines[i]!r}")
+                raise FindingFileError(f"bad header line {lines[i]!r}")
             header[key] = value
         i += 1
     try:
         tr = lines.index("== transcript ==")
     except ValueError as exc:
-        raise ValueError("finding file has no transcript section") from exc
-    program = Program.from_lines(lines[i + 1: tr])
+        raise FindingFileError("finding file has no transcript section") from exc
+    try:
+        program = Program.from_lines(lines[i + 1: tr])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FindingFileError(f"bad program line: {exc}") from exc
     if "rule" not in header or "signature" not in header:
-        raise ValueError("finding file names no rule or signature")
+        raise FindingFileError("finding file names no rule or signature")
     return Finding(header["rule"], header["signature"], program, header, lines[tr + 1:-1])
 
 
 def load(path: str | os.PathLike[str]) -> Finding:
-    return parse(Path(path).read_text(encoding="utf-8"))
+    """A finding file; FindingFileError (naming the file) when it is not one."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8"))
+    except (FindingFileError, UnicodeDecodeError) as exc:
+        raise FindingFileError(f"{path}: {exc}") from exc
 
 
 def write_atomic(path: Path, text: str) -> None:

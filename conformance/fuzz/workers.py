@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
+from conformance.errors import ConformanceError
 from conformance.fuzz.campaign import Campaign, CampaignConfig
 from conformance.fuzz.database import open_database
 from conformance.fuzz.generate import DEFAULT_COMMANDS
@@ -54,7 +55,7 @@ class CampaignSpec:
             dialect=self.dialect, db_only=self.db_only)
 
 
-class SetupError(Exception):
+class SetupError(ConformanceError):
     """A worker could not start its campaign (target unreachable...)."""
 
 

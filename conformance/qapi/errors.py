@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from conformance.errors import ConformanceError
 from conformance.qapi.model import SourceInfo
 
 
-class QAPIError(Exception):
+class QAPIError(ConformanceError):
     """A schema that cannot be read, parsed or checked."""
 
     def __init__(self, info: SourceInfo | str | None, message: str) -> None:
