@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.baseline import server_name
-from conformance.protocol.decode import decode as core_decode
-from conformance.protocol.decode import json_equal as json_equal  # re-exported for checks
+from conformance.protocol.decoding import decode as core_decode
+from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
 from conformance.qapi import Schema, load
 from conformance.transport import (
     CONNECT_TIMEOUT,

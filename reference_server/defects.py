@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.protocol.encode import encode
+from conformance.protocol.encoding import encode
 
 
 class Flag(enum.Enum):

@@ -36,7 +36,7 @@ from conformance.protocol import (
     get_dialect,
 )
 from conformance.protocol.dialects import Dialect
-from conformance.protocol.encode import encode
+from conformance.protocol.encoding import encode
 from conformance.qapi import load
 from conformance.qapi.introspect import introspect
 from conformance.qapi.model import Schema

@@ -29,12 +29,6 @@ from conformance.session import NO_ID, Message, escape, json_equal
 from conformance.specs import Specs
 from strategies.compile import kind_of
 
-try:  # the protocol core's comparison, when it is there (same semantics)
-    from conformance.protocol.decode import json_equal as _core_equal
-except ImportError:  # pragma: no cover
-    _core_equal = json_equal
-
-
 #: Values that come in lines longer than this are validated in full only for
 #: the first LARGE_FULL per command or event, then one in LARGE_SAMPLE:
 #: jsonschema needs milliseconds for a big query reply, which would otherwise
@@ -280,7 +274,7 @@ class Judge:
         # what a reply says is judged only for requests with an id of their own.
         group: dict[int, int] = {}
         for i, _s, r in expected:
-            group[i] = next(j for j, _s2, r2 in expected if _core_equal(r2["id"], r["id"]))
+            group[i] = next(j for j, _s2, r2 in expected if json_equal(r2["id"], r["id"]))
         unique = {i for i in group if sum(1 for g in group.values() if g == group[i]) == 1}
         matched: dict[int, Message] = {}
         unmatched: list[Message] = []
@@ -289,7 +283,7 @@ class Judge:
             if msg.id is NO_ID or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
                 continue
             slot = next((i for i, _s, r in expected
-                         if i not in matched and _core_equal(r["id"], msg.id)), None)
+                         if i not in matched and json_equal(r["id"], msg.id)), None)
             if slot is None:
                 unmatched.append(msg)
                 continue
@@ -371,7 +365,7 @@ class Judge:
         greeting = log.session.greeting
         if (name == "query-version" and "return" in value and isinstance(greeting, dict)
                 and isinstance(greeting.get("QMP"), dict)
-                and not _core_equal(greeting["QMP"].get("version"), value["return"])):
+                and not json_equal(greeting["QMP"].get("version"), value["return"])):
             return Violation("Q8", "greeting-version", "version-mismatch",
                              f"the greeting's version {_short(greeting['QMP'].get('version'))} "
                              f"differs from query-version's {_short(value['return'])}",

@@ -5,15 +5,15 @@ Pure logic in the style of h11: bytes in, events and bytes out, no sockets.
 * :mod:`.stream`   QEMU's JSON input pipeline (lexer, streamer, parser) as a push parser
 * :mod:`.request`  dispatcher-level validation of a parsed request
 * :mod:`.monitor`  per-connection monitor state machine (negotiation, queue, OOB)
-* :mod:`.encode`   QEMU's exact output format
-* :mod:`.decode`   robust client-side decoding and semantic JSON equality
+* :mod:`.encoding` QEMU's exact output format
+* :mod:`.decoding` robust client-side decoding and semantic JSON equality
 * :mod:`.messages` builders and classifiers for greeting/return/error/event
 * :mod:`.dialects` qemu, oob-draft, qmp-1.0 and qga profiles as data
 """
 
-from .decode import DecodedLine, DecodeError, decode, decode_buffer, json_equal, split_lines
+from .decoding import DecodedLine, DecodeError, decode, decode_buffer, json_equal, split_lines
 from .dialects import DIALECTS, OOB_DRAFT, QEMU, QGA, QMP_1_0, Dialect, get_dialect
-from .encode import encode, encode_string, format_number
+from .encoding import encode, encode_string, format_number
 from .messages import (
     MISSING,
     classify,

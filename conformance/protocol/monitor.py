@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 from .dialects import QEMU, Dialect
-from .encode import KeyOrder, encode
+from .encoding import KeyOrder, encode
 from .messages import MISSING, Missing, error_response, event, greeting, return_response
 from .request import GENERIC_ERROR, Request, RequestError, is_oob_request, validate_request
 from .stream import Item, JSONStream, Parsed, ParseError

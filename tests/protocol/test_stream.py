@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.protocol import JSONStream, Parsed, ParseError, parse_all, validate_request
-from conformance.protocol.encode import encode
+from conformance.protocol.encoding import encode
 from conformance.protocol.request import Request
 
 PE = "JSON parse error, "
