@@ -24,6 +24,7 @@ from typing import Any
 from conformance.baseline import server_name
 from conformance.protocol.decoding import decode as core_decode
 from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
+from conformance.protocol.messages import MISSING
 from conformance.qapi import Schema, load
 from conformance.transport import (
     CONNECT_TIMEOUT,
@@ -56,16 +57,6 @@ def decode(data: bytes) -> Any:
     (QEMU echoes ids nested 1000 deep); NaN and Infinity are not JSON (Q37).
     """
     return core_decode(data, allow_nonfinite=False)
-
-
-class _Missing:
-    """The id of a message that has none (distinct from a JSON ``null`` id)."""
-
-    def __repr__(self) -> str:
-        return "<no id>"
-
-
-NO_ID: Any = _Missing()
 
 
 class ReplyTimeout(Exception):
@@ -170,7 +161,7 @@ class Message:
 
     @property
     def id(self) -> Any:
-        return self.value.get("id", NO_ID) if self.ok else NO_ID
+        return self.value.get("id", MISSING) if self.ok else MISSING
 
     @property
     def is_error(self) -> bool:
@@ -230,13 +221,13 @@ class Session:
 
     def request(self, name: str, arguments: dict[str, Any] | None = None, *,
                 id: Any = None, oob: bool = False) -> dict[str, Any]:
-        """A request object; ``id=None`` allocates one, ``id=NO_ID`` sends none."""
+        """A request object; ``id=None`` allocates one, ``id=MISSING`` sends none."""
         msg: dict[str, Any] = {"exec-oob" if oob else "execute": name}
         if arguments is not None:
             msg["arguments"] = arguments
         if id is None:
             id = self.next_id()
-        if id is not NO_ID:
+        if id is not MISSING:
             msg["id"] = id
         return msg
 
@@ -362,7 +353,7 @@ class Session:
     def wait_reply(self, id: Any, timeout: float = DEFAULT_TIMEOUT) -> Message:
         """The reply whose id equals ``id`` as a JSON value; others go to the inbox."""
         for i, held in enumerate(self.inbox):
-            if held.id is not NO_ID and json_equal(held.id, id):
+            if held.id is not MISSING and json_equal(held.id, id):
                 return self.inbox.pop(i)
         deadline = time.monotonic() + timeout
         garbled: Message | None = None
@@ -378,9 +369,9 @@ class Session:
                 garbled = msg
             if msg.is_event:
                 continue
-            if msg.id is not NO_ID and json_equal(msg.id, id):
+            if msg.id is not MISSING and json_equal(msg.id, id):
                 return msg
-            if msg.id is NO_ID and msg.ok and "return" in msg.value:
+            if msg.id is MISSING and msg.ok and "return" in msg.value:
                 # A success without an id can only answer a command; take it as
                 # ours rather than time out (the ids checks judge the lost id).
                 return msg

@@ -13,12 +13,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.protocol.messages import MISSING
 from conformance.qapi.model import Schema
 from strategies.compile import compiled, member_names
 from strategies.invalid import REQUEST_RULES, Invalid, invalid_arguments, values_of_kind
 from strategies.json_values import ids, json_values
-
-_NO_ID = object()
 
 
 def _commands(model: Schema, commands: list[str] | None) -> list[str]:
@@ -29,15 +28,15 @@ def _commands(model: Schema, commands: list[str] | None) -> list[str]:
 
 
 def _with_id(message: dict[str, Any], ident: Any) -> dict[str, Any]:
-    if ident is not _NO_ID:
+    if ident is not MISSING:
         message["id"] = ident
     return message
 
 
 def _id_choice(with_ids: bool | None) -> st.SearchStrategy[Any]:
     if with_ids is None:
-        return st.one_of(st.just(_NO_ID), ids())
-    return ids() if with_ids else st.just(_NO_ID)
+        return st.one_of(st.just(MISSING), ids())
+    return ids() if with_ids else st.just(MISSING)
 
 
 def requests(model: Schema, commands: list[str] | None = None, *, dialect: str = "qemu",

@@ -7,7 +7,8 @@ from typing import Any
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
-from conformance.session import NO_ID, Message, ReplyTimeout, json_equal
+from conformance.protocol.messages import MISSING
+from conformance.session import Message, ReplyTimeout, json_equal
 
 #: One id of every JSON type, and the numbers QEMU re-serialises (Q15).
 IDS: list[Any] = [
@@ -33,7 +34,7 @@ def _request(ctx: Context, id_text: str, name: str | None = None) -> bytes:
 
 
 def _show(value: Any) -> str:
-    return "(no id member)" if value is NO_ID else json.dumps(value)
+    return "(no id member)" if value is MISSING else json.dumps(value)
 
 
 @check("ids.echo", "Q15", "ids of every JSON type come back equal as JSON values")
@@ -41,7 +42,7 @@ def echo(ctx: Context) -> str:
     for value in IDS:
         text = json.dumps(value, ensure_ascii=False)
         reply = _reply_to(ctx, _request(ctx, text))
-        if reply.id is NO_ID or not json_equal(reply.id, value):
+        if reply.id is MISSING or not json_equal(reply.id, value):
             raise Fail(f"the id {text} was not echoed as the same JSON value (Q15)",
                        expected=f"id {text}", seen=f"id {_show(reply.id)} in {reply.brief()}")
     return f"{len(IDS)} ids of every JSON type echoed"
@@ -57,7 +58,7 @@ def deep(ctx: Context) -> str:
     if reply.error:
         raise Fail("the reply to a deeply nested id is not valid JSON (Q37)",
                    expected="valid JSON", seen=reply.error)
-    if reply.id is NO_ID or not json_equal(reply.id, expected):
+    if reply.id is MISSING or not json_equal(reply.id, expected):
         raise Fail(f"an id nested {DEEP} deep was not echoed (Q15)",
                    expected=f"the same {DEEP}-deep array", seen=reply.brief(200))
     return f"{DEEP}-deep id echoed"
@@ -77,7 +78,7 @@ def on_error(ctx: Context) -> str:
         reply = _reply_to(ctx, raw)
         if not reply.is_error:
             raise Fail(f"{what} did not fail", expected="an error", seen=reply.brief())
-        if reply.id is NO_ID or not json_equal(reply.id, want):
+        if reply.id is MISSING or not json_equal(reply.id, want):
             raise Fail(f"the error for {what} lost the request's id (Q16, Q18)",
                        expected=f"id {json.dumps(want)}", seen=reply.brief())
     return f"{len(cases)} kinds of error carried their id"
@@ -88,7 +89,7 @@ def on_error(ctx: Context) -> str:
 def absent_unreadable(ctx: Context) -> str:
     session = ctx.shared()
     for raw in (b"{]", b"[1, 2, 3]", b'"query-version"', b"42"):
-        stray = [m for m in ctx.fenced(session, raw, "unreadable input") if m.id is not NO_ID]
+        stray = [m for m in ctx.fenced(session, raw, "unreadable input") if m.id is not MISSING]
         if stray:
             raise Fail("an error for input without an id carries an id member (Q18)",
                        expected="no id member", seen=stray[0].brief())
@@ -98,7 +99,7 @@ def absent_unreadable(ctx: Context) -> str:
 @check("ids.no-invented", "Q16", "a command sent without an id gets a reply without one")
 def no_invented(ctx: Context) -> str:
     reply = _reply_to(ctx, f'{{"execute": "{ctx.probe_command}"}}'.encode())
-    if reply.id is not NO_ID:
+    if reply.id is not MISSING:
         raise Fail("the reply to a command without id carries an id (Q16)",
                    expected="no id member", seen=reply.brief())
     return "no id invented"
@@ -115,11 +116,11 @@ def one_reply(ctx: Context) -> str:
     replies = [m for m in got if not m.is_event]
     seen = [m.id for m in replies]
     for i in sent:
-        count = sum(1 for s in seen if s is not NO_ID and json_equal(s, i))
+        count = sum(1 for s in seen if s is not MISSING and json_equal(s, i))
         if count != 1:
             raise Fail(f"command {i!r} got {count} replies (Q16)", expected="exactly one",
                        seen=", ".join(_show(s) for s in seen))
-    extra = [m for m in replies if m.id is NO_ID or m.id not in sent]
+    extra = [m for m in replies if m.id is MISSING or m.id not in sent]
     if extra:
         raise Fail("a reply carries an id that was never sent (Q16)",
                    expected=f"only ids {sent}", seen=extra[0].brief())

@@ -19,7 +19,8 @@ from typing import Any
 
 from conformance.checks.base import QMP_DIALECTS, Fail, Skip, check
 from conformance.checks.context import Context
-from conformance.session import NO_ID, Message, Session, json_equal
+from conformance.protocol.messages import MISSING
+from conformance.session import Message, Session, json_equal
 from conformance.transport import fifo_path
 
 #: allow-oob commands that are harmless to run, with their arguments.
@@ -103,13 +104,13 @@ def _watch(session: Session, ids: list[str], seconds: float) -> list[Message]:
         if msg is None:
             break
         out.append(msg)
-        if any(msg.id is not NO_ID and json_equal(msg.id, i) for i in ids):
+        if any(msg.id is not MISSING and json_equal(msg.id, i) for i in ids):
             break
     return out
 
 
 def _has(msgs: list[Message], ident: str) -> Message | None:
-    return next((m for m in msgs if m.id is not NO_ID and json_equal(m.id, ident)), None)
+    return next((m for m in msgs if m.id is not MISSING and json_equal(m.id, ident)), None)
 
 
 def _blocker_refused(held: Message) -> Skip:

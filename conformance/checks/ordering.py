@@ -6,7 +6,7 @@ import json
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
-from conformance.session import NO_ID
+from conformance.protocol.messages import MISSING
 
 PIPELINE = 16
 
@@ -33,7 +33,7 @@ def pipelined(ctx: Context) -> str:
            if not m.is_event]
     order = [m.id for m in got]
     if order != sent:
-        shown = ", ".join("(none)" if i is NO_ID else json.dumps(i) for i in order)
+        shown = ", ".join("(none)" if i is MISSING else json.dumps(i) for i in order)
         raise Fail("replies did not come back in the order the commands were sent (Q22)",
                    expected=", ".join(sent), seen=shown or "no replies")
     return f"{len(sent)} pipelined commands answered in order"

@@ -25,7 +25,8 @@ from jsonschema.exceptions import ValidationError
 
 from conformance.fuzz.execute import ConnLog, Observation
 from conformance.fuzz.program import RAW_ID_PREFIX, Step
-from conformance.session import NO_ID, Message, escape, json_equal
+from conformance.protocol.messages import MISSING
+from conformance.session import Message, escape, json_equal
 from conformance.specs import Specs
 from strategies.compile import kind_of
 
@@ -280,7 +281,7 @@ class Judge:
         unmatched: list[Message] = []
         order: list[int] = []
         for msg in replies:
-            if msg.id is NO_ID or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
+            if msg.id is MISSING or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
                 continue
             slot = next((i for i, _s, r in expected
                          if i not in matched and json_equal(r["id"], msg.id)), None)
@@ -293,7 +294,7 @@ class Judge:
         out: list[Violation] = []
         missing = [(i, s, r) for i, s, r in expected if i not in matched]
         idless_sent = sum(1 for s, r in requests if r is not None and "id" not in r)
-        idless_got = sum(1 for m in replies if m.id is NO_ID)
+        idless_got = sum(1 for m in replies if m.id is MISSING)
         if missing and answered:
             i, s, r = missing[0]
             id_kind = kind_of(r["id"])

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from harness_targets import QEMU_STDIO, needs_qemu
 
+from conformance.protocol.messages import MISSING
 from conformance.session import (
     MAX_LINE,
-    NO_ID,
     ReplyTimeout,
     Session,
     fetch_schema,
@@ -113,7 +113,7 @@ def test_transcript_records_every_byte_with_direction(pair: tuple[Session, socke
     assert peer.recv(100) == b"\x01{bad"
     peer.sendall(b'{"error": {"class": "GenericError", "desc": "x"}}\r\n')
     msg = session.recv(2)
-    assert msg is not None and msg.id is NO_ID and msg.error_class == "GenericError"
+    assert msg is not None and msg.id is MISSING and msg.error_class == "GenericError"
     lines = session.transcript.render()
     assert "-> \\x01{bad" in lines[1]
     assert lines[2].split("] ", 1)[1].startswith("<- {")
