@@ -24,7 +24,7 @@ from typing import Any
 from conformance.baseline import server_name
 from conformance.protocol.decoding import decode as core_decode
 from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
-from conformance.protocol.messages import MISSING
+from conformance.protocol.messages import MISSING, classify
 from conformance.qapi import Schema, load
 from conformance.transport import (
     CONNECT_TIMEOUT,
@@ -152,12 +152,23 @@ class Message:
         return self.error is None and isinstance(self.value, dict)
 
     @property
+    def kind(self) -> str:
+        """The protocol core's classification (greeting, return, error, event,
+        unknown), or ``unparsed`` for a line that is not a JSON object."""
+        return classify(self.value) if self.ok else "unparsed"
+
+    @property
+    def is_greeting(self) -> bool:
+        return self.kind == "greeting"
+
+    @property
     def is_event(self) -> bool:
-        return self.ok and "event" in self.value
+        return self.kind == "event"
 
     @property
     def is_reply(self) -> bool:
-        return self.ok and not self.is_event
+        """Any object but an event or a greeting: what answers a request."""
+        return self.ok and self.kind not in ("event", "greeting")
 
     @property
     def id(self) -> Any:
@@ -416,7 +427,7 @@ class Session:
         msg = self.recv(timeout)
         if msg is None:
             return None
-        if not (msg.ok and "QMP" in msg.value):
+        if not msg.is_greeting:
             self.inbox.append(msg)
             return None
         self.greeting = msg.value

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.protocol.encoding import encode
+from conformance.protocol.messages import classify
 
 
 class Flag(enum.Enum):
@@ -51,15 +52,8 @@ class Defect:
     outgoing: Rewrite | None = None
 
 
-def _kind(message: dict[str, Any]) -> str:
-    for key in ("QMP", "return", "error", "event"):
-        if key in message:
-            return key
-    return "?"
-
-
 def _is_reply(message: dict[str, Any]) -> bool:
-    return "return" in message or "error" in message
+    return classify(message) in ("return", "error")
 
 
 def _reencode(message: dict[str, Any], data: bytes) -> bytes:
@@ -127,7 +121,7 @@ def _generic_class(message: dict[str, Any], data: bytes, scratch: dict[str, Any]
 
 def _greeting_version(message: dict[str, Any], data: bytes,
                       scratch: dict[str, Any]) -> list[bytes]:
-    if "QMP" in message:
+    if classify(message) == "greeting":
         body = dict(message["QMP"])
         body["version"] = {"qemu": {"micro": 0, "minor": 0, "major": 6}, "package": "mismatch"}
         return [_reencode({"QMP": body}, data)]
@@ -136,7 +130,7 @@ def _greeting_version(message: dict[str, Any], data: bytes,
 
 def _greeting_no_capabilities(message: dict[str, Any], data: bytes,
                               scratch: dict[str, Any]) -> list[bytes]:
-    if "QMP" in message:
+    if classify(message) == "greeting":
         body = {k: v for k, v in message["QMP"].items() if k != "capabilities"}
         return [_reencode({"QMP": body}, data)]
     return [data]

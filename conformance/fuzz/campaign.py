@@ -583,7 +583,7 @@ class Campaign:
                     cls = msg.error_class or "?"
                     stats.errors[cls] = stats.errors.get(cls, 0) + 1
                     label(f"class:{cls}")
-                elif msg.is_reply and "return" in msg.value:
+                elif msg.kind == "return":
                     label(f"shape:return-{type(msg.value['return']).__name__}")
                 elif msg.is_event:
                     label(f"shape:event-{msg.value.get('event')}")

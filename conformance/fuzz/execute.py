@@ -181,8 +181,7 @@ class Executor:
             log.session.read_greeting(GREETING_TIMEOUT)
         except ConnectionClosed:
             log.closed = "closed before the greeting"
-        log.greeting = next((m for m in log.session.received if m.ok and "QMP" in m.value),
-                            None)
+        log.greeting = next((m for m in log.session.received if m.is_greeting), None)
 
     # -- running ----------------------------------------------------------------
 

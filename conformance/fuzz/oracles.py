@@ -30,6 +30,11 @@ from conformance.session import Message, escape, json_equal
 from conformance.specs import Specs
 from strategies.compile import kind_of
 
+#: Each kind of server message (as the protocol core classifies it): the name
+#: of its wire schema and the rule a malformed one breaks.
+_SHAPE_RULES = {"greeting": ("greeting", "Q3"), "event": ("event", "Q29"),
+                "error": ("error", "Q20"), "return": ("success", "Q3")}
+
 #: Values that come in lines longer than this are validated in full only for
 #: the first LARGE_FULL per command or event, then one in LARGE_SAMPLE:
 #: jsonschema needs milliseconds for a big query reply, which would otherwise
@@ -216,18 +221,11 @@ class Judge:
             if not msg.ok:
                 continue
             value = msg.value
-            if "QMP" in value:
-                kind, rule = "greeting", "Q3"
-            elif "event" in value:
-                kind, rule = "event", "Q29"
-            elif "error" in value:
-                kind, rule = "error", "Q20"
-            elif "return" in value:
-                kind, rule = "success", "Q3"
-            else:
+            if msg.kind not in _SHAPE_RULES:
                 return [Violation("Q3", "shape", "unknown-message",
                                   f"a message that is no reply, event or greeting: "
                                   f"{_brief(msg, 100)}", (), log.conn)]
+            kind, rule = _SHAPE_RULES[msg.kind]
             errors = self._wire_errors(kind, value)
             if errors:
                 first = min(errors, key=lambda e: len(e.absolute_path))
@@ -269,7 +267,7 @@ class Judge:
         loose = log.raw_sent or any(r is None for s, r in requests if s.kind == "command")
         expected = [(i, s, r) for i, (s, r) in enumerate(requests)
                     if r is not None and "id" in r]
-        replies = [m for m in log.messages if m.is_reply and "QMP" not in m.value]
+        replies = [m for m in log.messages if m.is_reply]
         # Requests whose ids are equal (as JSON values) form one group: a reply
         # with that id can belong to any of them, so only the count is judged;
         # what a reply says is judged only for requests with an id of their own.
