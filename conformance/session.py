@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.baseline import server_name
-from conformance.protocol.decoding import decode as core_decode
+from conformance.protocol.decoding import DecodedLine, LineReader
 from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
 from conformance.protocol.messages import MISSING, classify
 from conformance.qapi import Schema, load
@@ -48,15 +48,6 @@ MAX_COLLECT = 20000
 
 DEFAULT_TIMEOUT = 5.0
 GREETING_TIMEOUT = 3.0
-
-
-def decode(data: bytes) -> Any:
-    """Parse one server line; raises ValueError with the reason.
-
-    The protocol core's decoder is iterative where Python's json recurses
-    (QEMU echoes ids nested 1000 deep); NaN and Infinity are not JSON (Q37).
-    """
-    return core_decode(data, allow_nonfinite=False)
 
 
 class ReplyTimeout(Exception):
@@ -202,8 +193,7 @@ class Session:
     def __init__(self, conn: Connection, label: str = "") -> None:
         self.conn = conn
         self.transcript = Transcript(label or conn.description)
-        self.buffer = bytearray()
-        self.skipping = False  # dropping the rest of an oversized line
+        self.reader = LineReader(max_line=MAX_LINE, allow_nonfinite=False)
         self.received: list[Message] = []
         self.events: list[Message] = []
         self.inbox: list[Message] = []
@@ -269,13 +259,12 @@ class Session:
                 chunk = self.conn.recv(1 << 16, left)
             except ConnectionClosed:
                 self.closed = True
-                if self.buffer:
-                    tail = bytes(self.buffer)
-                    self.buffer.clear()
-                    self.transcript.add("<-", tail)
+                tail = self.reader.finish()
+                if tail is not None:
+                    self.transcript.add("<-", tail.raw)
                     self.transcript.note("connection closed (partial line above)")
                     self._note_diagnostics()
-                    return self._record(tail, "partial line at end of stream")
+                    return self._record(tail)
                 self.transcript.note("connection closed by the server")
                 self._note_diagnostics()
                 raise
@@ -306,43 +295,21 @@ class Session:
                 self.transcript.note(text)
 
     def _feed(self, chunk: bytes) -> None:
-        if self.skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                return
-            self.skipping = False
-            chunk = chunk[nl + 1:]
-        self.buffer += chunk
+        self.reader.feed(chunk)
 
     def _take_line(self) -> Message | None:
-        nl = self.buffer.find(b"\n")
-        if nl < 0:
-            if len(self.buffer) > MAX_LINE:
-                line = bytes(self.buffer[:MAX_LINE])
-                self.buffer.clear()
-                self.skipping = True
-                self.transcript.add("<-", line)
-                return self._record(line, f"line longer than {MAX_LINE} bytes")
+        line = self.reader.next_line()
+        if line is None:
             return None
-        line = bytes(self.buffer[: nl + 1])
-        del self.buffer[: nl + 1]
-        self.transcript.add("<-", line)
-        if len(line) > MAX_LINE:
-            return self._record(line[:MAX_LINE], f"line longer than {MAX_LINE} bytes")
-        return self._record(line, None)
+        self.transcript.add("<-", line.raw)
+        return self._record(line)
 
-    def _record(self, line: bytes, error: str | None) -> Message:
-        msg = Message(line, time.monotonic() - self.transcript.start)
-        body = line
-        if body.startswith(b"\xff"):
-            msg.sentinel = True
-            body = body.lstrip(b"\xff")
-        if error is None:
-            try:
-                msg.value = decode(body)
-            except ValueError as exc:
-                error = f"not valid JSON: {exc}"
-        msg.error = error
+    def _record(self, line: DecodedLine) -> Message:
+        msg = Message(line.raw, time.monotonic() - self.transcript.start, line.value,
+                      sentinel=line.sentinel)
+        error = line.error
+        if error is not None:
+            msg.error = error.message if error.framing else f"not valid JSON: {error}"
         if len(self.received) < 1_000_000:
             self.received.append(msg)
         if msg.is_event:

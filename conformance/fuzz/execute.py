@@ -255,7 +255,7 @@ class Executor:
             session = log.session
             session.read_available()
             needle = log.probe_needle
-            if needle not in session.buffer and not any(
+            if not session.reader.holds(needle) and not any(
                     needle in m.raw for m in session.received[log.start:]):
                 return False
         return True

@@ -11,7 +11,7 @@ Pure logic in the style of h11: bytes in, events and bytes out, no sockets.
 * :mod:`.dialects` qemu, oob-draft, qmp-1.0 and qga profiles as data
 """
 
-from .decoding import DecodedLine, DecodeError, decode, decode_buffer, json_equal, split_lines
+from .decoding import DecodedLine, DecodeError, LineReader, decode, decode_buffer, json_equal
 from .dialects import DIALECTS, OOB_DRAFT, QEMU, QGA, QMP_1_0, Dialect, get_dialect
 from .encoding import encode, encode_string, format_number
 from .messages import (
@@ -55,6 +55,7 @@ __all__ = [
     "Dialect",
     "Dispatch",
     "JSONStream",
+    "LineReader",
     "Monitor",
     "MonitorState",
     "ParseError",
@@ -77,7 +78,6 @@ __all__ = [
     "parse_all",
     "return_response",
     "shape_problems",
-    "split_lines",
     "validate_request",
     "version_info",
 ]

@@ -22,29 +22,34 @@ from .values import JSON, qemu_number
 __all__ = [
     "DecodeError",
     "DecodedLine",
+    "LineReader",
     "decode",
     "decode_buffer",
     "json_equal",
-    "split_lines",
 ]
 
 
 class DecodeError(ValueError):
     """A server line that is not (acceptable) JSON."""
 
-    def __init__(self, message: str, raw: bytes = b"", position: int = 0) -> None:
-        super().__init__(f"{message} (at offset {position})")
+    def __init__(self, message: str, raw: bytes = b"", position: int = 0,
+                 framing: bool = False) -> None:
+        super().__init__(message if framing else f"{message} (at offset {position})")
         self.message = message
         self.raw = raw
         self.position = position
+        #: The line itself is broken (cut for length, or ended with the
+        #: stream), not the JSON in it.
+        self.framing = framing
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedLine:
     """One server line: its value, or why it could not be decoded.
 
-    ``sentinel`` is set when the line started with the guest agent's 0xFF
-    resynchronisation byte (stripped before decoding).
+    ``raw`` is the line as received, terminator included (framing rules judge
+    it).  ``sentinel`` is set when the line started with the guest agent's
+    0xFF resynchronisation byte (stripped before decoding).
     """
 
     raw: bytes = field(repr=False)
@@ -200,10 +205,83 @@ class _Parser:
                 raise self.fail("expected ',' or a closing bracket", pos)
 
 
-def split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Cut complete LF-terminated lines (CR stripped); return them and the rest."""
-    *lines, rest = buffer.split(b"\n")
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines], rest
+class LineReader:
+    """Cuts a server's byte stream into decoded lines, incrementally.
+
+    Bytes go in with :meth:`feed` as they arrive; :meth:`next_line` hands out
+    each complete line (LF-terminated), decoded.  A line longer than
+    ``max_line`` is cut there and reported as an error, and the rest of it is
+    skipped up to its LF, so a hostile server cannot make the reader buffer
+    without bound.  :meth:`finish` turns a partial last line (the stream
+    ended in the middle of it) into one last, failed, line.
+    """
+
+    def __init__(self, *, max_line: int = 16 << 20, sentinel: bytes | None = b"\xff",
+                 allow_nonfinite: bool = True) -> None:
+        self.max_line = max_line
+        self.sentinel = sentinel
+        self.allow_nonfinite = allow_nonfinite
+        self._buffer = bytearray()
+        self._skipping = False  # inside the unread rest of an oversized line
+
+    @property
+    def pending(self) -> bytes:
+        """What arrived but is not a complete line yet."""
+        return bytes(self._buffer)
+
+    def holds(self, needle: bytes) -> bool:
+        """Whether ``needle`` is among the bytes not yet cut into lines."""
+        return needle in self._buffer
+
+    def feed(self, data: bytes) -> None:
+        if self._skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            self._skipping = False
+            data = data[nl + 1:]
+        self._buffer += data
+
+    def next_line(self) -> DecodedLine | None:
+        """The next complete line, or None until more bytes are fed."""
+        nl = self._buffer.find(b"\n")
+        if nl < 0:
+            if len(self._buffer) <= self.max_line:
+                return None
+            line = bytes(self._buffer[:self.max_line])
+            self._buffer.clear()
+            self._skipping = True
+            return self._failed(line, f"line longer than {self.max_line} bytes")
+        line = bytes(self._buffer[:nl + 1])
+        del self._buffer[:nl + 1]
+        if len(line) > self.max_line:
+            return self._failed(line[:self.max_line], f"line longer than {self.max_line} bytes")
+        return self.decode_line(line)
+
+    def finish(self) -> DecodedLine | None:
+        """At end of stream: the partial line left over, as a failed line."""
+        if not self._buffer:
+            return None
+        tail = bytes(self._buffer)
+        self._buffer.clear()
+        return self._failed(tail, "partial line at end of stream")
+
+    def decode_line(self, line: bytes) -> DecodedLine:
+        """Decode one line (terminator included), stripping the sentinel first."""
+        body, synced = line, False
+        if self.sentinel and body.startswith(self.sentinel):
+            synced = True
+            while body.startswith(self.sentinel):
+                body = body[len(self.sentinel):]
+        try:
+            value = decode(body, allow_nonfinite=self.allow_nonfinite)
+        except DecodeError as exc:
+            return DecodedLine(line, None, exc, synced)
+        return DecodedLine(line, value, None, synced)
+
+    def _failed(self, line: bytes, why: str) -> DecodedLine:
+        synced = bool(self.sentinel) and line.startswith(self.sentinel or b"")
+        return DecodedLine(line, None, DecodeError(why, line, len(line), framing=True), synced)
 
 
 def decode_buffer(
@@ -213,22 +291,13 @@ def decode_buffer(
 
     Empty lines are reported as errors: QEMU never writes them.
     """
-    lines, rest = split_lines(buffer)
+    reader = LineReader(sentinel=sentinel, allow_nonfinite=allow_nonfinite,
+                        max_line=max(len(buffer), 1))
+    reader.feed(buffer)
     out: list[DecodedLine] = []
-    for line in lines:
-        synced = False
-        body = line
-        if sentinel and body.startswith(sentinel):
-            synced = True
-            while body.startswith(sentinel):
-                body = body[len(sentinel) :]
-        try:
-            value = decode(body, allow_nonfinite=allow_nonfinite)
-        except DecodeError as exc:
-            out.append(DecodedLine(line, None, exc, synced))
-        else:
-            out.append(DecodedLine(line, value, None, synced))
-    return out, rest
+    while (line := reader.next_line()) is not None:
+        out.append(line)
+    return out, reader.pending
 
 
 #: Integers QEMU holds as integers (int64 or uint64), compared as such.
