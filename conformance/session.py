@@ -438,6 +438,31 @@ def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
     return (m for m in messages if m.is_error)
 
 
+def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1) -> list[Any]:
+    """``query-qmp-schema`` on a greeted session: the introspection entries.
+
+    ``qmp_capabilities`` goes first without waiting for its reply (a faulty
+    server may lose it, and that is for the checks to find, not a reason not
+    to start); the schema is asked for up to ``attempts`` times, ``timeout``
+    seconds each.  Raises TargetError when no usable answer comes, and
+    ConnectionClosed when the server hangs up.
+    """
+    session.send(session.request("qmp_capabilities"))
+    for attempt in range(attempts):
+        request = session.request("query-qmp-schema")
+        session.send(request)
+        try:
+            reply = session.wait_reply(request["id"], timeout)
+            break
+        except ReplyTimeout as exc:
+            if attempt == attempts - 1:
+                raise TargetError(f"query-qmp-schema: {exc}") from exc
+    entries = reply.value.get("return") if reply.ok else None
+    if not isinstance(entries, list):
+        raise TargetError(f"query-qmp-schema gave no list: {reply.brief()}")
+    return entries
+
+
 def fetch_schema(target: str | Target, timeout: float = 10.0,
                  on_greeting: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
     """The live ``query-qmp-schema`` of ``target`` (a target string or object);
@@ -451,14 +476,10 @@ def fetch_schema(target: str | Target, timeout: float = 10.0,
                 raise TargetError(f"{tgt.spec}: no QMP greeting (a guest agent has no schema)")
             if on_greeting is not None:
                 on_greeting(greeting)
-            negotiated = session.negotiate()
-            if not negotiated.ok or "return" not in negotiated.value:
-                raise TargetError(f"{tgt.spec}: qmp_capabilities failed: {negotiated.brief()}")
-            reply = session.execute("query-qmp-schema", timeout=timeout)
-            if not reply.ok or not isinstance(reply.value.get("return"), list):
-                raise TargetError(f"{tgt.spec}: query-qmp-schema failed: {reply.brief()}")
-            schema: list[Any] = reply.value["return"]
-            return schema
+            try:
+                return read_schema(session, timeout=timeout)
+            except TargetError as exc:
+                raise TargetError(f"{tgt.spec}: {exc}") from exc
     except (ReplyTimeout, ConnectionClosed) as exc:
         raise TargetError(f"{tgt.spec}: {exc}") from exc
     finally:

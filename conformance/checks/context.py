@@ -20,6 +20,7 @@ from conformance.session import (
     Message,
     ReplyTimeout,
     Session,
+    read_schema,
 )
 from conformance.specs import Specs
 from conformance.transport import ConnectionClosed, Target, TargetError
@@ -240,18 +241,12 @@ class Context:
         """Fetch and load ``query-qmp-schema`` once, on the detection session,
         so no check has to open a session in the middle of another one."""
         try:
-            negotiated = session.negotiate(timeout=self.reply_timeout)
-            reply = session.execute("query-qmp-schema", timeout=2 * self.reply_timeout) \
-                if negotiated.ok and "return" in negotiated.value else negotiated
-        except ReplyTimeout as exc:
-            self._schema_error = f"query-qmp-schema: {exc}"
-            return
-        value = reply.value.get("return") if reply.ok else None
-        if not isinstance(value, list):
-            self._schema_error = f"query-qmp-schema gave no list: {reply.brief()}"
+            entries = read_schema(session, timeout=2 * self.reply_timeout)
+        except TargetError as exc:
+            self._schema_error = str(exc)
             return
         try:
-            self._schema = load(value)
+            self._schema = load(entries)
         except Exception as exc:
             self._schema_error = f"the target's schema does not load: {exc}"
             return

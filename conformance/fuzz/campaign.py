@@ -52,7 +52,7 @@ from conformance.fuzz.progress import Stats
 from conformance.fuzz.targets import target_factory
 from conformance.qapi import load
 from conformance.qapi.model import Schema
-from conformance.session import ReplyTimeout, Session
+from conformance.session import Session, read_schema
 from conformance.specs import Specs
 from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, Target, TargetError
 
@@ -145,24 +145,11 @@ def introspect(target: Target) -> tuple[Schema, list[str]]:
     with Session(target.connect(CONNECT_TIMEOUT)) as session:
         try:
             session.read_greeting()
-            # Pipelined, and retried: a faulty server may lose or hold back a
-            # reply, and that is for the campaign to find, not a reason not to
-            # start.  Only the schema's reply is waited for.
-            session.send(session.request("qmp_capabilities"))
-            for attempt in range(3):
-                request = session.request("query-qmp-schema")
-                session.send(request)
-                try:
-                    reply = session.wait_reply(request["id"], 2.5)
-                    break
-                except ReplyTimeout:
-                    if attempt == 2:
-                        raise
-        except (ReplyTimeout, ConnectionClosed) as exc:
+            # Retried: a faulty server may lose or hold back a reply.
+            entries = read_schema(session, timeout=2.5, attempts=3)
+        except (TargetError, ConnectionClosed) as exc:
             raise TargetError(f"{target.spec}: {exc}") from exc
-        if not reply.ok or not isinstance(reply.value.get("return"), list):
-            raise TargetError(f"{target.spec}: query-qmp-schema failed: {reply.brief()}")
-        return load(reply.value["return"]), session.capabilities
+        return load(entries), session.capabilities
 
 
 def fallback_schema(spec: str, schema_path: str | None) -> str | None:
