@@ -121,10 +121,7 @@ class Runner:
         """Start the target and learn its dialect; raises TargetError."""
         target = open_target(self.spec)
         try:
-            dialect = self.forced_dialect
-            if dialect is None and target.kind == "reference":
-                dialect = target.options.get("dialect", ["qemu"])[-1]
-            ctx = Context(target, dialect, self.reply_timeout)
+            ctx = Context(target, self.forced_dialect or target.dialect, self.reply_timeout)
             ctx.start()
         except BaseException:
             target.close()
@@ -232,7 +229,7 @@ class Runner:
         started = time.monotonic()
         ctx = self.start()
         try:
-            run = RunResult(self.spec, ctx.dialect, ctx.greeting, strict=self.strict,
+            run = RunResult(self.spec, ctx.dialect.name, ctx.greeting, strict=self.strict,
                             version=ctx.version, program=ctx.target.program)
             for check in self.checks:
                 run.results.append(self.run_check(check))

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from conformance.protocol.dialects import DEFAULT, Dialect, resolve
 from conformance.qapi.model import (
     AlternateType,
     ArrayType,
@@ -240,20 +242,24 @@ class Specs:
 
     # -- wire messages -----------------------------------------------------------
 
-    def wire(self, kind: WireKind, dialect: str = "qemu") -> JSONSchema:
-        """The schema of one kind of wire message in ``dialect``."""
-        key = (f"wire-{dialect}", kind)
+    def wire(self, kind: WireKind, dialect: Dialect | str = DEFAULT) -> JSONSchema:
+        """The schema of one kind of wire message in ``dialect`` (an object or
+        its name; KeyError for an unknown name)."""
+        d = resolve(dialect)
+        key = (f"wire-{d.name}", kind)
         if key not in self._docs:
-            self._docs[key] = self._wire(kind, dialect)
+            self._docs[key] = self._wire(kind, d)
         return self._docs[key]
 
-    def wire_validator(self, kind: WireKind, dialect: str = "qemu") -> Draft202012Validator:
-        key = (f"wire-{dialect}", kind)
+    def wire_validator(self, kind: WireKind,
+                       dialect: Dialect | str = DEFAULT) -> Draft202012Validator:
+        """A compiled validator for :meth:`wire`'s schema."""
+        key = (f"wire-{resolve(dialect).name}", kind)
         if key not in self._validators:
             self._validators[key] = Draft202012Validator(self.wire(kind, dialect))
         return self._validators[key]
 
-    def _wire(self, kind: WireKind, dialect: str) -> JSONSchema:
+    def _wire(self, kind: WireKind, dialect: Dialect) -> JSONSchema:
         if kind == "greeting":
             version: JSONSchema = {"type": "object"}
             roots: list[str] = []
@@ -262,8 +268,8 @@ class Specs:
                 version = self.type_ref(query_version.ret_type)
                 roots = [query_version.ret_type]
             caps: JSONSchema = {"type": "array", "items": {"type": "string"}}
-            if dialect == "qmp-1.0":
-                caps["maxItems"] = 0
+            if not dialect.known_capabilities:
+                caps["maxItems"] = 0  # a server that knows no capability offers none
             root = _closed_object({"QMP": _closed_object(
                 {"version": version, "capabilities": caps})})
             return self._document(root, roots, f"QMP greeting ({dialect})")
@@ -271,10 +277,10 @@ class Specs:
             props: JSONSchema = {"execute": {"type": "string"},
                                  "arguments": {"type": "object"}, "id": {}}
             one_of = [{"required": ["execute"]}]
-            if dialect == "qemu":
+            if dialect.oob_style == "exec-oob":
                 props["exec-oob"] = {"type": "string"}
                 one_of.append({"required": ["exec-oob"]})
-            elif dialect == "oob-draft":
+            elif dialect.oob_style == "control":
                 props["control"] = _closed_object({"run-oob": {"type": "boolean"}}, [])
             root = {"type": "object", "properties": props, "additionalProperties": False,
                     "oneOf": one_of}
@@ -311,15 +317,16 @@ class Specs:
             return t.names
         return list(DEFAULT_ERROR_CLASSES)
 
-    def export(self, directory: str, dialects: tuple[str, ...] = ("qemu",)) -> list[str]:
+    def export(self, directory: str,
+               dialects: Iterable[Dialect | str] = (DEFAULT,)) -> list[str]:
         """Write every document under ``directory``; returns the paths written."""
         written: list[str] = []
         documents = dict(self.all_documents())
-        for dialect in dialects:
+        for dialect in map(resolve, dialects):
             for kind in WIRE_KINDS:
-                if dialect == "qga" and kind == "greeting":
+                if kind == "greeting" and not dialect.greeting:
                     continue
-                documents[f"wire/{dialect}/{kind}"] = self.wire(kind, dialect)
+                documents[f"wire/{dialect.name}/{kind}"] = self.wire(kind, dialect)
         for rel, doc in documents.items():
             path = os.path.join(directory, rel + ".schema.json")
             os.makedirs(os.path.dirname(path), exist_ok=True)

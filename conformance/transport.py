@@ -34,6 +34,7 @@ import pexpect
 from pexpect.fdpexpect import fdspawn
 
 from conformance.errors import ConformanceError
+from conformance.protocol.dialects import DEFAULT, Dialect, get_dialect
 
 #: How long a connect() may take before the target counts as unreachable.
 CONNECT_TIMEOUT = 5.0
@@ -313,6 +314,18 @@ class Target:
         return self.kind == "spawn"
 
     @property
+    def dialect(self) -> Dialect | None:
+        """The dialect the target string names (``reference:dialect=D``), if any;
+        TargetError for a name no dialect has."""
+        names = self.options.get("dialect")
+        if not names:
+            return None
+        try:
+            return get_dialect(names[-1])
+        except KeyError as exc:
+            raise TargetError(f"{self.spec}: {exc.args[0]}") from None
+
+    @property
     def program(self) -> str:
         """The name of the server program the run starts ("" when it starts none)."""
         if self.kind not in ("spawn", "served"):
@@ -396,11 +409,13 @@ def parse_target(spec: str) -> Target:
         f"unknown target {spec!r}: use unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]")
 
 
-def open_target(spec: str) -> Target:
-    """A ready target: the reference server is started here and stopped by ``close``."""
+def open_target(spec: str, own_process: bool = False) -> Target:
+    """A ready target: the reference server is started here (in a process of
+    its own when ``own_process`` or when a seeded defect may make it exit) and
+    stopped by ``close``; a ``spawn:`` server on ``{socket}`` likewise."""
     target = parse_target(spec)
     if target.kind == "reference":
-        target.address = target._stack.enter_context(_launch_reference(target.options))
+        target.address = target._stack.enter_context(_launch_reference(target, own_process))
     elif target.kind == "served":
         server = ServerProcess(target.command)
         target._stack.callback(server.close)
@@ -414,20 +429,21 @@ def open_target(spec: str) -> Target:
 
 
 @contextlib.contextmanager
-def _launch_reference(options: dict[str, list[str]]) -> Iterator[str]:
+def _launch_reference(target: Target, own_process: bool) -> Iterator[str]:
     try:
         import reference_server
         launch = reference_server.launch
     except (ImportError, AttributeError) as exc:
         raise TargetError(f"the reference server cannot be launched: {exc}") from exc
-    unknown = set(options) - {"dialect", "defect"}
+    unknown = set(target.options) - {"dialect", "defect"}
     if unknown:
         raise TargetError(f"unknown reference option(s): {', '.join(sorted(unknown))}")
-    dialect = options.get("dialect", ["qemu"])[-1]
-    defects = options.get("defect", [])
+    dialect = (target.dialect or DEFAULT).name
+    defects = target.options.get("defect", [])
     try:
         # A defect may make the server exit: then it must not share our process.
-        manager = launch(dialect=dialect, defects=defects, subprocess=bool(defects))
+        manager = launch(dialect=dialect, defects=defects,
+                         subprocess=own_process or bool(defects))
         path = manager.__enter__()
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise TargetError(f"cannot start the reference server: {exc}") from exc

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from conformance.protocol.dialects import DEFAULT
 from reference_server.defects import CATALOGUE as DEFECTS
 from reference_server.server import DEFAULT_SCHEMA, ReferenceServer, ServerConfig, serve
 
@@ -34,7 +35,7 @@ __all__ = ["DEFAULT_SCHEMA", "DEFECTS", "ReferenceServer", "ServerConfig", "laun
 
 
 @contextlib.contextmanager
-def launch(dialect: str = "qemu", defects: Sequence[str] = (), *, schema: str | None = None,
+def launch(dialect: str = DEFAULT.name, defects: Sequence[str] = (), *, schema: str | None = None,
            subprocess: bool = False, path: str | None = None,
            timeout: float = 10.0) -> Iterator[str]:
     """Start a reference server on a fresh UNIX socket; yield the socket path.

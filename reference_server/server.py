@@ -35,7 +35,7 @@ from conformance.protocol import (
     Send,
     get_dialect,
 )
-from conformance.protocol.dialects import Dialect
+from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.protocol.encoding import encode
 from conformance.qapi import load
 from conformance.qapi.introspect import introspect
@@ -62,7 +62,7 @@ HOLD_SECONDS = 0.005
 class ServerConfig:
     """What ``qmp-conform serve`` and :func:`reference_server.launch` configure."""
 
-    dialect: str = "qemu"
+    dialect: str = DEFAULT.name
     defects: list[str] = field(default_factory=list)
     #: None picks the bundled schema of the dialect.
     schema: str | None = None
@@ -83,8 +83,9 @@ class ReferenceServer:
         self.config = config or ServerConfig()
         self.dialect: Dialect = get_dialect(self.config.dialect)
         self.defects = DefectSet(self.config.defects)
-        path = self.config.schema or (QGA_SCHEMA if self.dialect.name == "qga"
-                                      else DEFAULT_SCHEMA)
+        # A server without a greeting is a guest agent: it serves the agent's schema.
+        path = self.config.schema or (DEFAULT_SCHEMA if self.dialect.greeting
+                                      else QGA_SCHEMA)
         self.schema: Schema = load(path)
         self.checker = ArgumentChecker(self.schema)
         self.handlers: dict[str, Handler] = load_all()
@@ -93,7 +94,10 @@ class ReferenceServer:
         if self.dialect.negotiation and "qmp_capabilities" in self.schema.commands:
             self.command_names = ["qmp_capabilities",
                                   *[n for n in self.command_names if n != "qmp_capabilities"]]
-        self.version: Any = VERSION if self.dialect.name == "qemu" else self.dialect.version
+        # The release the dialect stands for, under the server's own name.
+        release = self.dialect.version["qemu"] if isinstance(self.dialect.version, dict) \
+            else VERSION["qemu"]
+        self.version: Any = {**VERSION, "qemu": release}
         self.machine = Machine()
         self.inband_lock = asyncio.Lock()
         self.connections: set[Connection] = set()

@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.protocol.dialects import DEFAULT, Dialect, resolve
 from conformance.protocol.messages import MISSING
 from conformance.qapi.model import Schema
 from strategies.compile import compiled, member_names
@@ -39,7 +40,8 @@ def _id_choice(with_ids: bool | None) -> st.SearchStrategy[Any]:
     return ids() if with_ids else st.just(MISSING)
 
 
-def requests(model: Schema, commands: list[str] | None = None, *, dialect: str = "qemu",
+def requests(model: Schema, commands: list[str] | None = None, *,
+             dialect: Dialect | str = DEFAULT,
              oob: bool = False, with_ids: bool | None = None, depth: int = 4
              ) -> st.SearchStrategy[dict[str, Any]]:
     """Valid requests for ``commands`` (default: all) of ``model``.
@@ -55,19 +57,20 @@ def requests(model: Schema, commands: list[str] | None = None, *, dialect: str =
     """
     c = compiled(model, depth=depth)
     names = _commands(model, commands)
+    style = resolve(dialect).oob_style
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
         name = draw(st.sampled_from(names))
         args = draw(c.arguments(name))
         out_of_band = oob and model.commands[name].allow_oob and draw(st.booleans())
-        if out_of_band and dialect == "qemu":
+        if out_of_band and style == "exec-oob":
             message: dict[str, Any] = {"exec-oob": name}
         else:
             message = {"execute": name}
         if args or draw(st.booleans()):  # type: ignore[arg-type]
             message["arguments"] = args
-        if out_of_band and dialect == "oob-draft":
+        if out_of_band and style == "control":
             message["control"] = {"run-oob": True}
         return _with_id(message, draw(_id_choice(with_ids)))
     return build()

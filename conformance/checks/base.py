@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conformance.protocol.dialects import DIALECTS, Dialect
+
 if TYPE_CHECKING:
     from conformance.checks.context import Context
 
@@ -50,7 +52,7 @@ class Check:
     title: str
     function: CheckFunction
     #: Dialects the check applies to; others are skipped with the reason.
-    dialects: tuple[str, ...] = ("qemu", "qmp-1.0", "oob-draft", "qga")
+    dialects: tuple[Dialect, ...] = tuple(DIALECTS.values())
 
     def __call__(self, ctx: Context) -> str:
         return self.function(ctx)
@@ -58,11 +60,11 @@ class Check:
 
 REGISTRY: dict[str, Check] = {}
 
-QMP_DIALECTS = ("qemu", "qmp-1.0", "oob-draft")
 
 
 def check(id: str, rule: str, title: str,
-          dialects: tuple[str, ...] | None = None) -> Callable[[CheckFunction], CheckFunction]:
+          dialects: tuple[Dialect, ...] | None = None
+          ) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as check ``id`` enforcing ``rule``."""
 
     def register(function: CheckFunction) -> CheckFunction:

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from conformance.baseline import server_version
 from conformance.checks.base import Fail, Skip
+from conformance.protocol.dialects import DEFAULT, QGA, Dialect, resolve
 from conformance.qapi import Schema, load
 from conformance.session import (
     GREETING_TIMEOUT,
@@ -24,8 +25,6 @@ from conformance.session import (
 )
 from conformance.specs import Specs
 from conformance.transport import ConnectionClosed, Target, TargetError
-
-DIALECTS = ("qemu", "qmp-1.0", "oob-draft", "qga")
 
 
 class Workload(Protocol):
@@ -44,13 +43,15 @@ W = TypeVar("W", bound=Workload)
 class Context:
     """See the module docstring; one per run."""
 
-    def __init__(self, target: Target, dialect: str | None = None,
+    def __init__(self, target: Target, dialect: Dialect | str | None = None,
                  reply_timeout: float = 5.0) -> None:
-        if dialect is not None and dialect not in DIALECTS:
-            raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}")
+        try:
+            self.forced = resolve(dialect) if dialect is not None else None
+        except KeyError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
         self.target = target
-        self.forced_dialect = dialect
-        self.dialect = dialect or ""
+        #: What the server speaks: forced, or learnt by :meth:`start`.
+        self.dialect: Dialect = self.forced or DEFAULT
         self.reply_timeout = reply_timeout
         self.greeting: dict[str, Any] | None = None
         #: The server's ``major.minor.micro``: from the greeting, or from
@@ -75,19 +76,19 @@ class Context:
         except ConnectionClosed as exc:
             raise TargetError(f"{self.target.spec}: {exc}") from exc
         session = Session(conn, "dialect detection")
+        forced = self.forced
         try:
-            if self.dialect != "qga":
+            if forced is None or forced.greeting:
                 self.greeting = session.read_greeting(GREETING_TIMEOUT)
             if self.greeting is not None:
                 self.version = server_version(self.greeting)
-                self.dialect = self.dialect or "qemu"
                 self._learn_schema(session)
                 return
-            if self.dialect and self.dialect != "qga":
+            if forced is not None and forced.greeting:
                 return  # a QMP server without a greeting: the checks will say so (Q7)
             try:
                 reply: Message | None = session.execute(
-                    "guest-ping", timeout=min(self.reply_timeout, 2.0))
+                    QGA.probe_command, timeout=min(self.reply_timeout, 2.0))
             except (ReplyTimeout, ConnectionClosed):
                 reply = None
             if reply is None:
@@ -95,9 +96,9 @@ class Context:
                     f"{self.target.spec}: no greeting and no reply to guest-ping: not a QMP server")
             if reply.error_class == "CommandNotFound":
                 # Not a guest agent, so a QMP server that failed to greet (Q7).
-                self.dialect = "qemu"
+                self.dialect = DEFAULT
                 return
-            self.dialect = "qga"
+            self.dialect = forced or QGA
             self._learn_commands(session)
         except ConnectionClosed as exc:
             raise TargetError(f"{self.target.spec}: connection closed: {exc}") from exc
@@ -122,7 +123,8 @@ class Context:
 
     @property
     def qga(self) -> bool:
-        return self.dialect == "qga"
+        """The guest agent's kind of server: no greeting, no negotiation."""
+        return not self.dialect.greeting
 
     def _track(self, session: Session) -> None:
         if all(s is not session for s, _ in self._used):
@@ -197,7 +199,7 @@ class Context:
 
     @property
     def probe_command(self) -> str:
-        return "guest-ping" if self.qga else "query-version"
+        return self.dialect.probe_command
 
     def probe(self, session: Session, timeout: float | None = None) -> Message | None:
         """Send the dialect's cheapest command; its reply, or None if none came."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.checks.base import QMP_DIALECTS, Fail, Skip, check
+from conformance.checks.base import Fail, Skip, check
 from conformance.checks.context import Context
+from conformance.protocol.dialects import QMP_DIALECTS
 from conformance.session import Message, Session
 
 

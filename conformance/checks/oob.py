@@ -17,8 +17,9 @@ import shutil
 import time
 from typing import Any
 
-from conformance.checks.base import QMP_DIALECTS, Fail, Skip, check
+from conformance.checks.base import Fail, Skip, check
 from conformance.checks.context import Context
+from conformance.protocol.dialects import QMP_DIALECTS
 from conformance.protocol.messages import MISSING
 from conformance.session import Message, Session, json_equal
 from conformance.transport import fifo_path
@@ -43,7 +44,7 @@ def _oob_command(ctx: Context) -> tuple[str, dict[str, Any] | None]:
 
 
 def _oob_session(ctx: Context) -> Session:
-    if ctx.dialect != "qemu":
+    if ctx.dialect.oob_style != "exec-oob":
         raise Skip(f"exec-oob belongs to the qemu dialect, not {ctx.dialect}")
     session = ctx.shared()
     if "oob" not in session.capabilities:

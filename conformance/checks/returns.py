@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 
-from conformance.checks.base import QMP_DIALECTS, Fail, check
+from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
+from conformance.protocol.dialects import QMP_DIALECTS
 from conformance.qapi import Schema
 from conformance.session import ReplyTimeout
 

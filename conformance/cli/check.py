@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from conformance import baseline
 from conformance.checks import catalogue
-from conformance.checks.context import DIALECTS
 from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from conformance.protocol.dialects import NAMES as DIALECT_NAMES
 from conformance.runner import CheckResult, Runner, RunResult
 from conformance.transport import parse_target
 from conformance.verdicts import MEANING, STATUSES
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
                         "{socket} and {dir}: the server is then started once and "
                         "reached on that socket) or reference[:OPTS] "
                         "(OPTS: dialect=D, defect=NAME, comma-separated)")
-    p.add_argument("--dialect", choices=DIALECTS,
+    p.add_argument("--dialect", choices=DIALECT_NAMES,
                    help="force the dialect (default: from the greeting; none = qga)")
     p.add_argument("--only", action="append", metavar="GLOB",
                    help="run only checks whose id matches GLOB (repeatable)")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from conformance.cli import EXIT_OK
+from conformance.protocol.dialects import DIALECTS
 from conformance.qapi.introspect import introspect
 from conformance.session import schema_from
 from conformance.specs import Specs
@@ -41,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     schema = schema_from(args.source, args.leniency)
     did_something = False
     if args.jsonschema:
-        written = Specs(schema).export(args.jsonschema, dialects=("qemu", "oob-draft",
-                                                                  "qmp-1.0", "qga"))
+        written = Specs(schema).export(args.jsonschema, dialects=DIALECTS.values())
         print(f"wrote {len(written)} JSON Schema files under {args.jsonschema}")
         did_something = True
     if args.introspect:

@@ -37,19 +37,20 @@ from dataclasses import dataclass, field
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis.control import current_build_context
-from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase, choices_to_bytes
-from hypothesis.errors import Flaky, InvalidArgument
+from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
+from hypothesis.errors import Flaky
 from hypothesis.strategies import SearchStrategy
 
 from conformance.fuzz.database import KEY
 from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
+from conformance.fuzz.hypothesis_compat import current_choices, in_example, pin_database_key
 from conformance.fuzz.oracles import Judge, Violation
 from conformance.fuzz.program import Program, Step
 from conformance.fuzz.progress import Stats
 from conformance.fuzz.targets import target_factory
+from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.qapi import load
 from conformance.qapi.model import Schema
 from conformance.session import Session, read_schema
@@ -99,7 +100,7 @@ class CampaignConfig:
     probe_timeout: float = 3.0
     max_steps: int = 24
     worker: int = 0
-    dialect: str = "qemu"
+    dialect: Dialect = DEFAULT
     #: Only replay the examples already in the database (other machines'
     #: failures), generate nothing new.
     db_only: bool = False
@@ -384,7 +385,7 @@ class Campaign:
         )(wrapped)
         # One key for every campaign, worker and machine, whatever the code's
         # digest: that is what lets them replay each other's examples.
-        test._hypothesis_internal_database_key = KEY  # type: ignore[attr-defined]
+        pin_database_key(test, KEY)
         self.in_step = in_step
         return test
 
@@ -415,7 +416,7 @@ class Campaign:
             raise CampaignOver
         assert self.pipeline is not None
         self._guide(program)
-        choices = choices_to_bytes(current_build_context().data.choices)
+        choices = current_choices()
         try:
             done = self.pipeline.push(program, choices)
         except TargetError:
@@ -520,7 +521,7 @@ class Campaign:
             self.stats.findings[violation.ident] = str(path)
             if self.config.on_finding is not None:
                 self.config.on_finding(violation.ident, str(path))
-        if _in_example():
+        if in_example():
             hypothesis.event(f"finding:{violation.ident}")
 
     def _guide(self, program: Program) -> None:
@@ -561,7 +562,7 @@ class Campaign:
         # Judged late, the replies belong to the example before the running
         # one: their labels still count in the statistics, but outside any
         # example (the last one, judged after the run) they have no home.
-        label = hypothesis.event if _in_example() else _ignore
+        label = hypothesis.event if in_example() else _ignore
         answered = False
         for log in obs.conns.values():
             answered = answered or log.probe_reply is not None
@@ -592,14 +593,6 @@ def _requests(program: Program) -> Iterator[tuple[Step, str | None, str | None]]
         rule, name = step.meta.get("rule"), step.meta.get("name")
         yield (step, rule if isinstance(rule, str) else None,
                name if isinstance(name, str) and step.meta.get("expect") == "any" else None)
-
-
-def _in_example() -> bool:
-    try:
-        current_build_context()
-    except InvalidArgument:
-        return False
-    return True
 
 
 def _ignore(label: str) -> None:

@@ -25,6 +25,7 @@ from jsonschema.exceptions import ValidationError
 
 from conformance.fuzz.execute import ConnLog, Observation
 from conformance.fuzz.program import RAW_ID_PREFIX, Step
+from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.protocol.messages import MISSING
 from conformance.session import Message, escape, json_equal
 from conformance.specs import Specs
@@ -83,7 +84,7 @@ def _brief(msg: Message, keep: int = 300) -> str:
 class Judge:
     """Runs every oracle; holds the schema-derived validators."""
 
-    def __init__(self, specs: Specs | None, dialect: str = "qemu") -> None:
+    def __init__(self, specs: Specs | None, dialect: Dialect = DEFAULT) -> None:
         self.specs = specs
         self.dialect = dialect
         # Verdicts of schema validation by (kind, name, value as canonical
@@ -177,7 +178,7 @@ class Judge:
             return [Violation(rule, "crash", "connection-closed",
                               f"the server closed the connection: {log.closed}{detail}",
                               (), log.conn)]
-        if log.greeting_expected and log.greeting is None and self.dialect != "qga":
+        if log.greeting_expected and log.greeting is None and self.dialect.greeting:
             return [Violation("Q7", "greeting", "no-greeting",
                               "no greeting after connecting", (), log.conn)]
         if log.sent_probe and log.probe_reply is None:

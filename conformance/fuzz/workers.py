@@ -26,6 +26,7 @@ from conformance.fuzz.campaign import Campaign, CampaignConfig
 from conformance.fuzz.database import open_database
 from conformance.fuzz.generate import DEFAULT_COMMANDS
 from conformance.fuzz.progress import Progress, Stats
+from conformance.protocol.dialects import DEFAULT, Dialect
 
 #: Seconds between the figures a worker sends to the parent.
 REPORT_EVERY = 0.5
@@ -43,7 +44,7 @@ class CampaignSpec:
     db: str | None = None
     commands: tuple[str, ...] = DEFAULT_COMMANDS
     probe_timeout: float = 3.0
-    dialect: str = "qemu"
+    dialect: Dialect = DEFAULT
     db_only: bool = False
 
     def config(self, worker: int) -> CampaignConfig:

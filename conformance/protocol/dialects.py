@@ -16,15 +16,19 @@ from .messages import version_info
 from .values import JSON
 
 __all__ = [
+    "DEFAULT",
     "DIALECTS",
+    "NAMES",
     "OOB_DRAFT",
     "QEMU",
     "QEMU_7_2_VERSION",
     "QGA",
     "QMP_1_0",
+    "QMP_DIALECTS",
     "Dialect",
     "OOBStyle",
     "get_dialect",
+    "resolve",
 ]
 
 OOBStyle: TypeAlias = Literal["exec-oob", "control"]
@@ -57,7 +61,12 @@ class Dialect:
     line_terminator: bytes = b"\r\n"
     sync_command: str | None = None
     sync_sentinel: bytes | None = None
+    #: The cheapest command every server of the dialect answers.
+    probe_command: str = "query-version"
     version: JSON = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return self.name
 
     @property
     def supports_oob(self) -> bool:
@@ -104,9 +113,19 @@ QGA = Dialect(
     line_terminator=b"\n",
     sync_command="guest-sync-delimited",
     sync_sentinel=b"\xff",
+    probe_command="guest-ping",
 )
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (QEMU, OOB_DRAFT, QMP_1_0, QGA)}
+
+#: Every dialect's name, for option choices and help texts.
+NAMES: tuple[str, ...] = tuple(DIALECTS)
+
+#: What a server is taken to speak unless it or the user says otherwise.
+DEFAULT = QEMU
+
+#: The dialects with a greeting and a negotiation phase (QMP proper).
+QMP_DIALECTS: tuple[Dialect, ...] = tuple(d for d in DIALECTS.values() if d.greeting)
 
 
 def get_dialect(name: str) -> Dialect:
@@ -115,3 +134,8 @@ def get_dialect(name: str) -> Dialect:
         return DIALECTS[name]
     except KeyError:
         raise KeyError(f"unknown dialect {name!r}; known: {', '.join(DIALECTS)}") from None
+
+
+def resolve(dialect: Dialect | str) -> Dialect:
+    """``dialect`` itself, or the dialect of that name; KeyError lists the known ones."""
+    return dialect if isinstance(dialect, Dialect) else get_dialect(dialect)
