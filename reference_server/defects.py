@@ -4,8 +4,9 @@ They exist to prove the suite catches what it claims to catch.  A defect is
 data: its name, the checklist rule (Q-number of the reference notes) it
 breaks, a one-line summary, and at most one small hook:
 
-* ``flags``: behaviour switches the server consults at one named point each
-  (see :class:`Flag`), or
+* ``flags``: behaviour switches, either carried out by the protocol core as
+  monitor quirks (:class:`conformance.protocol.monitor.Quirks`) or consulted
+  by the server at one named point each (see :class:`Flag`), or
 * ``outgoing``: a rewrite of each outgoing message (given the message, its
   bytes and a per-connection scratch dict, it returns the chunks to write).
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from conformance.protocol.encoding import encode
 from conformance.protocol.messages import classify
+from conformance.protocol.monitor import Quirks
 
 
 class Flag(enum.Enum):
@@ -37,6 +39,18 @@ class Flag(enum.Enum):
     DIE_ON_GARBAGE = "die-on-garbage"
     DEAF_AFTER_ERROR = "deaf-after-error"
     ACCEPT_UNKNOWN_CAPABILITY = "accept-unknown-capability"
+    ACCEPT_RENEGOTIATION = "accept-renegotiation"
+
+
+#: The flags the protocol core carries out itself, as monitor quirks.
+_QUIRKS: dict[Flag, str] = {
+    Flag.SKIP_GREETING: "skip_greeting",
+    Flag.COMMANDS_BEFORE_NEGOTIATION: "commands_before_negotiation",
+    Flag.EVENTS_BEFORE_NEGOTIATION: "events_before_negotiation",
+    Flag.OOB_ALWAYS_ENABLED: "oob_always_enabled",
+    Flag.ACCEPT_UNKNOWN_CAPABILITY: "accept_unknown_capability",
+    Flag.ACCEPT_RENEGOTIATION: "accept_renegotiation",
+}
 
 
 #: (message, encoded bytes, per-connection scratch) -> chunks to write instead.
@@ -183,18 +197,6 @@ def _no_desc(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> l
     return [data]
 
 
-def _accept_second_negotiation(message: dict[str, Any], data: bytes,
-                               scratch: dict[str, Any]) -> list[bytes]:
-    error = message.get("error")
-    if isinstance(error, dict) and str(error.get("desc", "")).startswith(
-            "Capabilities negotiation is already complete"):
-        reply: dict[str, Any] = {"return": {}}
-        if "id" in message:
-            reply["id"] = message["id"]
-        return [_reencode(reply, data)]
-    return [data]
-
-
 CATALOGUE: tuple[Defect, ...] = (
     Defect("no-greeting", "Q7", "sends no greeting on connect",
            flags=frozenset({Flag.SKIP_GREETING})),
@@ -210,7 +212,8 @@ CATALOGUE: tuple[Defect, ...] = (
            "delivers events to monitors still negotiating",
            flags=frozenset({Flag.EVENTS_BEFORE_NEGOTIATION})),
     Defect("renegotiation-accepted", "Q12",
-           "a second qmp_capabilities succeeds", outgoing=_accept_second_negotiation),
+           "a second qmp_capabilities succeeds",
+           flags=frozenset({Flag.ACCEPT_RENEGOTIATION})),
     Defect("unknown-capability-accepted", "Q14",
            "qmp_capabilities accepts a capability that does not exist",
            flags=frozenset({Flag.ACCEPT_UNKNOWN_CAPABILITY})),
@@ -275,6 +278,9 @@ class DefectSet:
                 self.defects.append(BY_NAME[name])
         self._flags = frozenset(f for d in self.defects for f in d.flags)
         self._rewrites = [d.outgoing for d in self.defects if d.outgoing is not None]
+        #: What the protocol core does differently for these defects.
+        self.quirks = Quirks(**{name: True for flag, name in _QUIRKS.items()
+                                if flag in self._flags})
 
     def has(self, flag: Flag) -> bool:
         return flag in self._flags

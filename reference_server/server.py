@@ -30,13 +30,13 @@ from conformance.protocol import (
     CommandError,
     Dispatch,
     Monitor,
-    MonitorState,
     Request,
     Send,
     get_dialect,
 )
 from conformance.protocol.dialects import DEFAULT, Dialect
-from conformance.protocol.encoding import encode
+from conformance.protocol.messages import classify
+from conformance.protocol.monitor import Reason
 from conformance.qapi import load
 from conformance.qapi.introspect import introspect
 from conformance.qapi.model import Schema
@@ -66,14 +66,6 @@ class ServerConfig:
     defects: list[str] = field(default_factory=list)
     #: None picks the bundled schema of the dialect.
     schema: str | None = None
-
-
-class _OOBAlwaysMonitor(Monitor):
-    """Defect ``oob-without-negotiation``: exec-oob is always a member."""
-
-    @property
-    def oob_enabled(self) -> bool:
-        return True
 
 
 class ReferenceServer:
@@ -248,17 +240,13 @@ class Connection(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
         defects = server.defects
-        monitor_class = _OOBAlwaysMonitor if defects.has(Flag.OOB_ALWAYS_ENABLED) else Monitor
         names = set(server.command_names)
         oob = names if defects.has(Flag.EVERY_COMMAND_OOB) else {
             n for n in names if server.schema.commands[n].allow_oob}
         if not server.dialect.supports_oob:
             oob = set()
-        self.monitor = monitor_class(server.dialect, commands=names, oob_commands=oob,
-                                     version=server.version)
-        if defects.has(Flag.COMMANDS_BEFORE_NEGOTIATION):
-            self.monitor.state = MonitorState.COMMAND
-            self.monitor.capabilities = frozenset(server.dialect.capabilities)
+        self.monitor = Monitor(server.dialect, commands=names, oob_commands=oob,
+                               version=server.version, quirks=defects.quirks)
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -269,8 +257,6 @@ class Connection(asyncio.Protocol):
             transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.server.connections.add(self)
         self.server.machine.events.attach(self)
-        if self.server.defects.has(Flag.SKIP_GREETING):
-            self.monitor.next_event()  # swallow the greeting
         self.pump()
 
     def data_received(self, data: bytes) -> None:
@@ -321,7 +307,7 @@ class Connection(asyncio.Protocol):
                 at_least_one = False
                 ev = self.monitor.next_event()
                 if isinstance(ev, Send):
-                    self._write(ev.message, ev.data)
+                    self._write(ev.message, ev.data, ev.reason)
                 elif isinstance(ev, Dispatch):
                     loop = asyncio.get_running_loop()
                     task = loop.create_task(self._execute(ev.request))
@@ -368,29 +354,16 @@ class Connection(asyncio.Protocol):
         if self._close_after_reply:
             self.shutdown()
 
-    def _write(self, message: dict[str, Any], data: bytes) -> None:
+    def _write(self, message: dict[str, Any], data: bytes, reason: Reason | None) -> None:
         defects = self.server.defects
-        error = message.get("error")
-        if self.deaf and ("return" in message or "error" in message):
+        if self.deaf and classify(message) in ("return", "error"):
             return  # no-parser-recovery: nothing after the error is answered
-        if isinstance(error, dict) and str(error.get("desc", "")).startswith("JSON parse error"):
+        if reason is Reason.PARSE_ERROR:
             if defects.has(Flag.DIE_ON_GARBAGE):
                 self.server.crash()
                 return
             if defects.has(Flag.DEAF_AFTER_ERROR):
                 self.deaf = True
-        if (defects.has(Flag.ACCEPT_UNKNOWN_CAPABILITY) and isinstance(error, dict)
-                and self.monitor.state is MonitorState.NEGOTIATION
-                and str(error.get("desc", "")).startswith("Parameter 'null' does not accept")):
-            self.monitor.state = MonitorState.COMMAND
-            message = {"return": {}, **({"id": message["id"]} if "id" in message else {})}
-            data = encode(message, terminator=self.server.dialect.line_terminator)
-        if (defects.has(Flag.COMMANDS_BEFORE_NEGOTIATION) and isinstance(error, dict)
-                and not self.scratch.get("negotiated")
-                and str(error.get("desc", "")).startswith("Capabilities negotiation is already")):
-            self.scratch["negotiated"] = True
-            message = {"return": {}, **({"id": message["id"]} if "id" in message else {})}
-            data = encode(message, terminator=self.server.dialect.line_terminator)
         chunks = defects.outgoing(message, data, self.scratch) if defects.rewrites_output \
             else [data]
         if self.writer is not None and not self.writer.is_closing():
@@ -401,11 +374,6 @@ class Connection(asyncio.Protocol):
 
     def deliver_event(self, message: dict[str, Any]) -> None:
         if self.closing:
-            return
-        if (self.server.defects.has(Flag.EVENTS_BEFORE_NEGOTIATION)
-                and self.monitor.state is MonitorState.NEGOTIATION
-                and self.server.dialect.events):
-            self._write(message, encode(message, terminator=self.server.dialect.line_terminator))
             return
         if self.monitor.send_event(message["event"], message.get("data"),
                                    when=message["timestamp"]):

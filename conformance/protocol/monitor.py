@@ -60,10 +60,56 @@ _READ_WINDOW = 4096
 
 @dataclass(frozen=True)
 class Send:
-    """Bytes to write to the peer, and the message they encode."""
+    """Bytes to write to the peer, the message they encode, and why the
+    monitor sends it (what kind of input it answers), so that the I/O layer
+    can act on a kind of reply without reading its text."""
 
     data: bytes
     message: JSONObject = field(compare=False)
+    reason: Reason | None = field(default=None, compare=False)
+
+
+class Reason(enum.Enum):
+    """What a message the monitor sends answers."""
+
+    GREETING = "greeting"
+    EVENT = "event"
+    RESULT = "result"  # a dispatched command's return or error
+    #: Input the lexer or parser rejected ("JSON parse error, ...").
+    PARSE_ERROR = "parse-error"
+    #: Input over one of the streamer's limits (size, token count, nesting).
+    INPUT_LIMIT = "input-limit"
+    BAD_REQUEST = "bad-request"  # not a valid request object
+    COMMAND_NOT_FOUND = "command-not-found"
+    OOB_NOT_ALLOWED = "oob-not-allowed"
+    NEGOTIATED = "negotiated"  # qmp_capabilities succeeded
+    UNKNOWN_CAPABILITY = "unknown-capability"
+    ALREADY_NEGOTIATED = "already-negotiated"
+    BAD_NEGOTIATION = "bad-negotiation"  # other qmp_capabilities errors
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Departures from QEMU's behaviour a monitor can be asked for (the
+    reference server's seeded defects); the default is none.
+
+    * ``skip_greeting``: no greeting on connect (Q7).
+    * ``commands_before_negotiation``: starts in command mode with every
+      offered capability on; the first ``qmp_capabilities`` still succeeds (Q10).
+    * ``accept_unknown_capability``: while negotiating, an unknown capability
+      name completes the negotiation instead of failing (Q14).
+    * ``accept_renegotiation``: ``qmp_capabilities`` in command mode succeeds (Q12).
+    * ``oob_always_enabled``: ``exec-oob`` is a member whether or not oob
+      was negotiated (Q28).
+    * ``events_before_negotiation``: events reach a monitor still negotiating (Q11).
+    """
+
+    skip_greeting: bool = False
+    commands_before_negotiation: bool = False
+    accept_unknown_capability: bool = False
+    accept_renegotiation: bool = False
+    oob_always_enabled: bool = False
+    events_before_negotiation: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,8 +189,10 @@ class Monitor:
         version: JSON | None = None,
         stream: JSONStream | None = None,
         key_order: KeyOrder = "qdict",
+        quirks: Quirks = Quirks(),
     ) -> None:
         self.dialect = dialect
+        self.quirks = quirks
         self.commands = commands
         self.oob_commands = oob_commands
         self.key_order: KeyOrder = key_order
@@ -161,14 +209,19 @@ class Monitor:
         self._closed = False
         #: Set when QEMU 7.2 would have crashed on this input (see ``_accept``).
         self.queue_overflowed = False
-        if dialect.greeting:
+        #: qmp_capabilities calls still accepted in command mode (quirks).
+        self._renegotiations = 1 if quirks.commands_before_negotiation else 0
+        if quirks.commands_before_negotiation:
+            self.state = MonitorState.COMMAND
+            self.capabilities = frozenset(dialect.capabilities)
+        if dialect.greeting and not quirks.skip_greeting:
             ver = version if version is not None else dialect.version
-            self._send(greeting(ver, dialect.capabilities))
+            self._send(greeting(ver, dialect.capabilities), reason=Reason.GREETING)
 
     # -- public API -------------------------------------------------------
     @property
     def oob_enabled(self) -> bool:
-        return "oob" in self.capabilities
+        return "oob" in self.capabilities or self.quirks.oob_always_enabled
 
     @property
     def want_read(self) -> bool:
@@ -233,9 +286,11 @@ class Monitor:
         self, name: str, data: JSONObject | None = None, *, when: JSONObject | float
     ) -> bool:
         """Queue an event; False (and nothing sent) if this session gets no events."""
-        if not self.dialect.events or self.state is not MonitorState.COMMAND or self._closed:
+        negotiating = self.state is not MonitorState.COMMAND
+        if (not self.dialect.events or self._closed
+                or (negotiating and not self.quirks.events_before_negotiation)):
             return False
-        self._send(event(name, data, when=when))
+        self._send(event(name, data, when=when), reason=Reason.EVENT)
         return True
 
     def connection_lost(self) -> None:
@@ -300,27 +355,32 @@ class Monitor:
     def _check(self, item: Item) -> Request | None:
         """Answer everything decidable here; return a request to dispatch."""
         if isinstance(item, ParseError):
-            self._send(error_response(GENERIC_ERROR, item.desc))
+            reason = Reason.INPUT_LIMIT if item.kind == "limit" else Reason.PARSE_ERROR
+            self._send(error_response(GENERIC_ERROR, item.desc), reason=reason)
             return None
         checked = validate_request(
             item.value, oob_enabled=self.oob_enabled, dialect=self.dialect, raw=item.raw
         )
         if isinstance(checked, RequestError):
             self._send(
-                error_response(checked.error_class, checked.desc, _id(checked.id, checked.has_id))
+                error_response(checked.error_class, checked.desc, _id(checked.id, checked.has_id)),
+                reason=Reason.BAD_REQUEST,
             )
             return None
         request = checked
         name = request.command
         builtin = self.dialect.negotiation and name == "qmp_capabilities"
         if self.state is MonitorState.NEGOTIATION and not builtin:
-            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found")
+            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found",
+                        Reason.COMMAND_NOT_FOUND)
             return None
         if not builtin and name not in self.commands:
-            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found")
+            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found",
+                        Reason.COMMAND_NOT_FOUND)
             return None
         if request.oob and name not in self.oob_commands:
-            self._error(request, GENERIC_ERROR, f"The command {name} does not support OOB")
+            self._error(request, GENERIC_ERROR, f"The command {name} does not support OOB",
+                        Reason.OOB_NOT_ALLOWED)
             return None
         if builtin:
             self._qmp_capabilities(request)
@@ -333,57 +393,77 @@ class Monitor:
         if "enable" in args:
             value = args["enable"]
             if not isinstance(value, list):
-                self._error(request, GENERIC_ERROR, _bad_type("enable", "array"))
+                self._error(request, GENERIC_ERROR, _bad_type("enable", "array"),
+                            Reason.BAD_NEGOTIATION)
                 return
             for index, cap in enumerate(value):
                 if not isinstance(cap, str):
-                    self._error(request, GENERIC_ERROR, _bad_type(f"enable[{index}]", "string"))
+                    self._error(request, GENERIC_ERROR, _bad_type(f"enable[{index}]", "string"),
+                                Reason.BAD_NEGOTIATION)
                     return
                 if cap not in self.dialect.known_capabilities:
+                    if (self.quirks.accept_unknown_capability
+                            and self.state is MonitorState.NEGOTIATION):
+                        self.state = MonitorState.COMMAND
+                        self._negotiated(request)
+                        return
                     # QEMU names list elements 'null' in this message.
                     desc = f"Parameter 'null' does not accept value '{cap}'"
-                    self._error(request, GENERIC_ERROR, desc)
+                    self._error(request, GENERIC_ERROR, desc, Reason.UNKNOWN_CAPABILITY)
                     return
                 enable.append(cap)
         for name in args:
             if name != "enable":
-                self._error(request, GENERIC_ERROR, f"Parameter '{name}' is unexpected")
+                self._error(request, GENERIC_ERROR, f"Parameter '{name}' is unexpected",
+                            Reason.BAD_NEGOTIATION)
                 return
         if self.state is MonitorState.COMMAND:
+            if self.quirks.accept_renegotiation or self._renegotiations:
+                self._renegotiations = max(self._renegotiations - 1, 0)
+                self._negotiated(request)
+                return
             desc = "Capabilities negotiation is already complete, command ignored"
-            self._error(request, COMMAND_NOT_FOUND, desc)
+            self._error(request, COMMAND_NOT_FOUND, desc, Reason.ALREADY_NEGOTIATED)
             return
         for cap in enable:
             if cap not in self.dialect.capabilities:
-                self._error(request, GENERIC_ERROR, f"Capability {cap} not available")
+                self._error(request, GENERIC_ERROR, f"Capability {cap} not available",
+                            Reason.BAD_NEGOTIATION)
                 return
         self.capabilities = frozenset(enable)
         self.state = MonitorState.COMMAND
-        self._send(return_response({}, _id(request.id, request.has_id)))
+        self._negotiated(request)
+
+    def _negotiated(self, request: Request) -> None:
+        self._send(return_response({}, _id(request.id, request.has_id)),
+                   reason=Reason.NEGOTIATED)
 
     # -- output -----------------------------------------------------------
     def _reply(self, request: Request, result: Result) -> None:
         if isinstance(result, NoReply):
             return
         if isinstance(result, CommandError):
-            self._error(request, result.error_class, result.desc)
+            self._error(request, result.error_class, result.desc, Reason.RESULT)
             return
         prefix = b""
         if request.command == self.dialect.sync_command and self.dialect.sync_sentinel:
             prefix = self.dialect.sync_sentinel
-        self._send(return_response(result, _id(request.id, request.has_id)), prefix)
+        self._send(return_response(result, _id(request.id, request.has_id)), prefix,
+                   reason=Reason.RESULT)
 
-    def _error(self, request: Request, error_class: str, desc: str) -> None:
+    def _error(self, request: Request, error_class: str, desc: str, reason: Reason) -> None:
         if self.state is MonitorState.NEGOTIATION and error_class == COMMAND_NOT_FOUND:
             # QEMU rewrites every CommandNotFound while negotiating.
             desc = "Expecting capabilities negotiation with 'qmp_capabilities'"
-        self._send(error_response(error_class, desc, _id(request.id, request.has_id)))
+        self._send(error_response(error_class, desc, _id(request.id, request.has_id)),
+                   reason=reason)
 
-    def _send(self, message: JSONObject, prefix: bytes = b"") -> None:
+    def _send(self, message: JSONObject, prefix: bytes = b"", *,
+              reason: Reason | None = None) -> None:
         if self._closed:
             return
         data = encode(message, terminator=self.dialect.line_terminator, key_order=self.key_order)
-        self._out.append(Send(prefix + data, message))
+        self._out.append(Send(prefix + data, message, reason))
 
 
 def _id(value: JSON, present: bool) -> JSON | Missing:
