@@ -120,6 +120,17 @@ def load(path: str | os.PathLike[str]) -> Finding:
         raise FindingFileError(f"{path}: {exc}") from exc
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Read once, at import: os.umask() can only be read by setting it, which
+#: would race with other threads creating files.
+_UMASK = _read_umask()
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that no reader ever sees a partial file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -127,6 +138,9 @@ def write_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            # mkstemp makes the file private; a finding is shared like any
+            # file the user writes (mode 0666 less the umask).
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -73,3 +73,36 @@ def test_documented_qemu_deviation_replays_from_its_file(qemu: str, reference: s
 
     assert replay_file(DOCUMENTED, qemu).reproduced
     assert not replay_file(DOCUMENTED, reference).reproduced
+
+
+def _documented_replays() -> list[tuple[str, set[str]]]:
+    """The table of docs/findings.md: each finding file and the releases it
+    reproduces on."""
+    text = (DOCUMENTED.parents[1] / "findings.md").read_text(encoding="utf-8")
+    table = text.split("## Files in `docs/fuzz-findings/`", 1)[1]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith(".qmp` (older)"):
+            cells[0] = cells[0].removesuffix(" (older)")
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith(".qmp`"):
+            rows.append((cells[0].strip("`"), {r.strip() for r in cells[2].split(",")}))
+    return rows
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(("name", "releases"), _documented_replays())
+def test_documented_findings_reproduce_on_the_releases_the_docs_name(
+        name: str, releases: set[str]) -> None:
+    """What docs/findings.md says of each stored finding, checked on every
+    fetched release: it reproduces where listed, and only there."""
+    from conformance import releases as fetched
+    from conformance.fuzz.replay import replay_file
+
+    available = fetched.available()
+    if not available:
+        pytest.skip("no QEMU release fetched (scripts/fetch-releases.sh)")
+    path = DOCUMENTED.parent / name
+    for release in available:
+        result = replay_file(path, release.target("qemu-system-x86_64"), attempts=3)
+        assert result.reproduced == (release.name in releases), (name, release.name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from conformance.fuzz.execute import Observation
-from conformance.fuzz.findings import FindingStore, load, parse
+from conformance.fuzz.findings import FindingStore, load, parse, write_atomic
 from conformance.fuzz.oracles import Violation
 from conformance.fuzz.program import Program, Step, encode_request, probe_step
 
@@ -64,3 +65,12 @@ def test_a_torn_file_is_rejected(tmp_path: Path, cut: int) -> None:
     text = path.read_text()
     with pytest.raises(ValueError):
         parse(text[:cut])
+
+
+def test_finding_files_are_as_readable_as_any_file_the_user_writes(tmp_path: Path) -> None:
+    path = tmp_path / "f.qmp"
+    write_atomic(path, "text\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert path.read_text() == "text\n"
