@@ -12,6 +12,7 @@ replies nobody is waiting for yet wait in an inbox.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -441,13 +442,17 @@ def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
 def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1) -> list[Any]:
     """``query-qmp-schema`` on a greeted session: the introspection entries.
 
-    ``qmp_capabilities`` goes first without waiting for its reply (a faulty
-    server may lose it, and that is for the checks to find, not a reason not
-    to start); the schema is asked for up to ``attempts`` times, ``timeout``
+    ``qmp_capabilities`` goes first; its reply is awaited (a reply without an
+    id must not be taken for the schema's) but not required (a faulty server
+    may lose it, and that is for the checks to find, not a reason not to
+    start).  The schema is asked for up to ``attempts`` times, ``timeout``
     seconds each.  Raises TargetError when no usable answer comes, and
     ConnectionClosed when the server hangs up.
     """
-    session.send(session.request("qmp_capabilities"))
+    negotiation = session.request("qmp_capabilities")
+    session.send(negotiation)
+    with contextlib.suppress(ReplyTimeout):
+        session.wait_reply(negotiation["id"], timeout)
     for attempt in range(attempts):
         request = session.request("query-qmp-schema")
         session.send(request)

@@ -12,6 +12,7 @@ import pytest
 from harness_targets import QEMU_STDIO, needs_qemu
 
 from conformance.protocol.messages import MISSING
+from conformance.runner import run
 from conformance.session import (
     MAX_LINE,
     ReplyTimeout,
@@ -154,6 +155,16 @@ def test_fetch_schema_from_reference_server() -> None:
     schema = fetch_schema("reference")
     names = {e["name"] for e in schema if e.get("meta-type") == "command"}
     assert {"qmp_capabilities", "query-version", "query-qmp-schema"} <= names
+
+
+def test_a_server_that_drops_ids_still_describes_itself() -> None:
+    """Replies without ids: the negotiation's ``{"return": {}}`` must not be
+    taken for the schema, so the checks that need the schema still run."""
+    schema = fetch_schema("reference:defect=reply-drops-id")
+    assert any(e.get("name") == "query-qmp-schema" for e in schema)
+    result = run("reference:defect=reply-drops-id", only=["returns.query", "ids.echo"])
+    assert result.by_id()["returns.query"].status == "pass"
+    assert result.by_id()["ids.echo"].status == "fail"
 
 
 @needs_qemu
