@@ -42,6 +42,10 @@ CONNECT_TIMEOUT = 5.0
 #: How long a server spawned on a socket may take to start listening.
 START_TIMEOUT = 15.0
 
+#: What the bundled reference server is called where a program name is wanted
+#: (baselines tell servers apart by it: QEMU's deviations are not its own).
+REFERENCE_PROGRAM = "qmp-conform-reference"
+
 #: Stands in a ``spawn:`` command for the socket path (and for a scratch
 #: directory) the harness chooses.
 SOCKET_FIELD = "{socket}"
@@ -328,6 +332,8 @@ class Target:
     @property
     def program(self) -> str:
         """The name of the server program the run starts ("" when it starts none)."""
+        if self.kind == "reference":
+            return REFERENCE_PROGRAM
         if self.kind not in ("spawn", "served"):
             return ""
         argv = shlex.split(self.command)

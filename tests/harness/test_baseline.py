@@ -143,3 +143,11 @@ def test_a_socket_target_that_dies_leaves_the_rest_not_run(dying_unix_server: st
     assert after, verdicts
     assert all(r.status == "skip" and r.message.startswith(f"not run: the target died in "
                                                            f"{killer.id}") for r in after)
+
+
+def test_qemus_deviations_do_not_excuse_another_server() -> None:
+    """The reference server reports QEMU 7.2's version; a seeded defect that
+    kills it on the error flood is its own failure, not QEMU's KD-1."""
+    result = run("reference:defect=dies-on-garbage", only="robustness.error-flood")
+    verdict = result.results[0]
+    assert verdict.status == "fail" and verdict.expected is None, verdict.message

@@ -27,7 +27,8 @@ def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
     assert set(data) == {"target", "dialect", "greeting", "server", "strict", "results",
                          "summary"}
     assert set(data["summary"]) == {"pass", "fail", "skip", "error", "xfail", "xpass"}
-    assert data["server"]["version"] == "7.2.22" and data["server"]["program"] == ""
+    assert data["server"]["version"] == "7.2.22"
+    assert data["server"]["program"] == "qmp-conform-reference"
     assert data["summary"]["pass"] == len(data["results"]) == 6
     assert all(set(r) == RESULT_KEYS for r in data["results"])
     assert data["greeting"]["QMP"]["capabilities"] == ["oob"]
