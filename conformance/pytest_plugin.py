@@ -4,6 +4,9 @@ Inert unless ``--qmp-target`` is given: it then adds one item per check (named
 ``qmp::<check id>``) to whatever else was collected.  The target is started
 on the first item and closed at the end of the session; a failing check
 fails its item with the same rule, message and transcript the CLI prints.
+The built-in known deviations (or ``--qmp-baseline`` files) apply as in the
+CLI: an expected failure is an xfail item, a stale entry passes, or fails
+with ``--qmp-strict-baseline``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conformance.baseline import BaselineError, load_all
 from conformance.checks import Check, catalogue
 from conformance.runner import CheckResult, Runner
 from conformance.transport import TargetError
@@ -28,6 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="force the QMP dialect (default: from the greeting)")
     group.addoption("--qmp-only", metavar="GLOB", action="append", default=None,
                     help="only checks whose id matches GLOB (repeatable)")
+    group.addoption("--qmp-baseline", metavar="FILE", action="append", default=None,
+                    help="failures to expect (repeatable; default: the built-in known "
+                         "deviations)")
+    group.addoption("--qmp-strict-baseline", action="store_true", default=False,
+                    help="a baseline entry whose check now passes fails its item")
 
 
 class CheckFailed(Exception):
@@ -51,6 +60,10 @@ class QMPCheckItem(pytest.Item):
         result = runner.run_check(self.check)
         if result.status == "skip":
             pytest.skip(f"{self.check.id}: {result.message.splitlines()[0]}")
+        if result.status == "xfail":
+            pytest.xfail(f"{self.check.id}: {result.message.splitlines()[0]}")
+        if result.status == "xpass" and not runner.strict:
+            return
         if result.status != "pass":
             raise CheckFailed(_evidence(result))
 
@@ -74,8 +87,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     target = config.getoption("--qmp-target")
     if not target:
         return
+    try:
+        expected = load_all(config.getoption("--qmp-baseline"))
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     config.stash[_RUNNER] = Runner(target, config.getoption("--qmp-dialect"),
-                                   config.getoption("--qmp-only"))
+                                   config.getoption("--qmp-only"), baseline=expected,
+                                   strict=config.getoption("--qmp-strict-baseline"))
     for check in catalogue(config.getoption("--qmp-only")):
         items.append(QMPCheckItem.from_parent(session, name=f"qmp::{check.id}", check=check))
 

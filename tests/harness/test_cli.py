@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,22 @@ def test_pytest_plugin_runs_checks_as_items(tmp_path: object) -> None:
     assert bad.returncode == 1 and "rule Q2" in bad.stdout, bad.stdout
     inert = _pytest(cwd=cwd)  # no option: no items
     assert "no tests ran" in inert.stdout
+
+
+def test_pytest_plugin_reads_baselines(tmp_path: Path) -> None:
+    """An expected failure is an xfail item; the same entry on a correct server
+    passes, and fails with --qmp-strict-baseline."""
+    cwd = str(tmp_path)
+    base = tmp_path / "b.json"
+    target, only = "reference:defect=lf-only-line-ending", "framing.crlf"
+    assert main(["check", "--target", target, "--only", only,
+                 "--write-baseline", str(base)]) == 1
+    expected = _pytest(f"--qmp-target={target}", f"--qmp-only={only}",
+                       f"--qmp-baseline={base}", cwd=cwd)
+    assert expected.returncode == 0 and "1 xfailed" in expected.stdout, expected.stdout
+    stale = _pytest("--qmp-target=reference", f"--qmp-only={only}",
+                    f"--qmp-baseline={base}", cwd=cwd)
+    assert stale.returncode == 0 and "1 passed" in stale.stdout, stale.stdout
+    strict = _pytest("--qmp-target=reference", f"--qmp-only={only}",
+                     f"--qmp-baseline={base}", "--qmp-strict-baseline", cwd=cwd)
+    assert strict.returncode == 1 and "STALE BASELINE ENTRY" in strict.stdout, strict.stdout
