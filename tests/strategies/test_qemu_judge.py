@@ -84,15 +84,8 @@ KNOWN_CRASHES: dict[str, set[str]] = {
     "10.0": {"blockdev-reopen", "rtc-reset-reinjection"},
 }
 
-#: Examples per command: the full count on the system's release (7.2, what the
-#: rest of the suite runs against), half on the others, to keep CI under 20
-#: minutes; a longer run on any release is `pytest -k judge` with these raised.
-EXAMPLES = {"7.2": 8}
-OTHER_RELEASES = 4
-
-
-def _examples(qemu: QemuUnderTest) -> int:
-    return EXAMPLES.get(qemu.release, OTHER_RELEASES)
+VALID_EXAMPLES = 8
+INVALID_EXAMPLES = 8
 
 
 def _settings(examples: int) -> settings:
@@ -139,7 +132,7 @@ def test_valid_arguments_are_accepted_by_qemu(qemu: QemuUnderTest, live_schema: 
     failures: list[str] = []
     examples = 0
     for name in commands:
-        @_settings(_examples(qemu))
+        @_settings(VALID_EXAMPLES)
         @given(strategies.arguments(live_schema, name))
         def check(args: dict[str, Any]) -> None:
             nonlocal examples
@@ -173,7 +166,7 @@ def test_invalid_arguments_are_rejected_by_qemu(qemu: QemuUnderTest,
     labels: dict[str, int] = {}
     not_argument_level: list[str] = []
     for name in commands:
-        @_settings(_examples(qemu))
+        @_settings(INVALID_EXAMPLES)
         @given(strategies.invalid_arguments(live_schema, name))
         def check(ex: strategies.Invalid) -> None:
             nonlocal examples
