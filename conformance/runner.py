@@ -15,6 +15,12 @@ the later checks do not each fail with "connection refused": a server the
 run started itself (``spawn:`` with ``{socket}``, the reference server) is
 started afresh for them; any other target is gone, and they are reported as
 not run.
+
+A target that is alive but has stopped answering (it greets, then says
+nothing, or sends only events or lines that answer nothing) would cost a
+reply timeout in every check; after :data:`SILENT_LIMIT` failed checks in a
+row in which no wait got a reply, the run stops and reports the rest as not
+run, naming the checks that went unanswered.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from conformance.checks.context import Context
 from conformance.session import ReplyTimeout
 from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, TargetError, open_target
 from conformance.verdicts import STATUSES, gate_ok
+
+#: Failed checks in a row without a single reply (the detection session's
+#: unanswered schema request counts as one) after which a target is taken
+#: to have stopped answering.
+SILENT_LIMIT = 3
 
 
 @dataclass
@@ -116,6 +127,8 @@ class Runner:
         self.ctx: Context | None = None
         #: Why the target is gone for good (later checks are not run), if it is.
         self.gone: str | None = None
+        #: The latest failed checks in a row in which nothing was answered.
+        self.silent: list[str] = []
 
     def start(self) -> Context:
         """Start the target and learn its dialect; raises TargetError."""
@@ -127,6 +140,8 @@ class Runner:
             target.close()
             raise
         self.ctx = ctx
+        if ctx.silent_at_start:
+            self.silent = ["the start (qmp_capabilities, query-qmp-schema)"]
         return ctx
 
     def close(self) -> None:
@@ -170,6 +185,7 @@ class Runner:
         evidence = ctx.evidence() if status != "skip" else []
         if status in ("fail", "error"):
             message += self._after_failure(ctx, check)
+        message += self._after_silence(ctx, check, status)
         result = CheckResult(check.id, status, check.rule, message, evidence, check.title,
                              time.monotonic() - started)
         return self._against_baseline(result, ctx)
@@ -223,6 +239,23 @@ class Runner:
                     "a fresh one was started for the remaining checks.")
         self.gone = f"the target died in {check.id} ({fate})"
         return f"\nThe server died in this check: {fate}"
+
+    def _after_silence(self, ctx: Context, check: Check, status: str) -> str:
+        """Count failed checks whose every wait went unanswered (a check that
+        waited for nothing says nothing either way); at the limit, give the
+        target up; what to append to the check's message."""
+        answered, unanswered = ctx.waits()
+        if answered:
+            self.silent = []
+        if answered or not unanswered or status not in ("fail", "error"):
+            return ""
+        self.silent.append(check.id)
+        if len(self.silent) < SILENT_LIMIT or self.gone is not None:
+            return ""
+        self.gone = (f"the target stopped answering (no reply at all in "
+                     f"{', '.join(self.silent)})")
+        return (f"\nNo reply came in this check nor in the {len(self.silent) - 1} before it: "
+                "the remaining checks are not run.")
 
     def run(self) -> RunResult:
         """Every selected check; starts and closes the target itself."""

@@ -12,7 +12,6 @@ replies nobody is waiting for yet wait in an inbox.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -46,6 +45,10 @@ ENTRY_KEEP = 4096
 TRANSCRIPT_BUDGET = 8 << 20
 #: Messages one ``collect`` call keeps (a lexical error can fan out to 100k replies).
 MAX_COLLECT = 20000
+#: Messages a session keeps in ``received`` and in ``events``; later ones are
+#: only counted (``dropped``), so a server that floods cannot grow the harness
+#: without bound.
+MAX_KEPT = 100_000
 
 DEFAULT_TIMEOUT = 5.0
 GREETING_TIMEOUT = 3.0
@@ -200,6 +203,12 @@ class Session:
         self.inbox: list[Message] = []
         self.greeting: dict[str, Any] | None = None
         self.closed = False
+        #: Messages not kept in ``received``/``events`` (see MAX_KEPT).
+        self.dropped = 0
+        #: Waits for a reply that got one, and waits that ran out of time: a
+        #: run tells a target that stopped answering by these.
+        self.answered = 0
+        self.unanswered = 0
         self._ids = itertools.count(1)
 
     # -- sending -------------------------------------------------------------
@@ -311,34 +320,48 @@ class Session:
         error = line.error
         if error is not None:
             msg.error = error.message if error.framing else f"not valid JSON: {error}"
-        if len(self.received) < 1_000_000:
+        if len(self.received) < MAX_KEPT:
             self.received.append(msg)
-        if msg.is_event:
+        else:
+            self.dropped += 1
+        if msg.is_event and len(self.events) < MAX_KEPT:
             self.events.append(msg)
         return msg
 
     def next_reply(self, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        """The next non-event message (the inbox first); raises ReplyTimeout."""
+        """The next non-event message (the inbox first).
+
+        Raises :class:`ReplyTimeout` when none comes within ``timeout``, and
+        :class:`ConnectionClosed` when the stream ends first.
+        """
         if self.inbox:
             return self.inbox.pop(0)
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(deadline - time.monotonic())
             if msg is None:
+                self.unanswered += 1
                 raise ReplyTimeout(f"no reply within {timeout:g} s")
             if not msg.is_event:
+                self.answered += 1
                 return msg
 
     def wait_reply(self, id: Any, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        """The reply whose id equals ``id`` as a JSON value; others go to the inbox."""
+        """The reply whose id equals ``id`` as a JSON value; others go to the inbox.
+
+        Raises :class:`ReplyTimeout` when it does not come within ``timeout``,
+        and :class:`ConnectionClosed` when the stream ends first.
+        """
         for i, held in enumerate(self.inbox):
             if held.id is not MISSING and json_equal(held.id, id):
+                self.answered += 1
                 return self.inbox.pop(i)
         deadline = time.monotonic() + timeout
         garbled: Message | None = None
         while True:
             msg = self.recv(deadline - time.monotonic())
             if msg is None:
+                self.unanswered += 1
                 why = f"no reply with id {_short(id)} within {timeout:g} s"
                 if garbled is not None:
                     why += (f"; meanwhile the server sent a line that is not valid JSON (Q37): "
@@ -348,13 +371,14 @@ class Session:
                 garbled = msg
             if msg.is_event:
                 continue
-            if msg.id is not MISSING and json_equal(msg.id, id):
-                return msg
-            if msg.id is MISSING and msg.ok and "return" in msg.value:
+            if (msg.id is not MISSING and json_equal(msg.id, id)) or (
+                    msg.id is MISSING and msg.ok and "return" in msg.value):
                 # A success without an id can only answer a command; take it as
                 # ours rather than time out (the ids checks judge the lost id).
+                self.answered += 1
                 return msg
-            self.inbox.append(msg)
+            if len(self.inbox) < MAX_KEPT:
+                self.inbox.append(msg)
 
     def collect(self, quiet: float = 0.3, timeout: float = DEFAULT_TIMEOUT,
                 until: int | None = None) -> list[Message]:
@@ -439,20 +463,25 @@ def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
     return (m for m in messages if m.is_error)
 
 
-def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1) -> list[Any]:
+def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1,
+                negotiation_timeout: float | None = None) -> list[Any]:
     """``query-qmp-schema`` on a greeted session: the introspection entries.
 
-    ``qmp_capabilities`` goes first; its reply is awaited (a reply without an
-    id must not be taken for the schema's) but not required (a faulty server
-    may lose it, and that is for the checks to find, not a reason not to
-    start).  The schema is asked for up to ``attempts`` times, ``timeout``
-    seconds each.  Raises TargetError when no usable answer comes, and
-    ConnectionClosed when the server hangs up.
+    ``qmp_capabilities`` goes first; its reply is awaited (``negotiation_timeout``,
+    by default ``timeout``: a reply without an id must not be taken for the
+    schema's) but not required (a faulty server may lose it, and that is for
+    the checks to find, not a reason not to start).  The schema is asked for
+    up to ``attempts`` times, ``timeout`` seconds each.  Raises TargetError
+    when no usable answer comes, and ConnectionClosed when the server hangs up.
     """
     negotiation = session.request("qmp_capabilities")
     session.send(negotiation)
-    with contextlib.suppress(ReplyTimeout):
-        session.wait_reply(negotiation["id"], timeout)
+    try:
+        session.wait_reply(negotiation["id"],
+                           timeout if negotiation_timeout is None else negotiation_timeout)
+    except ReplyTimeout:
+        # Nothing within its own deadline: the schema gets no longer than that.
+        timeout = min(timeout, negotiation_timeout or timeout)
     for attempt in range(attempts):
         request = session.request("query-qmp-schema")
         session.send(request)

@@ -22,17 +22,22 @@ from conformance.qapi.model import Schema
 from strategies.compile import Compiled, compiled
 from strategies.invalid import (
     ARGUMENT_LABELS,
+    ERROR_CLASSES,
+    NEGOTIATION_RULES,
     REQUEST_RULES,
     Invalid,
     invalid_arguments,
     label_still_holds,
 )
 from strategies.json_values import ids, json_values
-from strategies.raw import RAW_RULES, raw_inputs
+from strategies.raw import RAW_ID_PREFIX, RAW_RULES, raw_inputs, raw_noise
 from strategies.requests import invalid_requests, requests
 
 __all__ = [
     "ARGUMENT_LABELS",
+    "ERROR_CLASSES",
+    "NEGOTIATION_RULES",
+    "RAW_ID_PREFIX",
     "RAW_RULES",
     "REQUEST_RULES",
     "Compiled",
@@ -45,6 +50,7 @@ __all__ = [
     "json_values",
     "label_still_holds",
     "raw_inputs",
+    "raw_noise",
     "requests",
     "values",
 ]

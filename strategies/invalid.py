@@ -59,6 +59,23 @@ REQUEST_RULES = {
     "exec-oob-without-oob": "Q28",
     "exec-oob-not-allowed": "Q27",
     "duplicate-key": "Q5",
+    "unknown-command": "Q20",
+    "repeat-negotiation": "Q12",
+}
+#: Labels that exist only before ``qmp_capabilities`` succeeded on the
+#: connection (negotiation mode), and the rule each breaks.
+NEGOTIATION_RULES = {
+    "command-before-negotiation": "Q10",
+    "unknown-capability": "Q14",
+}
+#: The error class each label must get where the specification names one
+#: (Q10, Q12 in QEMU's reading, Q20); other request and argument labels get
+#: QEMU's ``GenericError``; ``unknown-capability`` only has to fail.
+ERROR_CLASSES = {
+    "unknown-command": "CommandNotFound",
+    "repeat-negotiation": "CommandNotFound",
+    "command-before-negotiation": "CommandNotFound",
+    "unknown-capability": None,
 }
 
 
@@ -89,7 +106,16 @@ class Invalid:
 
     @property
     def arguments(self) -> Any:
+        """The request's ``arguments`` member, None when there is none."""
         return self.message.get("arguments") if isinstance(self.message, dict) else None
+
+    @property
+    def error_class(self) -> str | None:
+        """The error class the reply must carry (None: any error will do;
+        raw bytes may get no reply a request could be matched with)."""
+        if self.raw is not None or not isinstance(self.message, dict):
+            return None
+        return ERROR_CLASSES.get(self.label, "GenericError")
 
 
 @dataclass(frozen=True)
@@ -389,6 +415,6 @@ def label_still_holds(model: Schema, example: Invalid, *, depth: int = 4,
 
     if example.label in ARGUMENT_LABELS:
         return _argument_label_holds(model, example, depth)
-    if example.label in REQUEST_RULES:
+    if example.label in REQUEST_RULES or example.label in NEGOTIATION_RULES:
         return request_label_holds(model, example)
     return raw_label_holds(example, token_limit=token_limit, depth_limit=depth_limit)

@@ -16,10 +16,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.protocol.encoding import encode_request
 from strategies.invalid import Invalid
+from strategies.json_values import json_strings
 
 QEMU_DEPTH_LIMIT = 1024
 QEMU_TOKEN_LIMIT = 64 * 1024 * 1024
+#: Ids inside raw bytes start with this; no other strategy draws such an id,
+#: so a reply to corrupted bytes is never taken for the reply to a request.
+RAW_ID_PREFIX = "qc-raw-"
 
 RAW_RULES = {
     "malformed-json": "Q32",
@@ -40,7 +45,7 @@ _CONTROL = tuple(bytes([b]) for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 
 _BASE: st.SearchStrategy[dict[str, Any]] = st.sampled_from([
     {"execute": "query-version"},
-    {"execute": "query-name", "id": "r1"},
+    {"execute": "query-name", "id": RAW_ID_PREFIX + "1"},
     {"execute": "qom-list", "arguments": {"path": "/"}},
 ])
 
@@ -52,6 +57,8 @@ def _text(message: dict[str, Any]) -> str:
 def raw_inputs(*, labels: list[str] | None = None, depth_limit: int = QEMU_DEPTH_LIMIT,
                token_limit: int = QEMU_TOKEN_LIMIT) -> st.SearchStrategy[Invalid]:
     """Labelled raw-byte negatives (``RAW_RULES``).
+
+    Raises :class:`ValueError` when ``labels`` names no raw label.
 
     >>> ex = raw_inputs(labels=["invalid-utf8"]).example()  # doctest: +SKIP
     >>> ex.label, ex.raw  # doctest: +SKIP
@@ -186,3 +193,33 @@ def raw_label_holds(ex: Invalid, *, token_limit: int | None = None,
         limit = QEMU_TOKEN_LIMIT if token_limit is None else token_limit
         return any(len(m.group()) > limit for m in _LONG_TOKEN.finditer(raw))
     return False
+
+
+_PIECES = (b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b"'", b"\\u", b"\xff",
+           b"\xc3", b"\xed\xa0\x80", b"\x00", b"\r\n", b" ", b"1e999", b"-", b"nul",
+           b"true", b'"execute"', b'"arguments"', b"{}", b"[]", b"\x7f", b"\t")
+_TOKEN_SOUP = st.lists(st.sampled_from(_PIECES), max_size=24).map(b"".join)
+_OPENERS = st.tuples(st.sampled_from([b"[", b'{"a":']),
+                     st.sampled_from([10, QEMU_DEPTH_LIMIT - 1, QEMU_DEPTH_LIMIT,
+                                      QEMU_DEPTH_LIMIT + 1, QEMU_DEPTH_LIMIT + 76]))
+
+
+@st.composite
+def _cut_request(draw: st.DrawFn) -> bytes:
+    message = encode_request({"execute": draw(json_strings),
+                              "id": f"{RAW_ID_PREFIX}{draw(st.integers(0, 999))}"})
+    cut = draw(st.integers(0, len(message)))
+    return message[:cut] + draw(st.binary(max_size=4)) + message[cut:]
+
+
+def raw_noise() -> st.SearchStrategy[bytes]:
+    """Unlabelled bytes: random binary, a soup of JSON tokens and broken
+    UTF-8, structures opened around the nesting limit and never closed, and
+    a request with a few bytes spliced in.
+
+    Nothing is promised about what such bytes break, only that a server
+    must survive them and keep serving other requests (Q32); their ids, if
+    any, start with :data:`RAW_ID_PREFIX`.
+    """
+    return st.one_of(st.binary(max_size=48), _TOKEN_SOUP,
+                     _OPENERS.map(lambda pair: pair[0] * pair[1]), _cut_request())

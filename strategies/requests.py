@@ -15,10 +15,16 @@ from hypothesis import strategies as st
 
 from conformance.protocol.dialects import DEFAULT, Dialect, resolve
 from conformance.protocol.messages import MISSING
-from conformance.qapi.model import Schema
+from conformance.qapi.model import EnumType, Schema
 from strategies.compile import compiled, member_names
-from strategies.invalid import REQUEST_RULES, Invalid, invalid_arguments, values_of_kind
-from strategies.json_values import ids, json_values
+from strategies.invalid import (
+    NEGOTIATION_RULES,
+    REQUEST_RULES,
+    Invalid,
+    invalid_arguments,
+    values_of_kind,
+)
+from strategies.json_values import ids, json_strings, json_values
 
 
 def _commands(model: Schema, commands: list[str] | None) -> list[str]:
@@ -76,36 +82,66 @@ def requests(model: Schema, commands: list[str] | None = None, *,
     return build()
 
 
+#: Names no schema defines (QAPI names carry no ``qc-no-such-`` prefix); one
+#: draw each, so they cost a campaign little.
+unknown_command_names: st.SearchStrategy[str] = st.integers(0, (1 << 20) - 1).map(
+    "qc-no-such-{:x}".format)
+#: Capability names that are spelled almost like a real one, then any string.
+_CAPABILITY_EDGES = ("OOB", "oob ", "", "qc-no-such-cap")
+
+
+def _labels_for(names: list[str], model: Schema, *, negotiated: bool, oob: bool,
+                labels: list[str] | None) -> set[str]:
+    """The requested labels that can be broken in this connection state."""
+    if not negotiated:
+        possible = set(NEGOTIATION_RULES)
+    else:
+        possible = {*REQUEST_RULES, "arguments"}
+        possible.discard("exec-oob-not-allowed" if not oob else "exec-oob-without-oob")
+        if all(model.commands[n].allow_oob for n in names):
+            possible.discard("exec-oob-not-allowed")
+    return possible if labels is None else possible & set(labels)
+
+
 def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: bool = False,
-                     labels: list[str] | None = None, depth: int = 4
+                     negotiated: bool = True, labels: list[str] | None = None, depth: int = 4
                      ) -> st.SearchStrategy[Invalid]:
     """Requests that break one rule each, labelled (``REQUEST_RULES`` plus the
     argument labels of :mod:`strategies.invalid`), in the ``qemu`` dialect.
 
-    ``oob`` says whether OOB was negotiated on the connection they go to:
+    The connection's state decides what is a violation, so it is passed in.
+    ``negotiated`` False means negotiation mode: only ``NEGOTIATION_RULES``
+    apply there (any command but ``qmp_capabilities`` is refused, Q10; so is
+    an unknown capability, Q14).  ``oob`` says whether OOB was negotiated:
     without it ``exec-oob`` is itself the violation (Q28); with it,
     ``exec-oob`` of a command without ``allow-oob`` is (Q27).  ``labels``
-    restricts the mix (``"arguments"`` stands for every argument label).
+    restricts the mix (``"arguments"`` stands for every argument label);
+    labels that cannot be broken in the given state are left out.
+
+    Raises :class:`ValueError` when no requested label fits the state or
+    ``commands`` is empty.
 
     >>> ex = invalid_requests(schema, labels=["not-an-object"]).example()  # doctest: +SKIP
     >>> ex.label, ex.rule  # doctest: +SKIP
     ('not-an-object', 'Q18')
     """
     names = _commands(model, commands)
+    wanted = _labels_for(names, model, negotiated=negotiated, oob=oob, labels=labels)
     not_oob = [n for n in names if not model.commands[n].allow_oob]
-    wanted = set(labels) if labels is not None else {*REQUEST_RULES, "arguments"}
-    if oob:
-        wanted.discard("exec-oob-without-oob")
-    else:
-        wanted.discard("exec-oob-not-allowed")
-    if not not_oob:
-        wanted.discard("exec-oob-not-allowed")
+    # Without OOB, exec-oob is best tried on a command that allows it: then
+    # only the missing negotiation makes the request wrong.
+    oob_first = [n for n in names if model.commands[n].allow_oob] or names
     options: list[st.SearchStrategy[Invalid]] = []
     command = st.sampled_from(names)
     ident = _id_choice(None)
 
     def make(label: str, message: Any) -> Invalid:
-        return Invalid(label, REQUEST_RULES[label], message)
+        return Invalid(label, REQUEST_RULES.get(label) or NEGOTIATION_RULES[label], message)
+
+    def named(label: str, name_choice: st.SearchStrategy[str], *,
+              key: str = "execute") -> st.SearchStrategy[Invalid]:
+        return st.tuples(name_choice, ident).map(
+            lambda x: make(label, _with_id({key: x[0]}, x[1])))
 
     if "not-an-object" in wanted:
         options.append(st.sampled_from(["null", "boolean", "int", "number", "string", "array"])
@@ -115,10 +151,8 @@ def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: b
                                                         st.just({}), max_size=1))
                        .map(lambda x: make("missing-execute", _with_id(dict(x[1]), x[0]))))
     if "execute-not-string" in wanted:
-        options.append(st.tuples(st.sampled_from(["null", "boolean", "int", "number", "object",
-                                                  "array"]).flatmap(values_of_kind), ident)
-                       .map(lambda x: make("execute-not-string",
-                                           _with_id({"execute": x[0]}, x[1]))))
+        options.append(named("execute-not-string", st.sampled_from(
+            ["null", "boolean", "int", "number", "object", "array"]).flatmap(values_of_kind)))
     if "arguments-not-object" in wanted:
         options.append(st.tuples(command, st.sampled_from(
             ["null", "boolean", "int", "number", "string", "array"]).flatmap(values_of_kind),
@@ -131,14 +165,27 @@ def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: b
             lambda x: make("unknown-top-level-member",
                            _with_id({"execute": x[0], x[1]: x[2]}, x[3]))))
     if "exec-oob-without-oob" in wanted:
-        options.append(st.tuples(command, ident).map(
-            lambda x: make("exec-oob-without-oob", _with_id({"exec-oob": x[0]}, x[1]))))
+        options.append(named("exec-oob-without-oob", st.sampled_from(oob_first), key="exec-oob"))
     if "exec-oob-not-allowed" in wanted:
-        options.append(st.tuples(st.sampled_from(not_oob), ident).map(
-            lambda x: make("exec-oob-not-allowed", _with_id({"exec-oob": x[0]}, x[1]))))
+        options.append(named("exec-oob-not-allowed", st.sampled_from(not_oob), key="exec-oob"))
     if "duplicate-key" in wanted:
         options.append(st.tuples(command, st.sampled_from(["execute", "id", "arguments"]))
                        .map(lambda x: _duplicate(*x)))
+    if "unknown-command" in wanted:
+        options.append(named("unknown-command", unknown_command_names))
+    if "repeat-negotiation" in wanted:
+        options.append(named("repeat-negotiation", st.just("qmp_capabilities")))
+    if "command-before-negotiation" in wanted:
+        others = [n for n in names if n != "qmp_capabilities"]
+        before = st.sampled_from(others) | unknown_command_names if others else (
+            unknown_command_names)
+        options.append(named("command-before-negotiation", before))
+    if "unknown-capability" in wanted:
+        known = _capabilities(model)
+        caps = st.one_of(st.sampled_from(_CAPABILITY_EDGES), json_strings).filter(
+            lambda cap: cap not in known)
+        options.append(st.tuples(caps, ident).map(lambda x: make("unknown-capability", _with_id(
+            {"execute": "qmp_capabilities", "arguments": {"enable": [x[0]]}}, x[1]))))
     if "arguments" in wanted:
         c = compiled(model, depth=depth)
         usable = [n for n in names
@@ -149,6 +196,13 @@ def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: b
     if not options:
         raise ValueError(f"no request-level violation fits {sorted(wanted)}")
     return st.one_of(options)
+
+
+def _capabilities(model: Schema) -> frozenset[str]:
+    """The capability names the schema defines (``oob`` where it has no
+    ``QMPCapability`` enum, as in releases before 2.12)."""
+    found = model.types.get("QMPCapability")
+    return frozenset(found.names) if isinstance(found, EnumType) else frozenset({"oob"})
 
 
 def _duplicate(command: str, key: str) -> Invalid:
@@ -200,4 +254,15 @@ def request_label_holds(model: Schema, ex: Invalid) -> bool:
     if ex.label == "exec-oob-not-allowed":
         cmd = model.commands.get(m.get("exec-oob", ""))
         return cmd is not None and not cmd.allow_oob
+    name = m.get("execute")
+    if ex.label == "unknown-command":
+        return isinstance(name, str) and name not in model.commands
+    if ex.label == "repeat-negotiation":
+        return name == "qmp_capabilities"
+    if ex.label == "command-before-negotiation":
+        return isinstance(name, str) and name != "qmp_capabilities"
+    if ex.label == "unknown-capability":
+        enable = ex.arguments.get("enable") if isinstance(ex.arguments, dict) else None
+        return (name == "qmp_capabilities" and isinstance(enable, list)
+                and any(cap not in _capabilities(model) for cap in enable))
     return False

@@ -60,6 +60,11 @@ class Context:
         self.memo: dict[str, Any] = {}
         self._shared: Session | None = None
         self._used: list[tuple[Session, int]] = []
+        #: Each session's (answered, unanswered) when the current check first
+        #: touched it, to tell what the check itself waited for.
+        self._waits: dict[int, tuple[Session, int, int]] = {}
+        #: Whether the detection session's requests went unanswered.
+        self.silent_at_start = False
         self._open: list[Session] = []
         self._sessions = 0
         self._schema: Schema | None = None
@@ -112,6 +117,17 @@ class Context:
     def begin(self) -> None:
         """A check starts: forget which sessions the previous one used."""
         self._used = []
+        self._waits = {}
+
+    def waits(self) -> tuple[int, int]:
+        """The current check's waits for a reply: how many got one, and how
+        many ran out of time (a target that stopped answering shows none of
+        the first and some of the second in every check)."""
+        answered = unanswered = 0
+        for session, answered0, unanswered0 in self._waits.values():
+            answered += session.answered - answered0
+            unanswered += session.unanswered - unanswered0
+        return answered, unanswered
 
     def evidence(self) -> list[str]:
         lines: list[str] = []
@@ -129,6 +145,7 @@ class Context:
     def _track(self, session: Session) -> None:
         if all(s is not session for s, _ in self._used):
             self._used.append((session, session.transcript.mark()))
+        self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
 
     def open(self, negotiate: bool | Sequence[str] = False, *, keep_shared: bool = False,
              greeting_timeout: float = GREETING_TIMEOUT) -> Session:
@@ -185,6 +202,7 @@ class Context:
         """Cite ``session`` from transcript entry ``mark`` as this check's evidence
         (checks sharing one workload)."""
         self._used.append((session, mark))
+        self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
 
     def workload(self, key: str, build: Callable[[], W]) -> W:
         """A workload several checks judge: built by the first check that asks,
@@ -243,9 +261,11 @@ class Context:
         """Fetch and load ``query-qmp-schema`` once, on the detection session,
         so no check has to open a session in the middle of another one."""
         try:
-            entries = read_schema(session, timeout=2 * self.reply_timeout)
+            entries = read_schema(session, timeout=2 * self.reply_timeout,
+                                  negotiation_timeout=self.reply_timeout)
         except TargetError as exc:
             self._schema_error = str(exc)
+            self.silent_at_start = session.answered == 0
             return
         try:
             self._schema = load(entries)

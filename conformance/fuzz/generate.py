@@ -6,10 +6,13 @@ requests, requests known to be invalid (each labelled with the rule it
 breaks and the reply it must get), exec-oob requests and raw bytes across
 the connections, and ends with a liveness probe on every connection.
 
-Valid arguments come from :mod:`strategies.compile` (the shared QAPI
-compiler).  Invalid requests are built here from valid ones by one
-targeted change, so the rule they break is known by construction and
-survives shrinking (shrinking only touches the valid parts).
+Everything drawn comes from :mod:`strategies`, the one generation engine
+the catalogue's tests use too: valid arguments from the QAPI compiler,
+invalid requests from :func:`strategies.invalid_requests` (one label per
+rule, with the connection's negotiation and OOB state passed in, so the
+label is right by construction and survives shrinking) and raw bytes from
+:mod:`strategies.raw`.  This module only decides the program's shape:
+connections, the mix of steps, ids, and the meta the oracles judge by.
 
 Commands with side effects outside the server (files, processes, quitting)
 are not generated unless asked for: the default set is the ``query-*``
@@ -19,7 +22,6 @@ commands plus a few harmless ones, see :data:`DEFAULT_COMMANDS`.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +35,12 @@ from conformance.fuzz.program import (
     encode_request,
     probe_step,
 )
-from conformance.qapi.model import ObjectType, Schema
-from strategies.compile import Compiled, compiled, kind_of
-from strategies.json_values import deep_values, json_scalars, json_strings, json_values
+from conformance.qapi.model import Schema
+from strategies.compile import Compiled, compiled
+from strategies.invalid import ERROR_CLASSES, NEGOTIATION_RULES, Invalid
+from strategies.json_values import deep_values, json_scalars, json_values
+from strategies.raw import RAW_RULES, raw_inputs, raw_noise
+from strategies.requests import invalid_requests
 
 #: Globs of the commands fuzzed by default: they read state, or change only
 #: the server's own harmless state.  Everything else (quit, migrate with
@@ -80,7 +85,8 @@ class GenConfig:
         valid = [n for n in self.commands
                  if n != "qmp_capabilities" and n not in pair] or self.commands
         self.valid_names = st.sampled_from(valid)
-        self.any_names = st.sampled_from(self.commands)
+        self._invalid: dict[tuple[bool, bool], st.SearchStrategy[Invalid]] = {}
+        self.raw = raw_noise() | raw_inputs(labels=RAW_LABELS).map(Invalid.wire)
 
     def arguments(self, name: str) -> st.SearchStrategy[dict[str, Any]]:
         found = self._args.get(name)
@@ -95,12 +101,21 @@ class GenConfig:
                        if n not in NEVER and any(fnmatch.fnmatchcase(n, g) for g in globs))
         return cls(schema, names, **kwargs)
 
-    def oob_commands(self) -> list[str]:
-        return [n for n in self.commands if self.schema.commands[n].allow_oob]
+    def invalid(self, *, negotiated: bool, oob: bool) -> st.SearchStrategy[Invalid]:
+        """Labelled invalid requests for a connection in this state."""
+        key = (negotiated, oob and negotiated)
+        found = self._invalid.get(key)
+        if found is None:
+            found = self._invalid[key] = invalid_requests(
+                self.schema, self.commands, negotiated=negotiated, oob=key[1])
+        return found
 
 
-#: A name suffix in one draw (a text strategy draws once a character).
-_SUFFIX = st.integers(0, (1 << 20) - 1).map("{:x}".format)
+#: Raw labels drawn in campaigns: all but oversized tokens, which would send
+#: QEMU's token limit (64 MiB) in every such example and dominate the run.
+RAW_LABELS = [label for label in RAW_RULES if label != "oversized-token"]
+#: A valid request on a connection still negotiating breaks this label's rule.
+BEFORE_NEGOTIATION = "command-before-negotiation"
 
 _SHORT_IDS = st.text("abcxyz-0123456789", max_size=8)
 _RARE_IDS = st.one_of(json_scalars, json_values(6), deep_values(40)).filter(
@@ -183,160 +198,29 @@ def _valid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int,
             msg["arguments"] = args
     meta: dict[str, Any] = {"name": name, "oob": oob, "expect": "any"}
     if not state.negotiated:
-        meta.update(expect="error", rule="Q10", error_class="CommandNotFound")
+        meta.update(expect="error", rule=NEGOTIATION_RULES[BEFORE_NEGOTIATION],
+                    how=BEFORE_NEGOTIATION, error_class=ERROR_CLASSES[BEFORE_NEGOTIATION])
     b.command(conn, _with_id(draw, b, msg), meta)
-
-
-#: Invalid-request makers: (rule, how) -> (message, expected error class or None).
-Maker = Callable[[st.DrawFn, GenConfig, str], "tuple[dict[str, Any], str | None] | None"]
-
-
-def _unknown_argument(draw: st.DrawFn, cfg: GenConfig, name: str
-                      ) -> tuple[dict[str, Any], str | None] | None:
-    if name in cfg.compiled.lenient_commands:
-        return None
-    args = dict(draw(cfg.arguments(name)))
-    key = "qc-unknown-" + draw(_SUFFIX)
-    args[key] = draw(json_scalars)
-    return {"execute": name, "arguments": args}, "GenericError"
-
-
-def _wrong_type(draw: st.DrawFn, cfg: GenConfig, name: str
-                ) -> tuple[dict[str, Any], str | None] | None:
-    cmd = cfg.schema.commands[name]
-    arg = cfg.schema.types.get(cmd.arg_type) if cmd.arg_type else None
-    if not isinstance(arg, ObjectType) or not arg.members or name in cfg.compiled.lenient_commands:
-        return None
-    member = draw(st.sampled_from(arg.members))
-    accepted = cfg.compiled.kinds(member.type)
-    samples: tuple[Any, ...] = (None, True, 7, 0.5, "qc", {}, [])
-    candidates = [v for v in samples if kind_of(v) not in accepted]
-    if not candidates:
-        return None
-    args = dict(draw(cfg.arguments(name)))
-    args[member.name] = draw(st.sampled_from(candidates))
-    return {"execute": name, "arguments": args}, "GenericError"
-
-
-def _arguments_not_object(draw: st.DrawFn, cfg: GenConfig, name: str
-                          ) -> tuple[dict[str, Any], str | None] | None:
-    value: Any = draw(st.sampled_from([None, 1, "x", [], True]))
-    return {"execute": name, "arguments": value}, "GenericError"
-
-
-def _unknown_command(draw: st.DrawFn, cfg: GenConfig, name: str
-                     ) -> tuple[dict[str, Any], str | None] | None:
-    bogus = "qc-no-such-" + draw(_SUFFIX)
-    return {"execute": bogus}, "CommandNotFound"
-
-
-def _unexpected_member(draw: st.DrawFn, cfg: GenConfig, name: str
-                       ) -> tuple[dict[str, Any], str | None] | None:
-    key = draw(st.sampled_from(["qc-extra", "control", "Execute", "argument"]))
-    return {"execute": name, key: draw(json_scalars)}, "GenericError"
-
-
-def _execute_not_string(draw: st.DrawFn, cfg: GenConfig, name: str
-                        ) -> tuple[dict[str, Any], str | None] | None:
-    return {"execute": draw(st.sampled_from([None, 1, [], {}, True]))}, "GenericError"
-
-
-def _oob_not_allowed(draw: st.DrawFn, cfg: GenConfig, name: str
-                     ) -> tuple[dict[str, Any], str | None] | None:
-    if cfg.schema.commands[name].allow_oob:
-        return None
-    return {"exec-oob": name}, "GenericError"
-
-
-def _oob_not_negotiated(draw: st.DrawFn, cfg: GenConfig, name: str
-                        ) -> tuple[dict[str, Any], str | None] | None:
-    # Best with a command that does allow OOB: then only the missing
-    # negotiation makes the request wrong.
-    oob = cfg.oob_commands()
-    return {"exec-oob": draw(st.sampled_from(oob)) if oob else name}, "GenericError"
-
-
-def _repeat_negotiation(draw: st.DrawFn, cfg: GenConfig, name: str
-                        ) -> tuple[dict[str, Any], str | None] | None:
-    return {"execute": "qmp_capabilities"}, "CommandNotFound"
-
-
-#: rule -> maker; the rule is the one a server breaks by not answering with an error.
-INVALID: tuple[tuple[str, str, Maker], ...] = (
-    ("Q33", "unknown-argument", _unknown_argument),
-    ("Q33", "wrong-type", _wrong_type),
-    ("Q33", "arguments-not-object", _arguments_not_object),
-    ("Q20", "unknown-command", _unknown_command),
-    ("Q33", "unexpected-member", _unexpected_member),
-    ("Q33", "execute-not-string", _execute_not_string),
-    ("Q27", "oob-not-allowed", _oob_not_allowed),
-    ("Q28", "oob-not-negotiated", _oob_not_negotiated),
-    ("Q12", "repeat-negotiation", _repeat_negotiation),
-)
-
-
-_INVALID = st.sampled_from(INVALID)
 
 
 def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
     state = b.conns[conn]
-    if not state.negotiated and draw(st.booleans()):
-        # Q14: enabling a capability nobody offered fails and leaves the
-        # connection in negotiation mode.
-        cap = draw(st.sampled_from(["qc-no-such-cap", "OOB", "oob ", ""]))
-        msg = {"execute": "qmp_capabilities", "arguments": {"enable": [cap]}}
-        b.command(conn, _with_id(draw, b, msg), {
-            "name": "qmp_capabilities", "oob": False, "expect": "error", "rule": "Q14",
-            "how": "unknown-capability"})
+    example = draw(cfg.invalid(negotiated=state.negotiated, oob=state.oob))
+    if not isinstance(example.message, dict) or example.raw is not None:
+        # Not a request object (or only expressible as bytes): its reply
+        # cannot be matched to it, so it goes out as raw bytes.
+        b.raw(conn, example.wire())
         return
-    rule, how, maker = draw(_INVALID)
-    name = draw(cfg.any_names)
-    applicable = state.negotiated and (
-        (how != "oob-not-allowed" or state.oob) and (how != "oob-not-negotiated" or not state.oob))
-    made = maker(draw, cfg, name) if applicable else None
-    if made is None:
-        # Not applicable on this connection: the one that always is.
-        rule, how = ("Q20" if state.negotiated else "Q10"), "unknown-command"
-        made = _unknown_command(draw, cfg, name)
-        assert made is not None
-    msg, error_class = made
-    meta: dict[str, Any] = {"name": str(msg.get("execute", msg.get("exec-oob", ""))),
-                            "oob": "exec-oob" in msg, "expect": "error", "rule": rule,
-                            "how": how}
-    if error_class:
-        meta["error_class"] = error_class
+    msg = {k: v for k, v in example.message.items() if k != "id"}
+    name = msg.get("execute", msg.get("exec-oob", ""))
+    meta: dict[str, Any] = {"name": name if isinstance(name, str) else "",
+                            "oob": "exec-oob" in msg, "expect": "error", "rule": example.rule,
+                            "how": example.label}
+    if example.error_class:
+        meta["error_class"] = example.error_class
     b.command(conn, _with_id(draw, b, msg), meta)
 
 
-_RAW_PIECES = (b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b"'", b"\\u", b"\xff",
-               b"\xc3", b"\xed\xa0\x80", b"\x00", b"\r\n", b" ", b"1e999", b"-", b"nul",
-               b"true", b'"execute"', b'"arguments"', b"{}", b"[]", b"\x7f", b"\t")
-
-
-_PIECES = st.lists(st.sampled_from(_RAW_PIECES), max_size=24)
-
-
-@st.composite
-def _raw_bytes(draw: st.DrawFn) -> bytes:
-    """Byte soup biased toward JSON tokens, broken UTF-8 and deep nesting."""
-    shape = draw(st.integers(0, 3))
-    if shape == 0:
-        return draw(st.binary(max_size=48))
-    if shape == 1:
-        return b"".join(draw(_PIECES))
-    if shape == 2:
-        depth = draw(st.sampled_from([10, 1023, 1024, 1025, 1100]))
-        return draw(st.sampled_from([b"[", b'{"a":'])) * depth
-    # Its id is in a namespace of its own so that a reply to a mutated request
-    # can never be mistaken for the reply to a generated one.
-    msg = encode_request({"execute": draw(json_strings),
-                          "id": f"{RAW_ID_PREFIX}{draw(st.integers(0, 999))}"})
-    cut = draw(st.integers(0, len(msg)))
-    return msg[:cut] + draw(st.binary(max_size=4)) + msg[cut:]
-
-
-#: Byte soup biased toward JSON tokens, broken UTF-8 and deep nesting.
-RAW = _raw_bytes()
 _KIND = st.sampled_from(["valid", "valid", "valid", "invalid", "invalid", "raw", "event"])
 
 
@@ -364,5 +248,5 @@ def programs(draw: st.DrawFn, cfg: GenConfig) -> Program:
         elif kind == "invalid":
             _invalid(draw, cfg, b, conn)
         else:
-            b.raw(conn, draw(RAW))
+            b.raw(conn, draw(cfg.raw))
     return b.finish()

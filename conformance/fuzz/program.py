@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.protocol._qemu import mod_utf8_decode
+from conformance.protocol.encoding import encode_request
 from conformance.protocol.stream import Parsed, parse_all
 from conformance.session import escape
+from strategies.raw import RAW_ID_PREFIX
+
+__all__ = ["RAW_ID_PREFIX", "RESET_BYTE", "Program", "Step", "encode_request", "probe_step"]
 
 STEP_KINDS = ("connect", "negotiate", "command", "raw", "probe")
 
@@ -37,8 +41,6 @@ STEP_KINDS = ("connect", "negotiate", "command", "raw", "probe")
 #: error wherever the parser is, so it returns to a known-good state (Q32).
 RESET_BYTE = b"\x01"
 PROBE_COMMAND = "qmp-conform-probe"
-#: Ids used inside raw chunks; generated requests never use them.
-RAW_ID_PREFIX = "qc-raw-"
 
 
 @dataclass
@@ -120,12 +122,6 @@ def _one_object(data: bytes) -> bool:
     """Whether QEMU's JSON streamer reads ``data`` as exactly one object."""
     items = parse_all(data)
     return len(items) == 1 and isinstance(items[0], Parsed) and isinstance(items[0].value, dict)
-
-
-def encode_request(message: dict[str, Any]) -> bytes:
-    """A request as a client writes it: compact JSON, UTF-8, non-ASCII left raw."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8", "surrogatepass")
 
 
 def probe_step(conn: int, number: int) -> Step:

@@ -18,7 +18,7 @@ from typing import Literal, TypeAlias
 from ._qemu import NONCHAR_OR_SURROGATE, qdict_order
 from .values import JSON, qemu_number
 
-__all__ = ["KeyOrder", "encode", "encode_string", "format_number"]
+__all__ = ["KeyOrder", "encode", "encode_request", "encode_string", "format_number"]
 
 KeyOrder: TypeAlias = Literal["insertion", "qdict"]
 
@@ -117,3 +117,15 @@ def encode(
         else:
             raise TypeError(f"not a JSON value: {type(item).__name__}")
     return "".join(parts).encode("ascii") + terminator
+
+
+def encode_request(message: object) -> bytes:
+    """A request as a client writes it: compact JSON, UTF-8, non-ASCII left raw.
+
+    Lone surrogates pass through as their (invalid) UTF-8 bytes, so a value
+    that QEMU would reject still reaches it as generated.
+
+    Raises :class:`ValueError` for NaN or infinities (not JSON).
+    """
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8", "surrogatepass")

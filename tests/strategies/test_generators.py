@@ -134,6 +134,36 @@ def test_request_level_negatives(schema: Schema) -> None:
             "unknown-top-level-member", "exec-oob-without-oob", "duplicate-key"} <= seen
 
 
+@pytest.mark.corpus
+@pytest.mark.parametrize(("negotiated", "oob", "expected"), [
+    (False, False, {"command-before-negotiation", "unknown-capability"}),
+    (True, False, {"unknown-command", "repeat-negotiation", "exec-oob-without-oob"}),
+    (True, True, {"unknown-command", "repeat-negotiation", "exec-oob-not-allowed"}),
+])
+def test_negatives_follow_the_connection_state(schema: Schema, negotiated: bool, oob: bool,
+                                               expected: set[str]) -> None:
+    """The labels a state allows are drawn, the others never are."""
+    seen: set[str] = set()
+    labels = sorted({*strategies.REQUEST_RULES, *strategies.NEGOTIATION_RULES})
+
+    @settings(max_examples=150, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategies.invalid_requests(schema, ["query-version", "qmp_capabilities", "yank"],
+                                       negotiated=negotiated, oob=oob, labels=labels))
+    def check(ex: strategies.Invalid) -> None:
+        seen.add(ex.label)
+        assert strategies.label_still_holds(schema, ex), ex
+        if ex.label in strategies.ERROR_CLASSES:
+            assert ex.error_class == strategies.ERROR_CLASSES[ex.label]
+        elif ex.raw is None and isinstance(ex.message, dict):
+            assert ex.error_class == "GenericError"
+    check()
+    assert expected <= seen
+    if not negotiated:
+        assert seen == expected
+    assert ("exec-oob-without-oob" in seen) != oob or not negotiated
+
+
 def test_raw_inputs_break_their_rule() -> None:
     seen: set[str] = set()
 
