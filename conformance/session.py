@@ -25,6 +25,7 @@ from conformance.baseline import server_name
 from conformance.protocol.decoding import DecodedLine, LineReader
 from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
 from conformance.protocol.messages import MISSING, classify
+from conformance.protocol.values import JSON, JSONObject, as_object
 from conformance.qapi import Schema, load
 from conformance.transport import (
     CONNECT_TIMEOUT,
@@ -137,14 +138,21 @@ class Message:
 
     raw: bytes
     t: float
-    value: Any = None
+    value: JSON = None
     error: str | None = None
     #: The line began with QGA's 0xFF resynchronisation sentinel.
     sentinel: bool = False
 
     @property
     def ok(self) -> bool:
+        """The line decoded to a JSON object."""
         return self.error is None and isinstance(self.value, dict)
+
+    @property
+    def obj(self) -> JSONObject:
+        """The message as a JSON object; empty when the line is not one (so
+        members can be looked up without narrowing ``value`` first)."""
+        return as_object(self.value) if self.error is None else {}
 
     @property
     def kind(self) -> str:
@@ -167,22 +175,23 @@ class Message:
 
     @property
     def id(self) -> Any:
-        return self.value.get("id", MISSING) if self.ok else MISSING
+        return self.obj.get("id", MISSING)
 
     @property
     def is_error(self) -> bool:
-        return self.ok and "error" in self.value
+        return "error" in self.obj
 
     @property
     def error_class(self) -> str | None:
-        if not self.is_error or not isinstance(self.value["error"], dict):
+        error = self.obj.get("error")
+        if not isinstance(error, dict):
             return None
-        cls = self.value["error"].get("class")
+        cls = error.get("class")
         return cls if isinstance(cls, str) else None
 
     @property
     def desc(self) -> str:
-        err = self.value.get("error") if self.ok else None
+        err = self.obj.get("error")
         desc = err.get("desc") if isinstance(err, dict) else None
         return desc if isinstance(desc, str) else ""
 
@@ -372,7 +381,7 @@ class Session:
             if msg.is_event:
                 continue
             if (msg.id is not MISSING and json_equal(msg.id, id)) or (
-                    msg.id is MISSING and msg.ok and "return" in msg.value):
+                    msg.id is MISSING and "return" in msg.obj):
                 # A success without an id can only answer a command; take it as
                 # ours rather than time out (the ids checks judge the lost id).
                 self.answered += 1
@@ -422,7 +431,7 @@ class Session:
         if not msg.is_greeting:
             self.inbox.append(msg)
             return None
-        self.greeting = msg.value
+        self.greeting = msg.obj
         return self.greeting
 
     @property
@@ -491,7 +500,7 @@ def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1,
         except ReplyTimeout as exc:
             if attempt == attempts - 1:
                 raise TargetError(f"query-qmp-schema: {exc}") from exc
-    entries = reply.value.get("return") if reply.ok else None
+    entries = reply.obj.get("return")
     if not isinstance(entries, list):
         raise TargetError(f"query-qmp-schema gave no list: {reply.brief()}")
     return entries

@@ -89,15 +89,15 @@ def no_side_effect(ctx: Context) -> str:
     ctx.require_command("query-status")
     session = ctx.shared()
     before = ctx.call(session, "query-status")
-    if not before.ok or not isinstance(before.value.get("return"), dict):
+    if not before.ok or not isinstance(before.obj.get("return"), dict):
         raise Skip(f"query-status gave no state to compare: {before.brief()}")
     refused = ctx.call(session, "stop", {"qc-unexpected": 1})
     after = ctx.call(session, "query-status")
-    changed = after.ok and after.value.get("return") != before.value["return"]
+    changed = after.ok and after.obj.get("return") != before.obj["return"]
     if changed and "cont" in ctx.commands():
         ctx.call(session, "cont")  # put the target back as we found it
     _expect_generic(refused, "stop with an unknown argument")
-    if not after.ok or after.value.get("return") != before.value["return"]:
+    if not after.ok or after.obj.get("return") != before.obj["return"]:
         raise Fail("a rejected command changed the server's state (Q34)",
                    expected=f"query-status unchanged: {before.brief()}", seen=after.brief())
     return "stop with a bad argument was refused and left query-status unchanged"

@@ -173,7 +173,7 @@ class Context:
         except ReplyTimeout as exc:
             raise Fail("qmp_capabilities got no usable reply, so the check could not start",
                        expected='{"return": {}, "id": ...}', seen=str(exc)) from exc
-        if not (reply.ok and "return" in reply.value):
+        if not (reply.ok and "return" in reply.obj):
             raise Fail("qmp_capabilities failed, so the check could not start (Q12)",
                        expected='{"return": {}}', seen=reply.brief())
         return session
@@ -281,12 +281,13 @@ class Context:
             reply = session.execute("guest-info", timeout=self.reply_timeout)
         except ReplyTimeout:
             reply = None
-        info = reply.value.get("return") if reply is not None and reply.ok else None
-        if isinstance(info, dict) and isinstance(info.get("version"), str):
-            self.version = info["version"]
-        listed = info.get("supported_commands", []) if isinstance(info, dict) else []
-        self.memo["commands"] = {c["name"] for c in listed
-                                 if isinstance(c, dict) and c.get("enabled")}
+        info = reply.obj.get("return") if reply is not None and reply.ok else None
+        version = info.get("version") if isinstance(info, dict) else None
+        if isinstance(version, str):
+            self.version = version
+        listed = info.get("supported_commands") if isinstance(info, dict) else None
+        self.memo["commands"] = {c["name"] for c in listed if isinstance(c, dict)
+                                 and c.get("enabled")} if isinstance(listed, list) else set()
 
     def schema(self) -> Schema | None:
         """The target's own schema (``query-qmp-schema``); None when it has none."""

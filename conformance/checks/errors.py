@@ -25,7 +25,7 @@ def shape(ctx: Context) -> str:
                    expected="one error per erroneous request", seen="none")
     validator = ctx.specs().wire_validator("error", ctx.dialect)
     for msg in replies:
-        problems = [e.message for e in validator.iter_errors(msg.value)] if msg.ok \
+        problems = [e.message for e in validator.iter_errors(msg.obj)] if msg.ok \
             else [msg.error or "not an object"]
         if problems:
             classes = ", ".join(ctx.specs().error_classes())

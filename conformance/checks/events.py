@@ -44,7 +44,7 @@ def _fire(ctx: Context) -> Fired:
        "events are {event, timestamp{seconds, microseconds}, data?}", QMP_DIALECTS)
 def envelope(ctx: Context) -> str:
     for msg in fired(ctx).events:
-        v = msg.value
+        v = msg.obj
         ts = v.get("timestamp")
         problems = []
         if not isinstance(v.get("event"), str):
@@ -72,23 +72,23 @@ def data(ctx: Context) -> str:
     specs = ctx.specs()
     events = fired(ctx).events
     for msg in events:
-        name = msg.value.get("event")
+        name = msg.obj.get("event")
         if name not in schema.events:
             raise Fail(f"event {name!r} is not in the target's schema (Q29)",
                        expected=f"one of {len(schema.events)} events of query-qmp-schema",
                        seen=msg.brief())
-        problems = specs.errors("data", name, msg.value.get("data", {}))
+        problems = specs.errors("data", name, msg.obj.get("data", {}))
         if problems:
             raise Fail(f"the data of event {name} does not match its schema (Q3)",
                        expected=f"data valid for {name}", seen=f"{msg.brief()}: {problems[0]}")
-    return f"{', '.join(str(m.value.get('event')) for m in events)}: data valid"
+    return f"{', '.join(str(m.obj.get('event')) for m in events)}: data valid"
 
 
 @check("events.timestamp", "Q29",
        "timestamps are both -1, or seconds >= 0 and 0 <= microseconds <= 999999", QMP_DIALECTS)
 def timestamp(ctx: Context) -> str:
     for msg in fired(ctx).events:
-        ts = msg.value.get("timestamp")
+        ts = msg.obj.get("timestamp")
         s = ts.get("seconds") if isinstance(ts, dict) else None
         us = ts.get("microseconds") if isinstance(ts, dict) else None
         ok = isinstance(s, int) and isinstance(us, int) and (

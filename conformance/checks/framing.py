@@ -106,7 +106,7 @@ def ascii_only(ctx: Context) -> str:
             raise Fail("the server sent a byte outside ASCII (Q1)",
                        expected="non-ASCII characters escaped as \\uXXXX",
                        seen=f"byte 0x{bad:02x} in {msg.brief()}")
-    echoed = [m for m in work.messages if m.ok and m.value.get("id") == NON_ASCII_ID]
+    echoed = [m for m in work.messages if m.ok and m.obj.get("id") == NON_ASCII_ID]
     if not echoed:
         raise Fail("the non-ASCII id did not come back intact (Q1, Q15)",
                    expected=f"a reply with id {NON_ASCII_ID!r}, escaped on the wire",

@@ -31,7 +31,7 @@ def _greet(ctx: Context) -> Greeted:
     ctx.call(session, "qmp_capabilities")
     reply = ctx.call(session, "query-version") if "query-version" in ctx.commands() else None
     session.close()
-    return Greeted(session, session.greeting, reply.value if reply and reply.ok else None)
+    return Greeted(session, session.greeting, reply.obj if reply and reply.ok else None)
 
 
 @check("greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema",

@@ -18,7 +18,7 @@ def _expect_class(msg: Message, cls: str, what: str, rule: str) -> None:
 
 
 def _expect_return(msg: Message, what: str, rule: str) -> None:
-    if not (msg.ok and "return" in msg.value):
+    if not (msg.ok and "return" in msg.obj):
         raise Fail(f"{what} failed ({rule})", expected='{"return": ...}', seen=msg.brief())
 
 
@@ -95,7 +95,7 @@ def enable_offered(ctx: Context) -> str:
     session = ctx.open(negotiate=False)
     caps = session.capabilities
     reply = ctx.call(session, "qmp_capabilities", {"enable": caps})
-    if not (reply.ok and reply.value.get("return") == {}):
+    if not (reply.ok and reply.obj.get("return") == {}):
         raise Fail("qmp_capabilities with the offered capabilities did not return {} (Q12, Q19)",
                    expected='{"return": {}}', seen=reply.brief())
     _expect_return(ctx.call(session, ctx.probe_command), "a command after negotiation", "Q12")

@@ -21,6 +21,7 @@ from conformance.checks.base import Fail, Skip, check
 from conformance.checks.context import Context
 from conformance.protocol.dialects import QMP_DIALECTS
 from conformance.protocol.messages import MISSING
+from conformance.protocol.values import as_object
 from conformance.session import Message, Session, json_equal
 from conformance.transport import fifo_path
 
@@ -217,8 +218,8 @@ def queue_limit(ctx: Context) -> str:
                        seen=f"qb-oob answered within {HOLD:g} s while blocked")
         blocker.release()
         rest = session.collect(quiet=0.5, timeout=ctx.reply_timeout, until=QUEUED + 2)
-        dropped = {json.dumps(m.value.get("data", {}).get("id")) for m in rest
-                   if m.is_event and m.value.get("event") == "COMMAND_DROPPED"}
+        dropped = {json.dumps(as_object(m.obj.get("data")).get("id")) for m in rest
+                   if m.is_event and m.obj.get("event") == "COMMAND_DROPPED"}
         answered = [m.id for m in rest if not m.is_event]
         missing = [i for i in queued if i not in answered and json.dumps(i) not in dropped]
         if missing or _has(rest, "qb-oob") is None:

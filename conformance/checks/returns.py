@@ -52,11 +52,11 @@ def query_returns(ctx: Context) -> str:
         if reply.is_error:
             errored += 1
             continue
-        if not reply.ok or "return" not in reply.value:
+        if not reply.ok or "return" not in reply.obj:
             bad.append(f"{name}: neither return nor error: {reply.brief()}")
             continue
         returned += 1
-        problems = specs.errors("return", name, reply.value["return"])
+        problems = specs.errors("return", name, reply.obj["return"])
         if problems:
             bad.append(f"{name}: " + "; ".join(problems[:3]))
     if bad:

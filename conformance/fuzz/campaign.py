@@ -572,9 +572,9 @@ class Campaign:
                     stats.errors[cls] = stats.errors.get(cls, 0) + 1
                     label(f"class:{cls}")
                 elif msg.kind == "return":
-                    label(f"shape:return-{type(msg.value['return']).__name__}")
+                    label(f"shape:return-{type(msg.obj['return']).__name__}")
                 elif msg.is_event:
-                    label(f"shape:event-{msg.value.get('event')}")
+                    label(f"shape:event-{msg.obj.get('event')}")
         if answered:
             stats.rules.update(ORACLE_RULES)
         # Latency steers the search only when it is the running example's own.

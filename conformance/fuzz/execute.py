@@ -364,12 +364,12 @@ class Executor:
                                      if s.conn == log.conn and s.kind == "command"
                                      and s.meta.get("oob"))
                    if r is not None and "id" in r]
-        seen = [m for m in log.messages if m.ok and "id" in m.value]
+        seen = [m for m in log.messages if m.ok and "id" in m.obj]
         deadline = time.monotonic() + self.probe_timeout
         while True:
             waiting = _unanswered(waiting, seen)
             if log.probe_reply is None:
-                log.probe_reply = next((m for m in seen if json_equal(m.value["id"],
+                log.probe_reply = next((m for m in seen if json_equal(m.obj["id"],
                                                                       probe.meta["id"])), None)
                 if log.probe_reply is not None:
                     # In-band work is done; exec-oob replies have no deadline in
@@ -387,7 +387,7 @@ class Executor:
                 return
             if msg is None:
                 break
-            if msg.ok and "id" in msg.value:
+            if msg.ok and "id" in msg.obj:
                 seen = [msg]
         if log.probe_reply is None:
             log.session.transcript.note(
@@ -463,7 +463,7 @@ def _unanswered(waiting: list[Any], replies: list[Message]) -> list[Any]:
     left = list(waiting)
     for msg in replies:
         for i, want in enumerate(left):
-            if json_equal(want, msg.value["id"]):
+            if json_equal(want, msg.obj["id"]):
                 del left[i]
                 break
     return left

@@ -221,7 +221,7 @@ class Judge:
         for msg in log.messages:
             if not msg.ok:
                 continue
-            value = msg.value
+            value = msg.obj
             if msg.kind not in _SHAPE_RULES:
                 return [Violation("Q3", "shape", "unknown-message",
                                   f"a message that is no reply, event or greeting: "
@@ -349,7 +349,7 @@ class Judge:
 
     def _judge_reply(self, step: Step, request: dict[str, Any], msg: Message,
                      log: ConnLog) -> Violation | None:
-        value = msg.value
+        value = msg.obj
         meta = step.meta
         if step.kind == "command" and meta.get("expect") == "error":
             rule = str(meta.get("rule", "Q33"))

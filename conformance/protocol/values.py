@@ -16,6 +16,12 @@ INT64_MIN = -(1 << 63)
 UINT64_MAX = (1 << 64) - 1
 
 
+def as_object(value: JSON) -> JSONObject:
+    """``value`` when it is a JSON object, else an empty one: for reading
+    members of server output whose shape is not guaranteed."""
+    return value if isinstance(value, dict) else {}
+
+
 def qemu_number(value: int | float) -> int | float:
     """The number QEMU would hold for ``value``.
 

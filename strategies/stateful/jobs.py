@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
+from conformance.protocol.values import as_object
 from conformance.session import Message, Session
 from strategies.stateful.target import Connect
 
@@ -57,7 +58,7 @@ class JobTracker(RuleBasedStateMachine):
         super().__init__()
         self.session: Session = type(self).connect()
         reply = self.session.negotiate()
-        assert reply.ok and "return" in reply.value, reply.brief()
+        assert reply.ok and "return" in reply.obj, reply.brief()
         self.seen = 0
         self.history: dict[str, list[str]] = {}
         self.terminal: dict[str, list[str]] = {}
@@ -68,7 +69,7 @@ class JobTracker(RuleBasedStateMachine):
     def ask(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         reply = self.session.execute(name, arguments, timeout=10.0)
         assert reply.ok, reply.brief()
-        value: dict[str, Any] = reply.value
+        value: dict[str, Any] = reply.obj
         self.drain(0.0)
         return value
 
@@ -81,16 +82,16 @@ class JobTracker(RuleBasedStateMachine):
         self.seen = len(self.session.events)
 
     def _event(self, event: Message) -> None:
-        name = event.value.get("event")
-        data = event.value.get("data", {})
+        name = str(event.obj.get("event"))
+        data = as_object(event.obj.get("data"))
         if name == "JOB_STATUS_CHANGE":
-            job, status = data.get("id"), data.get("status")
+            job, status = str(data.get("id")), str(data.get("status"))
             steps = self.history.setdefault(job, ["undefined"])
             assert status in LEGAL_TRANSITIONS[steps[-1]], (
                 f"job {job}: illegal transition {steps[-1]} -> {status}: {event.brief()}")
             steps.append(status)
         elif name in TERMINAL_EVENTS and name != "BLOCK_JOB_ERROR":
-            self.terminal.setdefault(data.get("device"), []).append(name)
+            self.terminal.setdefault(str(data.get("device")), []).append(name)
 
     def status(self, job: str) -> str:
         return self.history.get(job, ["undefined"])[-1]

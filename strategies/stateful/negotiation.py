@@ -34,7 +34,7 @@ class NegotiationMachine(RuleBasedStateMachine):
         self.session.send(message)
         reply = self.session.wait_reply(message["id"], 5.0)
         assert reply.ok, reply.brief()
-        return reply.value
+        return reply.obj
 
     @rule(enable=st.sampled_from([None, [], ["oob"], ["no-such-cap"], ["oob", "oob"]]))
     def capabilities(self, enable: list[str] | None) -> None:
