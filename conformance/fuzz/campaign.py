@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 import unittest
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hypothesis
@@ -46,23 +46,16 @@ from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
 from conformance.fuzz.hypothesis_compat import current_choices, in_example, pin_database_key
+from conformance.fuzz.measure import Measure
 from conformance.fuzz.oracles import Judge, Violation
-from conformance.fuzz.program import Program, Step
+from conformance.fuzz.probe import TargetProfile, probe
+from conformance.fuzz.program import Program
 from conformance.fuzz.progress import Stats
 from conformance.fuzz.targets import target_factory
 from conformance.protocol.dialects import DEFAULT, Dialect
-from conformance.qapi import load
-from conformance.qapi.model import Schema
-from conformance.session import Session, read_schema
 from conformance.specs import Specs
-from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, Target, TargetError
+from conformance.transport import TargetError
 
-#: The rules the oracles judge on every answered example.
-ORACLE_RULES = ("Q1", "Q2", "Q3", "Q7", "Q15", "Q16", "Q20", "Q22", "Q29", "Q37")
-
-
-#: One example in this many reports target() metrics (see _account).
-TARGET_EVERY = 32
 #: Examples sent and not yet judged, at most, when examples overlap: enough
 #: that the server always has one queued while the campaign judges another.
 IN_FLIGHT = 3
@@ -116,79 +109,39 @@ class CampaignConfig:
     deadline: float = field(init=False, default=0.0)
 
 
-def detect_concurrency(target: Target) -> int:
-    """How many connections the target greets at once (1 or 3): QEMU's socket
-    monitor serves one client and leaves the next in the listen backlog."""
-    if target.restarts:
-        return 1
-    sessions = []
-    try:
-        for _ in range(2):
-            session = Session(target.connect(CONNECT_TIMEOUT))
-            sessions.append(session)
-            if session.read_greeting(1.5) is None:
-                return 1
-        return 3
-    except Exception:
-        return 1
-    finally:
-        for s in sessions:
-            s.close()
+@dataclass(frozen=True)
+class Rig:
+    """What a set-up campaign runs on: built once from the probed target."""
 
+    profile: TargetProfile
+    gen: GenConfig
+    executor: Executor
+    judge: Judge
+    #: Examples sent and not judged yet, tagged with their choice sequences.
+    pipeline: Pipeline[bytes]
+    #: IN_FLIGHT when examples overlap (see the module's docstring), else 1.
+    lanes: int
 
-def introspect(target: Target) -> tuple[Schema, list[str]]:
-    """The target's schema (``query-qmp-schema``) and offered capabilities.
+    @classmethod
+    def build(cls, executor: Executor, cfg: CampaignConfig) -> Rig:
+        """Probe the executor's target and build the rest on what it is.
 
-    Unlike :func:`conformance.session.fetch_schema` it goes on without a
-    greeting: a server that sends none is a finding (Q7), not a reason not
-    to fuzz it.
-    """
-    with Session(target.connect(CONNECT_TIMEOUT)) as session:
-        try:
-            session.read_greeting()
-            # Retried: a faulty server may lose or hold back a reply.
-            entries = read_schema(session, timeout=2.5, attempts=3)
-        except (TargetError, ConnectionClosed) as exc:
-            raise TargetError(f"{target.spec}: {exc}") from exc
-        return load(entries), session.capabilities
-
-
-def fallback_schema(spec: str, schema_path: str | None) -> str | None:
-    """Where to read the schema from when introspection fails: the user's
-    ``--schema``, else the bundled reference server's own."""
-    if schema_path:
-        return schema_path
-    if spec.split(":", 1)[0] == "reference":
-        try:
-            from reference_server import DEFAULT_SCHEMA
-        except ImportError:
-            return None
-        return str(DEFAULT_SCHEMA)
-    return None
-
-
-def prepare_schema(target: Target, schema_path: str | None = None
-                   ) -> tuple[Schema, list[str], bool]:
-    """(schema, capabilities, whether introspection worked).  When the server
-    cannot describe itself (its replies are broken), fuzz it from the schema
-    it should have, and let the oracles say what is wrong."""
-    try:
-        schema, caps = introspect(target)
-        return schema, caps, True
-    except TargetError:
-        path = fallback_schema(target.spec, schema_path)
-        if path is None:
-            raise
-        return load(path), greeting_capabilities(target), False
-
-
-def greeting_capabilities(target: Target) -> list[str]:
-    with Session(target.connect(CONNECT_TIMEOUT)) as session:
-        try:
-            session.read_greeting()
-        except ConnectionClosed:
-            return []
-        return session.capabilities
+        Raises :class:`TargetError` (see :meth:`Campaign.setup`).
+        """
+        profile = probe(executor.target, cfg.schema_path)
+        gen = GenConfig.for_schema(profile.schema, cfg.commands,
+                                   oob_offered="oob" in profile.capabilities,
+                                   max_connections=profile.connections,
+                                   fresh_one_in=64 if profile.restarts else 8,
+                                   max_steps=cfg.max_steps)
+        if not gen.commands:
+            raise TargetError(f"no command of {cfg.target} matches {', '.join(cfg.commands)}")
+        executor.concurrent = profile.restarts or gen.max_connections > 1
+        # Overlapping needs a second set of connections: a socket that serves
+        # one client at a time (QEMU's) runs its examples in step.
+        lanes = IN_FLIGHT if executor.concurrent and not cfg.db_only else 1
+        return cls(profile, gen, executor, Judge(Specs(profile.schema), cfg.dialect),
+                   Pipeline(executor, lanes), lanes)
 
 
 class Campaign:
@@ -202,16 +155,11 @@ class Campaign:
         #: (the example no longer fails) past SHRINK_BUDGET, so that a slow
         #: failure (a hang costs a probe timeout per try) cannot eat the campaign.
         self.shrink_calls: dict[str, int] = {}
-        self.executor: Executor | None = None
-        self.judge: Judge | None = None
-        self.gen: GenConfig | None = None
-        #: IN_FLIGHT when examples overlap (see the module's docstring), else 1.
-        self.lanes = 1
+        #: What the campaign runs on, once set up (see :class:`Rig`).
+        self._rig: Rig | None = None
         #: Whether the running Hypothesis test judges its examples in place.
         self.in_step = True
-        #: Examples sent and not judged yet, tagged with their choice sequences.
-        self.pipeline: Pipeline[bytes] | None = None
-        self.guided = 0  # examples whose own labels were reported
+        self.measure = Measure(self.stats, config.record, config.on_example)
         self.stop_requested = False
         #: Examples found wrong late, with the idents they showed, to shrink.
         self.to_shrink: list[tuple[bytes, set[str]]] = []
@@ -219,31 +167,38 @@ class Campaign:
     # -- setup ------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Start the target, learn its schema and capabilities (TargetError if not)."""
+        """Start the target, probe it once and build what the examples run on.
+
+        Raises :class:`TargetError` when the target cannot be started or
+        probed, or when no command matches ``--commands``.
+        """
         cfg = self.config
-        self.executor = Executor(target_factory(cfg.target), cfg.probe_timeout)
-        target = self.executor.target
-        schema, caps, introspected = prepare_schema(target, cfg.schema_path)
-        if not introspected:
+        executor = Executor(target_factory(cfg.target), cfg.probe_timeout)
+        try:
+            self._rig = Rig.build(executor, cfg)
+        except BaseException:
+            executor.close()
+            raise
+        if not self._rig.profile.introspected:
             self.stats.errors["harness:introspection-failed"] = 1
-        gen = GenConfig.for_schema(schema, cfg.commands, oob_offered="oob" in caps,
-                                   max_connections=detect_concurrency(target),
-                                   fresh_one_in=64 if target.restarts else 8,
-                                   max_steps=cfg.max_steps)
-        if not gen.commands:
-            raise TargetError(f"no command of {cfg.target} matches {', '.join(cfg.commands)}")
-        self.gen = gen
-        self.executor.concurrent = target.restarts or gen.max_connections > 1
-        # Overlapping needs a second set of connections: a socket that serves
-        # one client at a time (QEMU's) runs its examples in step.
-        self.lanes = IN_FLIGHT if self.executor.concurrent and not cfg.db_only else 1
-        self.pipeline = Pipeline(self.executor, self.lanes)
-        self.judge = Judge(Specs(schema), cfg.dialect)
+
+    @property
+    def rig(self) -> Rig:
+        """What the campaign runs on; raises RuntimeError before :meth:`setup`."""
+        if self._rig is None:
+            raise RuntimeError("the campaign is not set up: use it as a context manager")
+        return self._rig
+
+    @property
+    def lanes(self) -> int:
+        """Examples in flight at once (1: judged in step)."""
+        return self.rig.lanes
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.close()
-            self.executor = None
+        """Stop the target and close every connection (idempotent)."""
+        if self._rig is not None:
+            self._rig.executor.close()
+            self._rig = None
 
     def __enter__(self) -> Campaign:
         """Set up (start the target, read its schema); closed on leaving."""
@@ -262,12 +217,11 @@ class Campaign:
     def run(self) -> Stats:
         """Run until the deadline/budget (or Ctrl-C); the stats of the campaign."""
         cfg = self.config
-        if self.executor is None:
+        if self._rig is None:
             self.setup()
-        assert self.gen is not None
         start = time.monotonic()
         cfg.deadline = start + cfg.duration if cfg.duration else float("inf")
-        strategy = programs(self.gen)
+        strategy = programs(self.rig.gen)
         run_index = 0
         failures_in_a_row = 0
         try:
@@ -395,11 +349,10 @@ class Campaign:
         """Judged in place: a confirmed new violation fails the example."""
         if self._over():
             raise CampaignOver
-        assert self.executor is not None and self.judge is not None
-        self._guide(program)
+        self.measure.guide(program)
         obs = self._execute(program, fresh=False)
-        violations = self.judge(obs)
-        self._account(obs)
+        violations = self.rig.judge(obs)
+        self.measure.account(obs, in_step=self.in_step)
         # Bugs recorded by an earlier run are not confirmed again: they no
         # longer fail the example, and confirming costs a fresh connection.
         violations = [v for v in violations if v.ident not in self.known]
@@ -414,23 +367,22 @@ class Campaign:
         module docstring)."""
         if self._over():
             raise CampaignOver
-        assert self.pipeline is not None
-        self._guide(program)
+        self.measure.guide(program)
         choices = current_choices()
         try:
-            done = self.pipeline.push(program, choices)
+            done = self.rig.pipeline.push(program, choices)
         except TargetError:
             # The target went away between examples: judge what was in flight
             # (a crash shows there), bring it back and send this one again.
-            self._judge_late(self.pipeline.drain())
+            self._judge_late(self.rig.pipeline.drain())
             self._restart()
-            done = self.pipeline.push(program, choices, fresh=True)
+            done = self.rig.pipeline.push(program, choices, fresh=True)
         self._judge_late(done)
 
     def _flush(self) -> None:
         """Judge every example still in flight."""
-        if self.pipeline is not None:
-            self._judge_late(self.pipeline.drain())
+        if self._rig is not None:
+            self._judge_late(self._rig.pipeline.drain())
 
     def _judge_late(self, done: list[tuple[bytes, Observation]]) -> None:
         judged = [(choices, obs, self._judged(obs)) for choices, obs in done]
@@ -438,8 +390,7 @@ class Campaign:
             return
         # Confirming needs fresh connections: first read what the examples
         # still in flight are owed, then confirm each one that broke a rule.
-        assert self.pipeline is not None
-        judged += [(choices, obs, self._judged(obs)) for choices, obs in self.pipeline.drain()]
+        judged += [(choices, obs, self._judged(obs)) for choices, obs in self.rig.pipeline.drain()]
         found: set[str] = set()
         for index, (choices, obs, violations) in enumerate(judged):
             try:
@@ -458,28 +409,24 @@ class Campaign:
 
     def _judged(self, obs: Observation) -> list[Violation]:
         """Account for ``obs``; its violations of bugs not recorded before."""
-        assert self.judge is not None
-        self._account(obs)
-        return [v for v in self.judge(obs) if v.ident not in self.known]
+        self.measure.account(obs, in_step=self.in_step)
+        return [v for v in self.rig.judge(obs) if v.ident not in self.known]
 
     def _execute(self, program: Program, fresh: bool) -> Observation:
-        assert self.executor is not None
         try:
-            return self.executor.run(program, fresh=fresh)
+            return self.rig.executor.run(program, fresh=fresh)
         except TargetError:
             # The target went away between examples (killed from outside, or a
             # crash after the last probe): bring it back and run again.
             self._restart()
-            return self.executor.run(program, fresh=True)
+            return self.rig.executor.run(program, fresh=True)
 
     def _restart(self) -> None:
-        assert self.executor is not None
         self.stats.restarts += 1
-        self.executor.restart()
+        self.rig.executor.restart()
 
     def _confirm(self, obs: Observation, violations: list[Violation]) -> set[str]:
         """Re-run on fresh connections; record what reproduces; the idents new to this run."""
-        assert self.judge is not None
         self.stats.confirmations += 1
         try:
             if any(v.oracle in ("crash", "hang") for v in violations):
@@ -491,7 +438,7 @@ class Campaign:
             for v in violations:
                 self._record(v, obs)
             raise TargetGone(str(exc)) from exc
-        confirmed = {v.ident: v for v in self.judge(again)}
+        confirmed = {v.ident: v for v in self.rig.judge(again)}
         gone: TargetError | None = None
         if any(v.oracle in ("crash", "hang") for v in confirmed.values()):
             try:
@@ -523,77 +470,3 @@ class Campaign:
                 self.config.on_finding(violation.ident, str(path))
         if in_example():
             hypothesis.event(f"finding:{violation.ident}")
-
-    def _guide(self, program: Program) -> None:
-        """Hypothesis events and target() metrics that the program itself gives:
-        reported on the example's own turn, even when it is judged late."""
-        self.guided += 1
-        depth = 0
-        for step, rule, command in _requests(program):
-            if rule:
-                hypothesis.event(f"rule:{rule}:{step.meta.get('how', '')}")
-            if command:
-                hypothesis.event(f"command:{command}")
-            # Brackets bound the nesting from above and cost a C scan, not a parse.
-            depth = max(depth, step.data.count(b"[") + step.data.count(b"{"))
-        # Hypothesis keeps a Pareto front of the examples that maximise the
-        # target() metrics and compares every observing example against it,
-        # which costs more than running the example.  So the metrics are on a
-        # log scale (fewer distinct points) and observed on one example in
-        # TARGET_EVERY: the search keeps its direction at a fraction of the cost.
-        if self.guided % TARGET_EVERY == 0:
-            hypothesis.target(float(depth.bit_length()), label="nesting")
-            hypothesis.target(float(program.size().bit_length()), label="size")
-
-    def _account(self, obs: Observation) -> None:
-        """Stats, and the Hypothesis events and metrics the replies give."""
-        program = obs.program
-        stats = self.stats
-        if self.config.record is not None:
-            self.config.record.append(program)
-        stats.examples += 1
-        stats.messages += program.messages()
-        stats.bytes_sent += program.size()
-        for _step, rule, command in _requests(program):
-            if rule:
-                stats.rules.add(rule)
-            if command:
-                stats.commands.add(command)
-        # Judged late, the replies belong to the example before the running
-        # one: their labels still count in the statistics, but outside any
-        # example (the last one, judged after the run) they have no home.
-        label = hypothesis.event if in_example() else _ignore
-        answered = False
-        for log in obs.conns.values():
-            answered = answered or log.probe_reply is not None
-            for msg in log.messages:
-                if msg.is_error:
-                    cls = msg.error_class or "?"
-                    stats.errors[cls] = stats.errors.get(cls, 0) + 1
-                    label(f"class:{cls}")
-                elif msg.kind == "return":
-                    label(f"shape:return-{type(msg.obj['return']).__name__}")
-                elif msg.is_event:
-                    label(f"shape:event-{msg.obj.get('event')}")
-        if answered:
-            stats.rules.update(ORACLE_RULES)
-        # Latency steers the search only when it is the running example's own.
-        if self.in_step and self.guided % TARGET_EVERY == 0:
-            hypothesis.target(float(int(obs.latency * 1e6).bit_length()), label="latency")
-        if self.config.on_example is not None:
-            self.config.on_example(stats)
-
-
-def _requests(program: Program) -> Iterator[tuple[Step, str | None, str | None]]:
-    """Each request of ``program`` with the rule it breaks on purpose, if any,
-    and the command it runs, if it is a valid request."""
-    for step in program.steps:
-        if step.kind != "command":
-            continue
-        rule, name = step.meta.get("rule"), step.meta.get("name")
-        yield (step, rule if isinstance(rule, str) else None,
-               name if isinstance(name, str) and step.meta.get("expect") == "any" else None)
-
-
-def _ignore(label: str) -> None:
-    del label

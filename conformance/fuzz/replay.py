@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from conformance.fuzz.campaign import prepare_schema
 from conformance.fuzz.execute import Executor, Observation
 from conformance.fuzz.findings import Finding, load
 from conformance.fuzz.oracles import Judge, Violation
+from conformance.fuzz.probe import prepare_schema
 from conformance.fuzz.targets import dialect_of, target_factory
 from conformance.specs import Specs
 
