@@ -26,8 +26,11 @@ TARGET_SECONDS = 1.0
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--corpus", type=Path,
-                        default=Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus",
+    )
     args = parser.parse_args()
     old_path = args.corpus / "introspection" / "qemu-7.2.json"
     new_path = args.corpus / "introspection" / "qemu-10.0.json"
@@ -45,17 +48,25 @@ def main() -> int:
     anchor = median_seconds(parse_only, args.runs)
     diff_only = median_seconds(lambda: diff(old, new), args.runs)
     end_to_end = median_seconds(lambda: diff(load(old_path), load(new_path)), args.runs)
-    print(f"entries: {entries[0]} (7.2) and {entries[1]} (10.0); "
-          f"{len(report.changes)} changes, counts {report.counts()}")
+    print(
+        f"entries: {entries[0]} (7.2) and {entries[1]} (10.0); "
+        f"{len(report.changes)} changes, counts {report.counts()}"
+    )
     print(f"median of {args.runs} runs:")
     print(f"  anchor json.load of both files : {anchor * 1000:8.1f} ms")
-    print(f"  diff (models loaded)           : {diff_only * 1000:8.1f} ms "
-          f"({diff_only / anchor:.1f}x anchor)")
-    print(f"  load both + diff               : {end_to_end * 1000:8.1f} ms "
-          f"({end_to_end / anchor:.1f}x anchor)")
+    print(
+        f"  diff (models loaded)           : {diff_only * 1000:8.1f} ms "
+        f"({diff_only / anchor:.1f}x anchor)"
+    )
+    print(
+        f"  load both + diff               : {end_to_end * 1000:8.1f} ms "
+        f"({end_to_end / anchor:.1f}x anchor)"
+    )
     verdict = "meets" if end_to_end < TARGET_SECONDS else "MISSES"
-    print(f"  target {TARGET_SECONDS:.0f} s: {verdict} it "
-          f"({end_to_end / TARGET_SECONDS:.3f} of the budget)")
+    print(
+        f"  target {TARGET_SECONDS:.0f} s: {verdict} it "
+        f"({end_to_end / TARGET_SECONDS:.3f} of the budget)"
+    )
     return 0
 
 

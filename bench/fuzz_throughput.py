@@ -42,13 +42,18 @@ TARGETS = {
 }
 
 
-def campaign_rate(target: str, duration: float, out: str
-                  ) -> tuple[float, list[Program], int, int]:
+def campaign_rate(target: str, duration: float, out: str) -> tuple[float, list[Program], int, int]:
     """(messages per second, the programs it ran, examples, lanes) of one
     in-process worker."""
     programs: list[Program] = []
-    config = CampaignConfig(target=target, out_dir=out, duration=duration, seed=1,
-                            database=open_database(os.path.join(out, "db")), record=programs)
+    config = CampaignConfig(
+        target=target,
+        out_dir=out,
+        duration=duration,
+        seed=1,
+        database=open_database(os.path.join(out, "db")),
+        record=programs,
+    )
     with Campaign(config) as campaign:
         lanes = campaign.lanes
         start = time.monotonic()
@@ -120,8 +125,9 @@ def replay_rate(target: str, programs: list[Program]) -> float:
 
 
 def workers_rate(target: str, workers: int, duration: float, out: str) -> float:
-    spec = CampaignSpec(target=target, out_dir=out, duration=duration, seed=3,
-                        db=os.path.join(out, "db"))
+    spec = CampaignSpec(
+        target=target, out_dir=out, duration=duration, seed=3, db=os.path.join(out, "db")
+    )
     progress = Progress(quiet=True)
     stats = run_inline(spec, progress) if workers == 1 else run_parallel(spec, workers, progress)
     return stats.messages / progress.elapsed
@@ -138,17 +144,22 @@ def main() -> int:
             print("qemu: skipped (qemu-system-x86_64 not installed)")
             continue
         with tempfile.TemporaryDirectory(prefix="qmp-bench-") as out:
-            rate, programs, examples, lanes = campaign_rate(target, args.duration,
-                                                            os.path.join(out, "campaign"))
+            rate, programs, examples, lanes = campaign_rate(
+                target, args.duration, os.path.join(out, "campaign")
+            )
             raw = replay_rate(target, programs)
             piped = lanes_rate(target, programs, lanes)
             one = workers_rate(target, 1, args.duration, os.path.join(out, "w1"))
             two = workers_rate(target, 2, args.duration, os.path.join(out, "w2"))
-        print(f"{name}: campaign {rate:.0f} msg/s ({examples} examples, {lanes} lane(s)); "
-              f"same bytes: raw replay {raw:.0f} msg/s, ratio {rate / raw:.2f}x "
-              f"(target >= 0.8x); lanes replay {piped:.0f} msg/s, ratio {rate / piped:.2f}x")
-        print(f"{name}: 1 worker {one:.0f} msg/s, 2 workers {two:.0f} msg/s, "
-              f"speed-up {two / one:.2f}x (os.cpu_count() = {os.cpu_count()})")
+        print(
+            f"{name}: campaign {rate:.0f} msg/s ({examples} examples, {lanes} lane(s)); "
+            f"same bytes: raw replay {raw:.0f} msg/s, ratio {rate / raw:.2f}x "
+            f"(target >= 0.8x); lanes replay {piped:.0f} msg/s, ratio {rate / piped:.2f}x"
+        )
+        print(
+            f"{name}: 1 worker {one:.0f} msg/s, 2 workers {two:.0f} msg/s, "
+            f"speed-up {two / one:.2f}x (os.cpu_count() = {os.cpu_count()})"
+        )
         sys.stdout.flush()
     return 0
 

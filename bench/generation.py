@@ -29,8 +29,14 @@ from conformance.qapi import load
 from conformance.qapi.model import Schema
 from conformance.specs import Specs
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / \
-    "introspection" / "qemu-7.2.json"
+DEFAULT_SCHEMA = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "corpus"
+    / "introspection"
+    / "qemu-7.2.json"
+)
 
 
 def _shim_many_more() -> None:
@@ -86,8 +92,13 @@ def to_draft7(doc: Any) -> Any:
 def measure(strategy: st.SearchStrategy[Any], examples: int) -> tuple[list[Any], float]:
     drawn: list[Any] = []
 
-    @settings(max_examples=examples, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     @given(strategy)
     def draw(value: Any) -> None:
         drawn.append(value)
@@ -117,8 +128,9 @@ def main() -> int:
         row: list[tuple[float, float] | None] = []
         generators = {
             "ours": strategies.arguments(schema, name),
-            "hypothesis-jsonschema": from_schema(to_draft7(json.loads(json.dumps(
-                specs.command_arguments(name))))),
+            "hypothesis-jsonschema": from_schema(
+                to_draft7(json.loads(json.dumps(specs.command_arguments(name))))
+            ),
         }
         for label, strategy in generators.items():
             try:
@@ -132,13 +144,20 @@ def main() -> int:
             totals[label][1] += valid
             totals[label][2] += seconds
             row.append((len(drawn) / seconds, valid / max(len(drawn), 1)))
-        print(f"{name:32} " + " ".join(
-            f"{'crashed':>10} {'-':>6}" if r is None else f"{r[0]:10.0f} {r[1]:6.1%}" for r in row))
+        print(
+            f"{name:32} "
+            + " ".join(
+                f"{'crashed':>10} {'-':>6}" if r is None else f"{r[0]:10.0f} {r[1]:6.1%}"
+                for r in row
+            )
+        )
     rates: dict[str, float] = {}
     for label, (count, n_valid, seconds) in totals.items():
         rates[label] = count / seconds if seconds else 0.0
-        print(f"{label:22} {count:6.0f} examples in {seconds:6.2f} s = {rates[label]:7.0f} ex/s,"
-              f" validity {n_valid / max(count, 1):.1%}")
+        print(
+            f"{label:22} {count:6.0f} examples in {seconds:6.2f} s = {rates[label]:7.0f} ex/s,"
+            f" validity {n_valid / max(count, 1):.1%}"
+        )
     for where, why in failed.items():
         print(f"crashed: {where}: {why}")
     print("(rates and validity are over the commands each generator completed)")

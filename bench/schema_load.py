@@ -58,8 +58,10 @@ def main() -> int:
     print(f"tree: {args.tree} ({len(files)} files, {size / 1024:.0f} KiB), median of {args.runs}")
     print(f"bare parse (floor)                 {floor * 1000:8.1f} ms")
     print(f"model + every JSON Schema          {full * 1000:8.1f} ms   ratio {full / floor:.2f}x")
-    print(f"... + compiled validators          {with_validators * 1000:8.1f} ms   "
-          f"ratio {with_validators / floor:.2f}x")
+    print(
+        f"... + compiled validators          {with_validators * 1000:8.1f} ms   "
+        f"ratio {with_validators / floor:.2f}x"
+    )
     print(f"target: model + all schemas < 3x floor: {'met' if full / floor < 3 else 'NOT met'}")
     return 0
 

@@ -84,6 +84,7 @@ def pipelined(path: str, count: int) -> float:
     payload = b"".join(b'{"execute":"query-version","id":%d}' % i for i in range(count))
     start = time.perf_counter()
     import threading
+
     sender = threading.Thread(target=conn.sock.sendall, args=(payload,))
     sender.start()
     for i in range(count):
@@ -105,23 +106,41 @@ def main() -> int:
     results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="qmp-bench-") as tmp:
         ref_path = os.path.join(tmp, "ref.sock")
-        with _server([sys.executable, "-m", "conformance.cli", "serve", "--unix", ref_path],
-                     ref_path):
-            results["reference"] = (one_in_flight(ref_path, args.seconds),
-                                    pipelined(ref_path, args.pipelined))
+        with _server(
+            [sys.executable, "-m", "conformance.cli", "serve", "--unix", ref_path], ref_path
+        ):
+            results["reference"] = (
+                one_in_flight(ref_path, args.seconds),
+                pipelined(ref_path, args.pipelined),
+            )
         if qemu:
             qemu_path = os.path.join(tmp, "qemu.sock")
-            with _server([qemu, "-machine", "none", "-nodefaults", "-display", "none",
-                          "-qmp", f"unix:{qemu_path},server=on,wait=off"], qemu_path):
-                results["qemu-7.2"] = (one_in_flight(qemu_path, args.seconds),
-                                       pipelined(qemu_path, args.pipelined))
+            with _server(
+                [
+                    qemu,
+                    "-machine",
+                    "none",
+                    "-nodefaults",
+                    "-display",
+                    "none",
+                    "-qmp",
+                    f"unix:{qemu_path},server=on,wait=off",
+                ],
+                qemu_path,
+            ):
+                results["qemu-7.2"] = (
+                    one_in_flight(qemu_path, args.seconds),
+                    pipelined(qemu_path, args.pipelined),
+                )
     print(f"{'server':<12} {'one-in-flight req/s':>20} {'pipelined req/s':>16}")
     for name, (seq, pipe) in results.items():
         print(f"{name:<12} {seq:>20.0f} {pipe:>16.0f}")
     if "qemu-7.2" in results:
         ref, anchor = results["reference"], results["qemu-7.2"]
-        print(f"ratio reference/qemu: one-in-flight {ref[0] / anchor[0]:.2f}, "
-              f"pipelined {ref[1] / anchor[1]:.2f}")
+        print(
+            f"ratio reference/qemu: one-in-flight {ref[0] / anchor[0]:.2f}, "
+            f"pipelined {ref[1] / anchor[1]:.2f}"
+        )
     else:
         print("qemu-system-x86_64 not found: no anchor, no ratio")
     return 0

@@ -26,8 +26,10 @@ def time_target(target: str, runs: int) -> list[float]:
         result = run(target)
         times.append(time.perf_counter() - started)
         s = result.summary
-        print(f"  {target[:40]:40} {times[-1]:6.2f} s  pass {s['pass']} fail {s['fail']} "
-              f"skip {s['skip']} error {s['error']}")
+        print(
+            f"  {target[:40]:40} {times[-1]:6.2f} s  pass {s['pass']} fail {s['fail']} "
+            f"skip {s['skip']} error {s['error']}"
+        )
     return times
 
 
@@ -44,8 +46,10 @@ def main() -> None:
         times = time_target(target, args.runs)
         medians[label] = statistics.median(times)
         verdict = "OK" if medians[label] < TARGET_SECONDS else "OVER TARGET"
-        print(f"  min {min(times):.2f} / median {medians[label]:.2f} / max {max(times):.2f} s "
-              f"(target < {TARGET_SECONDS:g} s: {verdict})")
+        print(
+            f"  min {min(times):.2f} / median {medians[label]:.2f} / max {max(times):.2f} s "
+            f"(target < {TARGET_SECONDS:g} s: {verdict})"
+        )
     if len(medians) == 2:
         ratio = medians["reference server"] / medians["QEMU 7.2 (spawn)"]
         print(f"reference / QEMU median wall time: {ratio:.2f}")

@@ -88,7 +88,8 @@ class Entry:
     def matches(self, check_id: str, version: str, program: str, evidence: str) -> bool:
         """Whether a failure with ``evidence`` is the one this entry expects."""
         return self.applies_to(check_id, version, program) and (
-            not self.symptom or re.search(self.symptom, evidence) is not None)
+            not self.symptom or re.search(self.symptom, evidence) is not None
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,18 +104,25 @@ class Baseline:
 
     entries: tuple[Entry, ...] = ()
 
-    def expected(self, check_id: str, version: str, program: str,
-                 evidence: str) -> Entry | None:
+    def expected(self, check_id: str, version: str, program: str, evidence: str) -> Entry | None:
         """The entry that expects this failure, if any."""
-        return next((e for e in self.entries
-                     if e.matches(check_id, version, program, evidence)), None)
+        return next(
+            (e for e in self.entries if e.matches(check_id, version, program, evidence)), None
+        )
 
     def stale(self, check_id: str, version: str, program: str) -> Entry | None:
         """The non-flaky entry that expected this check, now passing, to fail
         (an entry for one program is stale only where the program is known)."""
-        return next((e for e in self.entries
-                     if not e.flaky and (program or not e.program)
-                     and e.applies_to(check_id, version, program)), None)
+        return next(
+            (
+                e
+                for e in self.entries
+                if not e.flaky
+                and (program or not e.program)
+                and e.applies_to(check_id, version, program)
+            ),
+            None,
+        )
 
     def __add__(self, other: Baseline) -> Baseline:
         return Baseline(self.entries + other.entries)
@@ -162,29 +170,41 @@ def _entry(data: Any, where: str, source: str) -> Entry:
         try:
             SpecifierSet(releases)
         except InvalidSpecifier as exc:
-            raise BaselineError(f"{where}: 'releases' {releases!r} is not a version "
-                                "specifier such as '>=5.2,<6' (or '*')") from exc
+            raise BaselineError(
+                f"{where}: 'releases' {releases!r} is not a version "
+                "specifier such as '>=5.2,<6' (or '*')"
+            ) from exc
     for name in ("symptom", "program"):
         try:
             re.compile(data.get(name, ""))
         except re.error as exc:
             raise BaselineError(f"{where}: '{name}' is not a regular expression: {exc}") from exc
-    return Entry(data["key"], data["check"], releases, data.get("symptom", ""),
-                 data.get("reason", ""), tuple(seen), data.get("program", ""),
-                 data.get("flaky", False), source)
+    return Entry(
+        data["key"],
+        data["check"],
+        releases,
+        data.get("symptom", ""),
+        data.get("reason", ""),
+        tuple(seen),
+        data.get("program", ""),
+        data.get("flaky", False),
+        source,
+    )
 
 
 def parse(doc: Any, source: str = "") -> Baseline:
     """A baseline from its JSON document; raises :class:`BaselineError`."""
     name = source or "baseline"
     if not isinstance(doc, dict) or doc.get(FORMAT_KEY) != FORMAT:
-        raise BaselineError(f"{name}: not a baseline (an object with "
-                            f'"{FORMAT_KEY}": {FORMAT} and "entries")')
+        raise BaselineError(
+            f'{name}: not a baseline (an object with "{FORMAT_KEY}": {FORMAT} and "entries")'
+        )
     entries = doc.get("entries")
     if not isinstance(entries, list):
         raise BaselineError(f"{name}: 'entries' must be a list")
-    return Baseline(tuple(_entry(e, f"{name}: entry {i + 1}", source)
-                          for i, e in enumerate(entries)))
+    return Baseline(
+        tuple(_entry(e, f"{name}: entry {i + 1}", source) for i, e in enumerate(entries))
+    )
 
 
 def builtin() -> Baseline:
@@ -217,8 +237,7 @@ def load_all(paths: Sequence[str] | None) -> Baseline:
     return combined
 
 
-def record(results: Iterable[Any], version: str, program: str,
-           name: str) -> dict[str, Any]:
+def record(results: Iterable[Any], version: str, program: str, name: str) -> dict[str, Any]:
     """A baseline document expecting every failure of a run.
 
     ``results`` are the run's :class:`~conformance.runner.CheckResult` objects;
@@ -233,8 +252,16 @@ def record(results: Iterable[Any], version: str, program: str,
             entries.append(r.expected)
         elif r.status in ("fail", "error"):
             first = (r.message.splitlines() or [""])[0]
-            entries.append(Entry(
-                f"{r.id}@{version or 'any'}", r.id, f"=={version}" if version else "*", "",
-                f"recorded on {today}: {first}", (name,), re.escape(program)))
+            entries.append(
+                Entry(
+                    f"{r.id}@{version or 'any'}",
+                    r.id,
+                    f"=={version}" if version else "*",
+                    "",
+                    f"recorded on {today}: {first}",
+                    (name,),
+                    re.escape(program),
+                )
+            )
     unique = list(dict.fromkeys(entries))
     return {FORMAT_KEY: FORMAT, "entries": [e.to_json() for e in unique]}

@@ -25,18 +25,39 @@ _RUNNER = pytest.StashKey[Runner]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qmp-conformance")
-    group.addoption("--qmp-target", metavar="T", default=None,
-                    help="run the QMP conformance checks against T "
-                         "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference[:OPTS])")
-    group.addoption("--qmp-dialect", metavar="D", default=None,
-                    help="force the QMP dialect (default: from the greeting)")
-    group.addoption("--qmp-only", metavar="GLOB", action="append", default=None,
-                    help="only checks whose id matches GLOB (repeatable)")
-    group.addoption("--qmp-baseline", metavar="FILE", action="append", default=None,
-                    help="failures to expect (repeatable; default: the built-in known "
-                         "deviations)")
-    group.addoption("--qmp-strict-baseline", action="store_true", default=False,
-                    help="a baseline entry whose check now passes fails its item")
+    group.addoption(
+        "--qmp-target",
+        metavar="T",
+        default=None,
+        help="run the QMP conformance checks against T "
+        "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference[:OPTS])",
+    )
+    group.addoption(
+        "--qmp-dialect",
+        metavar="D",
+        default=None,
+        help="force the QMP dialect (default: from the greeting)",
+    )
+    group.addoption(
+        "--qmp-only",
+        metavar="GLOB",
+        action="append",
+        default=None,
+        help="only checks whose id matches GLOB (repeatable)",
+    )
+    group.addoption(
+        "--qmp-baseline",
+        metavar="FILE",
+        action="append",
+        default=None,
+        help="failures to expect (repeatable; default: the built-in known deviations)",
+    )
+    group.addoption(
+        "--qmp-strict-baseline",
+        action="store_true",
+        default=False,
+        help="a baseline entry whose check now passes fails its item",
+    )
 
 
 class CheckFailed(Exception):
@@ -67,8 +88,7 @@ class QMPCheckItem(pytest.Item):
         if result.status != "pass":
             raise CheckFailed(_evidence(result))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -78,12 +98,19 @@ class QMPCheckItem(pytest.Item):
 
 
 def _evidence(result: CheckResult) -> str:
-    return "\n".join([f"{result.id} ({result.status}), rule {result.rule}", result.message,
-                      "transcript:", *result.transcript])
+    return "\n".join(
+        [
+            f"{result.id} ({result.status}), rule {result.rule}",
+            result.message,
+            "transcript:",
+            *result.transcript,
+        ]
+    )
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     target = config.getoption("--qmp-target")
     if not target:
         return
@@ -91,9 +118,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         expected = load_all(config.getoption("--qmp-baseline"))
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    config.stash[_RUNNER] = Runner(target, config.getoption("--qmp-dialect"),
-                                   config.getoption("--qmp-only"), baseline=expected,
-                                   strict=config.getoption("--qmp-strict-baseline"))
+    config.stash[_RUNNER] = Runner(
+        target,
+        config.getoption("--qmp-dialect"),
+        config.getoption("--qmp-only"),
+        baseline=expected,
+        strict=config.getoption("--qmp-strict-baseline"),
+    )
     for check in catalogue(config.getoption("--qmp-only")):
         items.append(QMPCheckItem.from_parent(session, name=f"qmp::{check.id}", check=check))
 

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Where the releases are unless QMP_CONFORM_RELEASES says otherwise.
-DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
-    / "qmp-conformance" / "releases"
+DEFAULT_DIR = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "qmp-conformance"
+    / "releases"
+)
 
 #: Each server program and how it serves QMP: the system emulator on its stdio
 #: (a fresh process per connection), the storage daemon and the guest agent on
@@ -25,7 +28,7 @@ DEFAULT_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
 SERVERS: dict[str, str] = {
     "qemu-system-x86_64": "{bin} -machine none -nodefaults -display none -qmp stdio",
     "qemu-storage-daemon": "{bin} --chardev socket,path={socket},server=on,wait=off,id=m0 "
-                           "--monitor chardev=m0",
+    "--monitor chardev=m0",
     "qemu-ga": "{bin} -m unix-listen -p {socket} -t {dir} -f {dir}/qga.pid",
 }
 

@@ -57,9 +57,14 @@ class CheckResult:
     expected: Entry | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "status": self.status, "rule": self.rule,
-                                "message": self.message, "transcript": self.transcript,
-                                "duration": round(self.duration, 4)}
+        data: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "rule": self.rule,
+            "message": self.message,
+            "transcript": self.transcript,
+            "duration": round(self.duration, 4),
+        }
         if self.expected is not None:
             data["baseline"] = self.expected.key
         return data
@@ -82,7 +87,8 @@ class RunResult:
     def server(self) -> str:
         """The server as it names itself, for reports and baselines."""
         name = baselines.server_name(self.greeting) or (
-            f"guest agent {self.version}" if self.version else "")
+            f"guest agent {self.version}" if self.version else ""
+        )
         return f"{name}: {self.program}" if name and self.program else name or self.program
 
     @property
@@ -101,11 +107,15 @@ class RunResult:
         return {r.id: r for r in self.results}
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "dialect": self.dialect, "greeting": self.greeting,
-                "server": {"version": self.version, "program": self.program,
-                           "name": self.server},
-                "strict": self.strict,
-                "results": [r.to_json() for r in self.results], "summary": self.summary}
+        return {
+            "target": self.target,
+            "dialect": self.dialect,
+            "greeting": self.greeting,
+            "server": {"version": self.version, "program": self.program, "name": self.server},
+            "strict": self.strict,
+            "results": [r.to_json() for r in self.results],
+            "summary": self.summary,
+        }
 
     def baseline(self) -> dict[str, Any]:
         """A baseline document expecting every failure of this run."""
@@ -115,9 +125,15 @@ class RunResult:
 class Runner:
     """Open with :meth:`start` (or as a context manager), then run checks."""
 
-    def __init__(self, target: str, dialect: str | None = None,
-                 only: str | list[str] | None = None, reply_timeout: float = 5.0,
-                 baseline: Baseline | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        target: str,
+        dialect: str | None = None,
+        only: str | list[str] | None = None,
+        reply_timeout: float = 5.0,
+        baseline: Baseline | None = None,
+        strict: bool = False,
+    ) -> None:
         self.spec = target
         self.checks = catalogue(only)
         self.forced_dialect = dialect
@@ -160,11 +176,17 @@ class Runner:
         ctx = self.ctx
         assert ctx is not None, "Runner.start() first"
         if self.gone is not None:
-            return CheckResult(check.id, "skip", check.rule, f"not run: {self.gone}",
-                               title=check.title)
+            return CheckResult(
+                check.id, "skip", check.rule, f"not run: {self.gone}", title=check.title
+            )
         if ctx.dialect not in check.dialects:
-            return CheckResult(check.id, "skip", check.rule,
-                               f"does not apply to the {ctx.dialect} dialect", title=check.title)
+            return CheckResult(
+                check.id,
+                "skip",
+                check.rule,
+                f"does not apply to the {ctx.dialect} dialect",
+                title=check.title,
+            )
         ctx.begin()
         started = time.monotonic()
         try:
@@ -186,8 +208,9 @@ class Runner:
         if status in ("fail", "error"):
             message += self._after_failure(ctx, check)
         message += self._after_silence(ctx, check, status)
-        result = CheckResult(check.id, status, check.rule, message, evidence, check.title,
-                             time.monotonic() - started)
+        result = CheckResult(
+            check.id, status, check.rule, message, evidence, check.title, time.monotonic() - started
+        )
         return self._against_baseline(result, ctx)
 
     def _against_baseline(self, result: CheckResult, ctx: Context) -> CheckResult:
@@ -195,18 +218,22 @@ class Runner:
         entry: Entry | None = None
         if result.status == "fail":
             entry = self.baseline.expected(
-                result.id, version, program,
-                result.message + "\n" + "\n".join(result.transcript))
+                result.id, version, program, result.message + "\n" + "\n".join(result.transcript)
+            )
             if entry is not None:
                 result.status = "xfail"
-                result.message = (f"EXPECTED FAILURE {entry.key} ({entry.source}): "
-                                  f"{entry.reason}\nWhat was seen: {result.message}")
+                result.message = (
+                    f"EXPECTED FAILURE {entry.key} ({entry.source}): "
+                    f"{entry.reason}\nWhat was seen: {result.message}"
+                )
         elif result.status == "pass":
             entry = self.baseline.stale(result.id, version, program)
             if entry is not None:
                 result.status = "xpass"
-                result.message = (f"STALE BASELINE ENTRY {entry.key} ({entry.source}): the "
-                                  "check passes, but the baseline expects it to fail")
+                result.message = (
+                    f"STALE BASELINE ENTRY {entry.key} ({entry.source}): the "
+                    "check passes, but the baseline expects it to fail"
+                )
         result.expected = entry
         return result
 
@@ -235,8 +262,10 @@ class Runner:
             except TargetError as exc:
                 self.gone = f"the target died in {check.id} and could not be started again: {exc}"
                 return f"\nThe server died in this check ({fate}) and did not start again."
-            return (f"\nThe server died in this check ({fate}); "
-                    "a fresh one was started for the remaining checks.")
+            return (
+                f"\nThe server died in this check ({fate}); "
+                "a fresh one was started for the remaining checks."
+            )
         self.gone = f"the target died in {check.id} ({fate})"
         return f"\nThe server died in this check: {fate}"
 
@@ -252,18 +281,25 @@ class Runner:
         self.silent.append(check.id)
         if len(self.silent) < SILENT_LIMIT or self.gone is not None:
             return ""
-        self.gone = (f"the target stopped answering (no reply at all in "
-                     f"{', '.join(self.silent)})")
-        return (f"\nNo reply came in this check nor in the {len(self.silent) - 1} before it: "
-                "the remaining checks are not run.")
+        self.gone = f"the target stopped answering (no reply at all in {', '.join(self.silent)})"
+        return (
+            f"\nNo reply came in this check nor in the {len(self.silent) - 1} before it: "
+            "the remaining checks are not run."
+        )
 
     def run(self) -> RunResult:
         """Every selected check; starts and closes the target itself."""
         started = time.monotonic()
         ctx = self.start()
         try:
-            run = RunResult(self.spec, ctx.dialect.name, ctx.greeting, strict=self.strict,
-                            version=ctx.version, program=ctx.target.program)
+            run = RunResult(
+                self.spec,
+                ctx.dialect.name,
+                ctx.greeting,
+                strict=self.strict,
+                version=ctx.version,
+                program=ctx.target.program,
+            )
             for check in self.checks:
                 run.results.append(self.run_check(check))
         finally:
@@ -272,9 +308,13 @@ class Runner:
         return run
 
 
-def run(target: str, dialect: str | None = None,
-        only: str | list[str] | None = None, baseline: Baseline | None = None,
-        strict: bool = False) -> RunResult:
+def run(
+    target: str,
+    dialect: str | None = None,
+    only: str | list[str] | None = None,
+    baseline: Baseline | None = None,
+    strict: bool = False,
+) -> RunResult:
     """Run the catalogue against ``target``, judged against ``baseline`` (the
     built-in known deviations by default); raises TargetError if unreachable."""
     return Runner(target, dialect, only, baseline=baseline, strict=strict).run()

@@ -239,8 +239,14 @@ class Session:
         """Send one JSON value as UTF-8 (non-ASCII left raw, as clients may)."""
         self.send_raw(json.dumps(message, ensure_ascii=False).encode("utf-8"), timeout)
 
-    def request(self, name: str, arguments: dict[str, Any] | None = None, *,
-                id: Any = None, oob: bool = False) -> dict[str, Any]:
+    def request(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        id: Any = None,
+        oob: bool = False,
+    ) -> dict[str, Any]:
         """A request object; ``id=None`` allocates one, ``id=MISSING`` sends none."""
         msg: dict[str, Any] = {"exec-oob" if oob else "execute": name}
         if arguments is not None:
@@ -251,9 +257,15 @@ class Session:
             msg["id"] = id
         return msg
 
-    def execute(self, name: str, arguments: dict[str, Any] | None = None, *,
-                id: Any = None, oob: bool = False,
-                timeout: float = DEFAULT_TIMEOUT) -> Message:
+    def execute(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        id: Any = None,
+        oob: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Message:
         """Send a command and wait for the reply carrying its id."""
         msg = self.request(name, arguments, id=id, oob=oob)
         self.send(msg)
@@ -324,8 +336,9 @@ class Session:
         return self._record(line)
 
     def _record(self, line: DecodedLine) -> Message:
-        msg = Message(line.raw, time.monotonic() - self.transcript.start, line.value,
-                      sentinel=line.sentinel)
+        msg = Message(
+            line.raw, time.monotonic() - self.transcript.start, line.value, sentinel=line.sentinel
+        )
         error = line.error
         if error is not None:
             msg.error = error.message if error.framing else f"not valid JSON: {error}"
@@ -373,15 +386,18 @@ class Session:
                 self.unanswered += 1
                 why = f"no reply with id {_short(id)} within {timeout:g} s"
                 if garbled is not None:
-                    why += (f"; meanwhile the server sent a line that is not valid JSON (Q37): "
-                            f"{garbled.brief(200)}")
+                    why += (
+                        f"; meanwhile the server sent a line that is not valid JSON (Q37): "
+                        f"{garbled.brief(200)}"
+                    )
                 raise ReplyTimeout(why)
             if msg.error is not None:
                 garbled = msg
             if msg.is_event:
                 continue
             if (msg.id is not MISSING and json_equal(msg.id, id)) or (
-                    msg.id is MISSING and "return" in msg.obj):
+                msg.id is MISSING and "return" in msg.obj
+            ):
                 # A success without an id can only answer a command; take it as
                 # ours rather than time out (the ids checks judge the lost id).
                 self.answered += 1
@@ -389,8 +405,9 @@ class Session:
             if len(self.inbox) < MAX_KEPT:
                 self.inbox.append(msg)
 
-    def collect(self, quiet: float = 0.3, timeout: float = DEFAULT_TIMEOUT,
-                until: int | None = None) -> list[Message]:
+    def collect(
+        self, quiet: float = 0.3, timeout: float = DEFAULT_TIMEOUT, until: int | None = None
+    ) -> list[Message]:
         """Messages until the line is quiet for ``quiet`` s, ``until`` non-event
         messages arrived, or ``timeout`` passed; bounded to MAX_COLLECT."""
         out: list[Message] = []
@@ -442,8 +459,9 @@ class Session:
         caps = qmp.get("capabilities") if isinstance(qmp, dict) else None
         return [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else []
 
-    def negotiate(self, enable: Iterable[str] | None = None,
-                  timeout: float = DEFAULT_TIMEOUT) -> Message:
+    def negotiate(
+        self, enable: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Message:
         """``qmp_capabilities`` (enabling ``enable`` when given); the reply."""
         args = {"enable": list(enable)} if enable is not None else None
         return self.execute("qmp_capabilities", args, timeout=timeout)
@@ -472,8 +490,13 @@ def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
     return (m for m in messages if m.is_error)
 
 
-def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1,
-                negotiation_timeout: float | None = None) -> list[Any]:
+def read_schema(
+    session: Session,
+    *,
+    timeout: float = 10.0,
+    attempts: int = 1,
+    negotiation_timeout: float | None = None,
+) -> list[Any]:
     """``query-qmp-schema`` on a greeted session: the introspection entries.
 
     ``qmp_capabilities`` goes first; its reply is awaited (``negotiation_timeout``,
@@ -486,8 +509,9 @@ def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1,
     negotiation = session.request("qmp_capabilities")
     session.send(negotiation)
     try:
-        session.wait_reply(negotiation["id"],
-                           timeout if negotiation_timeout is None else negotiation_timeout)
+        session.wait_reply(
+            negotiation["id"], timeout if negotiation_timeout is None else negotiation_timeout
+        )
     except ReplyTimeout:
         # Nothing within its own deadline: the schema gets no longer than that.
         timeout = min(timeout, negotiation_timeout or timeout)
@@ -506,8 +530,11 @@ def read_schema(session: Session, *, timeout: float = 10.0, attempts: int = 1,
     return entries
 
 
-def fetch_schema(target: str | Target, timeout: float = 10.0,
-                 on_greeting: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
+def fetch_schema(
+    target: str | Target,
+    timeout: float = 10.0,
+    on_greeting: Callable[[dict[str, Any]], None] | None = None,
+) -> list[Any]:
     """The live ``query-qmp-schema`` of ``target`` (a target string or object);
     ``on_greeting`` is handed the server's greeting.  Raises TargetError."""
     owned = isinstance(target, str)
@@ -544,4 +571,3 @@ def schema_from(source: str, leniency: str = "auto") -> Schema:
     program = parse_target(source).program
     schema.source = (f"{name}: {program}" if program else name) if name else source
     return schema
-

@@ -37,8 +37,13 @@ JSONSchema = dict[str, Any]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 #: QapiErrorClass, for schemas too old to define it.
-DEFAULT_ERROR_CLASSES = ("GenericError", "CommandNotFound", "DeviceNotActive",
-                         "DeviceNotFound", "KVMMissingCap")
+DEFAULT_ERROR_CLASSES = (
+    "GenericError",
+    "CommandNotFound",
+    "DeviceNotActive",
+    "DeviceNotFound",
+    "KVMMissingCap",
+)
 
 WireKind = Literal["greeting", "request", "success", "error", "event"]
 WIRE_KINDS: tuple[WireKind, ...] = ("greeting", "request", "success", "error", "event")
@@ -103,8 +108,9 @@ class Specs:
             return {"anyOf": [self.type_ref(b.type) for b in t.branches]}
         return self.type_ref(t.name)
 
-    def _object(self, obj: ObjectType, outer: list[Member],
-                tag: tuple[str, JSONSchema] | None) -> JSONSchema:
+    def _object(
+        self, obj: ObjectType, outer: list[Member], tag: tuple[str, JSONSchema] | None
+    ) -> JSONSchema:
         """``obj`` as a closed object, with ``outer`` members of an enclosing
         union merged in and the enclosing tag pinned."""
         members = outer + obj.members
@@ -128,8 +134,9 @@ class Specs:
             out["properties"] = {tag[0]: tag[1]}
         return out
 
-    def _closed(self, members: list[Member], tag: tuple[str, JSONSchema] | None,
-                open_: bool) -> JSONSchema:
+    def _closed(
+        self, members: list[Member], tag: tuple[str, JSONSchema] | None, open_: bool
+    ) -> JSONSchema:
         props: JSONSchema = {}
         required: list[str] = []
         for m in members:
@@ -148,11 +155,15 @@ class Specs:
             out["additionalProperties"] = False
         return out
 
-    def _document(self, root: JSONSchema, roots: list[str], title: str,
-                  extra: JSONSchema | None = None) -> JSONSchema:
+    def _document(
+        self, root: JSONSchema, roots: list[str], title: str, extra: JSONSchema | None = None
+    ) -> JSONSchema:
         doc: JSONSchema = {"$schema": DRAFT, "title": title, **(extra or {}), **root}
-        defs = {n: self.definition(n) for n in self.schema.walk_types(roots)
-                if not isinstance(self.schema.type(n), ArrayType | BuiltinType)}
+        defs = {
+            n: self.definition(n)
+            for n in self.schema.walk_types(roots)
+            if not isinstance(self.schema.type(n), ArrayType | BuiltinType)
+        }
         if defs:
             doc["$defs"] = defs
         return doc
@@ -177,7 +188,8 @@ class Specs:
                 self._docs[key] = self._document(root, [], f"{name} arguments", extra)
             else:
                 self._docs[key] = self._document(
-                    self.type_ref(cmd.arg_type), [cmd.arg_type], f"{name} arguments", extra)
+                    self.type_ref(cmd.arg_type), [cmd.arg_type], f"{name} arguments", extra
+                )
         return self._docs[key]
 
     def command_return(self, name: str) -> JSONSchema:
@@ -190,7 +202,8 @@ class Specs:
                 self._docs[key] = self._document(root, [], f"{name} return")
             else:
                 self._docs[key] = self._document(
-                    self.type_ref(cmd.ret_type), [cmd.ret_type], f"{name} return")
+                    self.type_ref(cmd.ret_type), [cmd.ret_type], f"{name} return"
+                )
         return self._docs[key]
 
     def event_data(self, name: str) -> JSONSchema:
@@ -204,7 +217,8 @@ class Specs:
                 self._docs[key] = self._document(root, [], f"{name} data", extra)
             else:
                 self._docs[key] = self._document(
-                    self.type_ref(ev.arg_type), [ev.arg_type], f"{name} data", extra)
+                    self.type_ref(ev.arg_type), [ev.arg_type], f"{name} data", extra
+                )
         return self._docs[key]
 
     def all_documents(self) -> dict[str, JSONSchema]:
@@ -219,8 +233,9 @@ class Specs:
 
     # -- validation ------------------------------------------------------------
 
-    def validator(self, kind: Literal["arguments", "return", "data", "type"],
-                  name: str) -> Draft202012Validator:
+    def validator(
+        self, kind: Literal["arguments", "return", "data", "type"], name: str
+    ) -> Draft202012Validator:
         """A compiled validator for a command's arguments or return, an
         event's data, or a type; built once."""
         key = (kind, name)
@@ -234,11 +249,11 @@ class Specs:
             self._validators[key] = Draft202012Validator(doc)
         return self._validators[key]
 
-    def errors(self, kind: Literal["arguments", "return", "data", "type"], name: str,
-               value: Any) -> list[str]:
+    def errors(
+        self, kind: Literal["arguments", "return", "data", "type"], name: str, value: Any
+    ) -> list[str]:
         """Every way ``value`` breaks the schema, as ``path: message`` lines."""
-        return [line for e in self.validator(kind, name).iter_errors(value)
-                for line in _explain(e)]
+        return [line for e in self.validator(kind, name).iter_errors(value) for line in _explain(e)]
 
     # -- wire messages -----------------------------------------------------------
 
@@ -251,8 +266,9 @@ class Specs:
             self._docs[key] = self._wire(kind, d)
         return self._docs[key]
 
-    def wire_validator(self, kind: WireKind,
-                       dialect: Dialect | str = DEFAULT) -> Draft202012Validator:
+    def wire_validator(
+        self, kind: WireKind, dialect: Dialect | str = DEFAULT
+    ) -> Draft202012Validator:
         """A compiled validator for :meth:`wire`'s schema."""
         key = (f"wire-{resolve(dialect).name}", kind)
         if key not in self._validators:
@@ -270,44 +286,58 @@ class Specs:
             caps: JSONSchema = {"type": "array", "items": {"type": "string"}}
             if not dialect.known_capabilities:
                 caps["maxItems"] = 0  # a server that knows no capability offers none
-            root = _closed_object({"QMP": _closed_object(
-                {"version": version, "capabilities": caps})})
+            root = _closed_object(
+                {"QMP": _closed_object({"version": version, "capabilities": caps})}
+            )
             return self._document(root, roots, f"QMP greeting ({dialect})")
         if kind == "request":
-            props: JSONSchema = {"execute": {"type": "string"},
-                                 "arguments": {"type": "object"}, "id": {}}
+            props: JSONSchema = {
+                "execute": {"type": "string"},
+                "arguments": {"type": "object"},
+                "id": {},
+            }
             one_of = [{"required": ["execute"]}]
             if dialect.oob_style == "exec-oob":
                 props["exec-oob"] = {"type": "string"}
                 one_of.append({"required": ["exec-oob"]})
             elif dialect.oob_style == "control":
                 props["control"] = _closed_object({"run-oob": {"type": "boolean"}}, [])
-            root = {"type": "object", "properties": props, "additionalProperties": False,
-                    "oneOf": one_of}
+            root = {
+                "type": "object",
+                "properties": props,
+                "additionalProperties": False,
+                "oneOf": one_of,
+            }
             return self._document(root, [], f"QMP request ({dialect})")
         if kind == "success":
             root = _closed_object({"return": {}, "id": {}}, ["return"])
             return self._document(root, [], f"QMP success response ({dialect})")
         if kind == "error":
             classes = self.error_classes()
-            error = _closed_object({"class": {"type": "string", "enum": classes},
-                                    "desc": {"type": "string"}})
+            error = _closed_object(
+                {"class": {"type": "string", "enum": classes}, "desc": {"type": "string"}}
+            )
             root = _closed_object({"error": error, "id": {}}, ["error"])
             return self._document(root, [], f"QMP error response ({dialect})")
         timestamp = {
             "type": "object",
             "required": ["seconds", "microseconds"],
             "additionalProperties": False,
-            "properties": {"seconds": {"type": "integer"},
-                           "microseconds": {"type": "integer"}},
+            "properties": {"seconds": {"type": "integer"}, "microseconds": {"type": "integer"}},
             "oneOf": [
                 {"properties": {"seconds": {"const": -1}, "microseconds": {"const": -1}}},
-                {"properties": {"seconds": {"minimum": 0},
-                                "microseconds": {"minimum": 0, "maximum": 999999}}},
+                {
+                    "properties": {
+                        "seconds": {"minimum": 0},
+                        "microseconds": {"minimum": 0, "maximum": 999999},
+                    }
+                },
             ],
         }
-        root = _closed_object({"event": {"type": "string"}, "data": {"type": "object"},
-                               "timestamp": timestamp}, ["event", "timestamp"])
+        root = _closed_object(
+            {"event": {"type": "string"}, "data": {"type": "object"}, "timestamp": timestamp},
+            ["event", "timestamp"],
+        )
         return self._document(root, [], f"QMP event ({dialect})")
 
     def error_classes(self) -> list[str]:
@@ -317,8 +347,7 @@ class Specs:
             return t.names
         return list(DEFAULT_ERROR_CLASSES)
 
-    def export(self, directory: str,
-               dialects: Iterable[Dialect | str] = (DEFAULT,)) -> list[str]:
+    def export(self, directory: str, dialects: Iterable[Dialect | str] = (DEFAULT,)) -> list[str]:
         """Write every document under ``directory``; returns the paths written."""
         written: list[str] = []
         documents = dict(self.all_documents())
@@ -347,9 +376,12 @@ def _annotations(features: tuple[str, ...]) -> JSONSchema:
 
 
 def _closed_object(props: JSONSchema, required: list[str] | None = None) -> JSONSchema:
-    return {"type": "object", "properties": props,
-            "required": list(props) if required is None else required,
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+        "additionalProperties": False,
+    }
 
 
 def _path(error: ValidationError) -> str:
@@ -361,8 +393,9 @@ def _explain(error: ValidationError) -> list[str]:
     """``path: message`` lines, descending into the union branch the value's
     tag selects: "not valid under any of the given schemas" helps nobody."""
     if error.validator == "oneOf" and isinstance(error.instance, dict):
-        branches: list[Any] = list(error.schema.get("oneOf", [])) \
-            if isinstance(error.schema, dict) else []
+        branches: list[Any] = (
+            list(error.schema.get("oneOf", [])) if isinstance(error.schema, dict) else []
+        )
         tag = _union_tag(branches)
         if tag is not None:
             if tag not in error.instance:
@@ -373,9 +406,15 @@ def _explain(error: ValidationError) -> list[str]:
                 if pinned.get("const", object()) == value or value in pinned.get("enum", ()):
                     inner = [e for e in error.context or () if e.relative_schema_path[0] == index]
                     return [line for e in inner for line in _explain(e)]
-            allowed = [v for b in branches for v in
-                       ([b["properties"][tag]["const"]] if "const" in b["properties"][tag]
-                        else b["properties"][tag].get("enum", []))]
+            allowed = [
+                v
+                for b in branches
+                for v in (
+                    [b["properties"][tag]["const"]]
+                    if "const" in b["properties"][tag]
+                    else b["properties"][tag].get("enum", [])
+                )
+            ]
             where = f"{_path(error)}.{tag}" if error.absolute_path else tag
             return [f"{where}: {value!r} is not one of {allowed}"]
     if error.validator == "anyOf" and error.context:
@@ -383,8 +422,11 @@ def _explain(error: ValidationError) -> list[str]:
         by_branch: dict[int, list[ValidationError]] = {}
         for e in error.context:
             by_branch.setdefault(int(e.relative_schema_path[0]), []).append(e)
-        typed = [errs for errs in by_branch.values()
-                 if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        typed = [
+            errs
+            for errs in by_branch.values()
+            if not any(e.validator == "type" and not e.relative_path for e in errs)
+        ]
         if len(typed) == 1:
             return [line for e in typed[0] for line in _explain(e)]
     return [f"{_path(error)}: {error.message}"]
@@ -397,7 +439,10 @@ def _union_tag(branches: Any) -> str | None:
     common: set[str] | None = None
     for b in branches:
         props = b.get("properties", {}) if isinstance(b, dict) else {}
-        pinned = {k for k, v in props.items() if isinstance(v, dict) and
-                  ("const" in v or ("enum" in v and "type" not in v))}
+        pinned = {
+            k
+            for k, v in props.items()
+            if isinstance(v, dict) and ("const" in v or ("enum" in v and "type" not in v))
+        }
         common = pinned if common is None else common & pinned
     return min(common) if common else None

@@ -95,8 +95,9 @@ def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
 class SocketConnection:
     """A connected stream socket (UNIX or TCP)."""
 
-    def __init__(self, sock: socket.socket, description: str,
-                 server: ServerProcess | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, description: str, server: ServerProcess | None = None
+    ) -> None:
         self.sock = sock
         self.description = description
         self.closed = False
@@ -127,9 +128,13 @@ class SocketConnection:
             self.sock.close()
 
 
-def connect_socket(family: socket.AddressFamily, address: Any, description: str,
-                   timeout: float = CONNECT_TIMEOUT,
-                   server: ServerProcess | None = None) -> SocketConnection:
+def connect_socket(
+    family: socket.AddressFamily,
+    address: Any,
+    description: str,
+    timeout: float = CONNECT_TIMEOUT,
+    server: ServerProcess | None = None,
+) -> SocketConnection:
     """Connect with a deadline: QEMU's listen backlog makes a blocking connect hang."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -144,8 +149,9 @@ def connect_socket(family: socket.AddressFamily, address: Any, description: str,
     return SocketConnection(sock, description, server)
 
 
-def connect_unix_retrying(path: str, description: str, timeout: float,
-                          server: ServerProcess | None = None) -> SocketConnection:
+def connect_unix_retrying(
+    path: str, description: str, timeout: float, server: ServerProcess | None = None
+) -> SocketConnection:
     """Connect to a server the harness started: it may have bound its socket
     (or not yet created it) before listening, so refusals are retried until
     ``timeout`` unless the process has died."""
@@ -177,13 +183,17 @@ class ServerProcess:
         self.command = command
         self.directory = tempfile.mkdtemp(prefix="qmp-conform-")
         self.path = os.path.join(self.directory, "qmp.sock")
-        argv = [a.replace(SOCKET_FIELD, self.path).replace(DIR_FIELD, self.directory)
-                for a in argv]
+        argv = [a.replace(SOCKET_FIELD, self.path).replace(DIR_FIELD, self.directory) for a in argv]
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the child)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.output,
-                                         stderr=self.output, cwd=self.directory,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
+                cwd=self.directory,
+                start_new_session=True,
+            )
         except OSError as exc:
             self.output.close()
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -195,11 +205,13 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.path):
             if self.proc.poll() is not None:
-                raise TargetError(f"spawn:{self.command} exited before listening "
-                                  f"({self.diagnostics()})")
+                raise TargetError(
+                    f"spawn:{self.command} exited before listening ({self.diagnostics()})"
+                )
             if time.monotonic() > deadline:
-                raise TargetError(f"spawn:{self.command} did not create {SOCKET_FIELD} "
-                                  f"within {timeout:g} s")
+                raise TargetError(
+                    f"spawn:{self.command} did not create {SOCKET_FIELD} within {timeout:g} s"
+                )
             time.sleep(0.02)
 
     def diagnostics(self) -> str:
@@ -244,8 +256,13 @@ class SpawnConnection:
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the child)
         try:
-            self.proc = subprocess.Popen(argv, stdin=theirs.fileno(), stdout=theirs.fileno(),
-                                         stderr=self.stderr, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=self.stderr,
+                start_new_session=True,
+            )
         except OSError as exc:
             ours.close()
             raise TargetError(f"cannot start {command!r}: {exc}") from exc
@@ -343,7 +360,8 @@ class Target:
     def local(self) -> bool:
         """Whether the server shares our filesystem (needed for the FIFO blocker)."""
         return self.kind in ("unix", "spawn", "served", "reference") or (
-            self.kind == "tcp" and str(self.address[0]) in ("127.0.0.1", "localhost", "::1"))
+            self.kind == "tcp" and str(self.address[0]) in ("127.0.0.1", "localhost", "::1")
+        )
 
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> Connection:
         conn: Connection
@@ -393,8 +411,7 @@ TARGET_KINDS = ("unix", "tcp", "spawn", "reference")
 def looks_like_target(text: str) -> bool:
     """Whether ``text`` names a target (and not a file that exists)."""
     kind, sep, _ = text.partition(":")
-    return kind in TARGET_KINDS and (bool(sep) or kind == "reference") \
-        and not os.path.exists(text)
+    return kind in TARGET_KINDS and (bool(sep) or kind == "reference") and not os.path.exists(text)
 
 
 def parse_target(spec: str) -> Target:
@@ -412,7 +429,8 @@ def parse_target(spec: str) -> Target:
     if kind == "reference":
         return Target(spec, "reference", options=parse_options(rest))
     raise TargetError(
-        f"unknown target {spec!r}: use unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]")
+        f"unknown target {spec!r}: use unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]"
+    )
 
 
 def open_target(spec: str, own_process: bool = False) -> Target:
@@ -438,6 +456,7 @@ def open_target(spec: str, own_process: bool = False) -> Target:
 def _launch_reference(target: Target, own_process: bool) -> Iterator[str]:
     try:
         import reference_server
+
         launch = reference_server.launch
     except (ImportError, AttributeError) as exc:
         raise TargetError(f"the reference server cannot be launched: {exc}") from exc
@@ -448,8 +467,7 @@ def _launch_reference(target: Target, own_process: bool) -> Iterator[str]:
     defects = target.options.get("defect", [])
     try:
         # A defect may make the server exit: then it must not share our process.
-        manager = launch(dialect=dialect, defects=defects,
-                         subprocess=own_process or bool(defects))
+        manager = launch(dialect=dialect, defects=defects, subprocess=own_process or bool(defects))
         path = manager.__enter__()
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise TargetError(f"cannot start the reference server: {exc}") from exc

@@ -35,9 +35,15 @@ __all__ = ["DEFAULT_SCHEMA", "DEFECTS", "ReferenceServer", "ServerConfig", "laun
 
 
 @contextlib.contextmanager
-def launch(dialect: str = DEFAULT.name, defects: Sequence[str] = (), *, schema: str | None = None,
-           subprocess: bool = False, path: str | None = None,
-           timeout: float = 10.0) -> Iterator[str]:
+def launch(
+    dialect: str = DEFAULT.name,
+    defects: Sequence[str] = (),
+    *,
+    schema: str | None = None,
+    subprocess: bool = False,
+    path: str | None = None,
+    timeout: float = 10.0,
+) -> Iterator[str]:
     """Start a reference server on a fresh UNIX socket; yield the socket path.
 
     The server stops when the block exits (or earlier, on ``quit``).
@@ -98,8 +104,16 @@ def _launch_thread(config: ServerConfig, path: str, timeout: float) -> Iterator[
 
 
 def _launch_process(config: ServerConfig, path: str, timeout: float) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "conformance.cli", "serve", "--unix", path,
-           "--dialect", config.dialect]
+    cmd = [
+        sys.executable,
+        "-m",
+        "conformance.cli",
+        "serve",
+        "--unix",
+        path,
+        "--dialect",
+        config.dialect,
+    ]
     for name in config.defects:
         cmd += ["--defect", name]
     if config.schema:

@@ -37,8 +37,12 @@ UINT64_MAX = 2**64 - 1
 
 #: The C type names QEMU prints for range errors of the narrow widths.
 _RANGE_NAMES = {
-    "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
-    "uint8": "uint8_t", "uint16": "uint16_t", "uint32": "uint32_t",
+    "int8": "int8_t",
+    "int16": "int16_t",
+    "int32": "int32_t",
+    "uint8": "uint8_t",
+    "uint16": "uint16_t",
+    "uint32": "uint32_t",
 }
 _SIGNED_RANGES = {"int8": 2**7, "int16": 2**15, "int32": 2**31}
 _UNSIGNED_MAX = {"uint8": 2**8 - 1, "uint16": 2**16 - 1, "uint32": 2**32 - 1}
@@ -153,8 +157,9 @@ class ArgumentChecker:
                 if not member.optional:
                     raise QMPError(f"Parameter '{prefix}{member.name}' is missing")
                 continue
-            self._visit(self.schema.type(member.type), value[member.name], member.name,
-                        prefix + member.name)
+            self._visit(
+                self.schema.type(member.type), value[member.name], member.name, prefix + member.name
+            )
 
     @staticmethod
     def _unexpected(path: str, value: dict[str, Any], known: set[str]) -> None:
@@ -182,8 +187,12 @@ def _wire_kinds(t: TypeEntity) -> tuple[str, ...]:
     """The JSON kinds (as :func:`json_kind` names them) a branch type takes."""
     if isinstance(t, BuiltinType):
         return {
-            "string": ("string",), "int": ("int",), "number": ("number", "int"),
-            "boolean": ("boolean",), "null": ("null",), "object": ("object",),
+            "string": ("string",),
+            "int": ("int",),
+            "number": ("number", "int"),
+            "boolean": ("boolean",),
+            "null": ("null",),
+            "object": ("object",),
             "array": ("array",),
         }.get(t.json_type, ())
     if isinstance(t, EnumType):

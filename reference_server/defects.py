@@ -91,8 +91,9 @@ def _stringify_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any])
     return [data]
 
 
-def _lose_every_second_reply(message: dict[str, Any], data: bytes,
-                             scratch: dict[str, Any]) -> list[bytes]:
+def _lose_every_second_reply(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
     if not _is_reply(message):
         return [data]
     scratch["replies"] = scratch.get("replies", 0) + 1
@@ -133,8 +134,7 @@ def _generic_class(message: dict[str, Any], data: bytes, scratch: dict[str, Any]
     return [data]
 
 
-def _greeting_version(message: dict[str, Any], data: bytes,
-                      scratch: dict[str, Any]) -> list[bytes]:
+def _greeting_version(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
     if classify(message) == "greeting":
         body = dict(message["QMP"])
         body["version"] = {"qemu": {"micro": 0, "minor": 0, "major": 6}, "package": "mismatch"}
@@ -142,8 +142,9 @@ def _greeting_version(message: dict[str, Any], data: bytes,
     return [data]
 
 
-def _greeting_no_capabilities(message: dict[str, Any], data: bytes,
-                              scratch: dict[str, Any]) -> list[bytes]:
+def _greeting_no_capabilities(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
     if classify(message) == "greeting":
         body = {k: v for k, v in message["QMP"].items() if k != "capabilities"}
         return [_reencode({"QMP": body}, data)]
@@ -153,14 +154,17 @@ def _greeting_no_capabilities(message: dict[str, Any], data: bytes,
 def _bad_timestamp(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
     if "event" in message:
         changed = dict(message)
-        changed["timestamp"] = {"seconds": message["timestamp"]["seconds"],
-                                "microseconds": 1_000_000 + 7}
+        changed["timestamp"] = {
+            "seconds": message["timestamp"]["seconds"],
+            "microseconds": 1_000_000 + 7,
+        }
         return [_reencode(changed, data)]
     return [data]
 
 
-def _event_inside_reply(message: dict[str, Any], data: bytes,
-                        scratch: dict[str, Any]) -> list[bytes]:
+def _event_inside_reply(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
     """Write events, then splice the next reply around the held event bytes."""
     if "event" in message:
         scratch.setdefault("events", []).append(data)
@@ -175,12 +179,13 @@ def _event_inside_reply(message: dict[str, Any], data: bytes,
 def _invalid_json(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
     if "return" in message:
         body = data.rstrip(b"\r\n")
-        return [body[:-1] + b", }" + data[len(body):]]
+        return [body[:-1] + b", }" + data[len(body) :]]
     return [data]
 
 
-def _null_empty_return(message: dict[str, Any], data: bytes,
-                       scratch: dict[str, Any]) -> list[bytes]:
+def _null_empty_return(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
     if message.get("return") == {}:
         changed = dict(message)
         changed["return"] = None
@@ -198,69 +203,140 @@ def _no_desc(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> l
 
 
 CATALOGUE: tuple[Defect, ...] = (
-    Defect("no-greeting", "Q7", "sends no greeting on connect",
-           flags=frozenset({Flag.SKIP_GREETING})),
-    Defect("greeting-version-mismatch", "Q8",
-           "greeting version differs from query-version", outgoing=_greeting_version),
-    Defect("greeting-without-capabilities", "Q3",
-           "greeting lacks the mandatory capabilities member",
-           outgoing=_greeting_no_capabilities),
-    Defect("commands-before-negotiation", "Q10",
-           "runs commands before qmp_capabilities",
-           flags=frozenset({Flag.COMMANDS_BEFORE_NEGOTIATION})),
-    Defect("events-before-negotiation", "Q11",
-           "delivers events to monitors still negotiating",
-           flags=frozenset({Flag.EVENTS_BEFORE_NEGOTIATION})),
-    Defect("renegotiation-accepted", "Q12",
-           "a second qmp_capabilities succeeds",
-           flags=frozenset({Flag.ACCEPT_RENEGOTIATION})),
-    Defect("unknown-capability-accepted", "Q14",
-           "qmp_capabilities accepts a capability that does not exist",
-           flags=frozenset({Flag.ACCEPT_UNKNOWN_CAPABILITY})),
+    Defect(
+        "no-greeting", "Q7", "sends no greeting on connect", flags=frozenset({Flag.SKIP_GREETING})
+    ),
+    Defect(
+        "greeting-version-mismatch",
+        "Q8",
+        "greeting version differs from query-version",
+        outgoing=_greeting_version,
+    ),
+    Defect(
+        "greeting-without-capabilities",
+        "Q3",
+        "greeting lacks the mandatory capabilities member",
+        outgoing=_greeting_no_capabilities,
+    ),
+    Defect(
+        "commands-before-negotiation",
+        "Q10",
+        "runs commands before qmp_capabilities",
+        flags=frozenset({Flag.COMMANDS_BEFORE_NEGOTIATION}),
+    ),
+    Defect(
+        "events-before-negotiation",
+        "Q11",
+        "delivers events to monitors still negotiating",
+        flags=frozenset({Flag.EVENTS_BEFORE_NEGOTIATION}),
+    ),
+    Defect(
+        "renegotiation-accepted",
+        "Q12",
+        "a second qmp_capabilities succeeds",
+        flags=frozenset({Flag.ACCEPT_RENEGOTIATION}),
+    ),
+    Defect(
+        "unknown-capability-accepted",
+        "Q14",
+        "qmp_capabilities accepts a capability that does not exist",
+        flags=frozenset({Flag.ACCEPT_UNKNOWN_CAPABILITY}),
+    ),
     Defect("reply-drops-id", "Q16", "replies lose their id", outgoing=_drop_id),
-    Defect("id-stringified", "Q15",
-           "non-string ids come back as strings", outgoing=_stringify_id),
-    Defect("lost-reply", "Q16",
-           "every second reply of a connection is never sent",
-           outgoing=_lose_every_second_reply),
-    Defect("duplicate-reply", "Q16",
-           "each success reply is sent twice", outgoing=_duplicate_reply),
-    Defect("empty-return-null", "Q19",
-           "commands without data return null instead of {}", outgoing=_null_empty_return),
+    Defect("id-stringified", "Q15", "non-string ids come back as strings", outgoing=_stringify_id),
+    Defect(
+        "lost-reply",
+        "Q16",
+        "every second reply of a connection is never sent",
+        outgoing=_lose_every_second_reply,
+    ),
+    Defect("duplicate-reply", "Q16", "each success reply is sent twice", outgoing=_duplicate_reply),
+    Defect(
+        "empty-return-null",
+        "Q19",
+        "commands without data return null instead of {}",
+        outgoing=_null_empty_return,
+    ),
     Defect("error-without-desc", "Q20", "errors lack desc", outgoing=_no_desc),
-    Defect("wrong-error-class", "Q10",
-           "CommandNotFound errors are sent as GenericError", outgoing=_generic_class),
-    Defect("in-band-reordered", "Q22",
-           "pipelined replies come back pairwise swapped", outgoing=_swap_reply_pairs),
-    Defect("oob-no-overtake", "Q23",
-           "exec-oob waits behind in-band work", flags=frozenset({Flag.OOB_IN_BAND})),
-    Defect("exec-oob-any-command", "Q27",
-           "exec-oob runs commands that do not allow OOB",
-           flags=frozenset({Flag.EVERY_COMMAND_OOB})),
-    Defect("oob-without-negotiation", "Q28",
-           "exec-oob is accepted although oob was not negotiated",
-           flags=frozenset({Flag.OOB_ALWAYS_ENABLED})),
-    Defect("bad-event-timestamp", "Q29",
-           "events carry microseconds above 999999", outgoing=_bad_timestamp),
-    Defect("event-inside-reply", "Q30",
-           "events are written in the middle of the next reply", outgoing=_event_inside_reply),
-    Defect("no-parser-recovery", "Q32",
-           "after a JSON error the connection ignores all further input",
-           flags=frozenset({Flag.DEAF_AFTER_ERROR})),
-    Defect("dies-on-garbage", "Q32",
-           "the server exits on the first JSON parse error",
-           flags=frozenset({Flag.DIE_ON_GARBAGE})),
-    Defect("accepts-invalid-arguments", "Q33",
-           "arguments are not checked against the schema",
-           flags=frozenset({Flag.ACCEPT_INVALID_ARGUMENTS})),
-    Defect("side-effect-before-error", "Q34",
-           "a command with invalid arguments acts before failing",
-           flags=frozenset({Flag.SIDE_EFFECT_BEFORE_ERROR})),
-    Defect("non-ascii-output", "Q1",
-           "output carries raw UTF-8 instead of \\u escapes", outgoing=_raw_utf8),
+    Defect(
+        "wrong-error-class",
+        "Q10",
+        "CommandNotFound errors are sent as GenericError",
+        outgoing=_generic_class,
+    ),
+    Defect(
+        "in-band-reordered",
+        "Q22",
+        "pipelined replies come back pairwise swapped",
+        outgoing=_swap_reply_pairs,
+    ),
+    Defect(
+        "oob-no-overtake",
+        "Q23",
+        "exec-oob waits behind in-band work",
+        flags=frozenset({Flag.OOB_IN_BAND}),
+    ),
+    Defect(
+        "exec-oob-any-command",
+        "Q27",
+        "exec-oob runs commands that do not allow OOB",
+        flags=frozenset({Flag.EVERY_COMMAND_OOB}),
+    ),
+    Defect(
+        "oob-without-negotiation",
+        "Q28",
+        "exec-oob is accepted although oob was not negotiated",
+        flags=frozenset({Flag.OOB_ALWAYS_ENABLED}),
+    ),
+    Defect(
+        "bad-event-timestamp",
+        "Q29",
+        "events carry microseconds above 999999",
+        outgoing=_bad_timestamp,
+    ),
+    Defect(
+        "event-inside-reply",
+        "Q30",
+        "events are written in the middle of the next reply",
+        outgoing=_event_inside_reply,
+    ),
+    Defect(
+        "no-parser-recovery",
+        "Q32",
+        "after a JSON error the connection ignores all further input",
+        flags=frozenset({Flag.DEAF_AFTER_ERROR}),
+    ),
+    Defect(
+        "dies-on-garbage",
+        "Q32",
+        "the server exits on the first JSON parse error",
+        flags=frozenset({Flag.DIE_ON_GARBAGE}),
+    ),
+    Defect(
+        "accepts-invalid-arguments",
+        "Q33",
+        "arguments are not checked against the schema",
+        flags=frozenset({Flag.ACCEPT_INVALID_ARGUMENTS}),
+    ),
+    Defect(
+        "side-effect-before-error",
+        "Q34",
+        "a command with invalid arguments acts before failing",
+        flags=frozenset({Flag.SIDE_EFFECT_BEFORE_ERROR}),
+    ),
+    Defect(
+        "non-ascii-output",
+        "Q1",
+        "output carries raw UTF-8 instead of \\u escapes",
+        outgoing=_raw_utf8,
+    ),
     Defect("lf-only-line-ending", "Q2", "messages end in LF, not CRLF", outgoing=_lf_only),
-    Defect("invalid-json-output", "Q37",
-           "success replies carry a trailing comma", outgoing=_invalid_json),
+    Defect(
+        "invalid-json-output",
+        "Q37",
+        "success replies carry a trailing comma",
+        outgoing=_invalid_json,
+    ),
 )
 
 BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}
@@ -279,8 +355,9 @@ class DefectSet:
         self._flags = frozenset(f for d in self.defects for f in d.flags)
         self._rewrites = [d.outgoing for d in self.defects if d.outgoing is not None]
         #: What the protocol core does differently for these defects.
-        self.quirks = Quirks(**{name: True for flag, name in _QUIRKS.items()
-                                if flag in self._flags})
+        self.quirks = Quirks(
+            **{name: True for flag, name in _QUIRKS.items() if flag in self._flags}
+        )
 
     def has(self, flag: Flag) -> bool:
         return flag in self._flags
@@ -289,8 +366,9 @@ class DefectSet:
     def rewrites_output(self) -> bool:
         return bool(self._rewrites)
 
-    def outgoing(self, message: dict[str, Any], data: bytes,
-                 scratch: dict[str, Any]) -> list[bytes]:
+    def outgoing(
+        self, message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+    ) -> list[bytes]:
         chunks = [data]
         for rewrite in self._rewrites:
             chunks = [out for chunk in chunks for out in rewrite(message, chunk, scratch)]

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Literal, TypeAlias
 
 ErrorClass: TypeAlias = Literal[
-    "GenericError", "CommandNotFound", "DeviceNotActive", "DeviceNotFound", "KVMMissingCap",
+    "GenericError",
+    "CommandNotFound",
+    "DeviceNotActive",
+    "DeviceNotFound",
+    "KVMMissingCap",
 ]
 
 

@@ -17,33 +17,44 @@ from typing import Any
 from reference_server.errors import QMPError
 from reference_server.events import EventBus
 
-STATUSES = ("undefined", "created", "running", "paused", "ready", "standby", "waiting",
-            "pending", "aborting", "concluded", "null")
+STATUSES = (
+    "undefined",
+    "created",
+    "running",
+    "paused",
+    "ready",
+    "standby",
+    "waiting",
+    "pending",
+    "aborting",
+    "concluded",
+    "null",
+)
 
 # Rows: from-status; columns in STATUSES order (QEMU's JobSTT).
 _TRANSITIONS = {
     "undefined": "01000000000",
-    "created":   "00100000101",
-    "running":   "00011010100",
-    "paused":    "00100000000",
-    "ready":     "00000110100",
-    "standby":   "00001000000",
-    "waiting":   "00000001100",
-    "pending":   "00000000110",
-    "aborting":  "00000000110",
+    "created": "00100000101",
+    "running": "00011010100",
+    "paused": "00100000000",
+    "ready": "00000110100",
+    "standby": "00001000000",
+    "waiting": "00000001100",
+    "pending": "00000000110",
+    "aborting": "00000000110",
     "concluded": "00000000001",
-    "null":      "00000000000",
+    "null": "00000000000",
 }
 # Rows: verbs; columns in STATUSES order (QEMU's JobVerbTable).
 _VERBS = {
-    "cancel":    "01111111000",
-    "pause":     "01111100000",
-    "resume":    "01111100000",
+    "cancel": "01111111000",
+    "pause": "01111100000",
+    "resume": "01111100000",
     "set-speed": "01111100000",
-    "complete":  "00001000000",
-    "finalize":  "00000001000",
-    "dismiss":   "00000000010",
-    "change":    "00111100000",
+    "complete": "00001000000",
+    "finalize": "00000001000",
+    "dismiss": "00000000010",
+    "change": "00111100000",
 }
 
 
@@ -99,8 +110,11 @@ class JobManager:
 
     def create(self, job: Job, body: Callable[[Job], Awaitable[None]] | None = None) -> Job:
         """Register and start ``job``; ``body`` does the work (default: copy data)."""
-        if not job.id or not (job.id[0].isalpha()) or any(
-                not (c.isalnum() or c in "-_.") for c in job.id):
+        if (
+            not job.id
+            or not (job.id[0].isalpha())
+            or any(not (c.isalnum() or c in "-_.") for c in job.id)
+        ):
             raise QMPError(f"Invalid job ID '{job.id}'")
         if job.id in self.jobs:
             raise QMPError(f"Job ID '{job.id}' already in use")
@@ -148,15 +162,23 @@ class JobManager:
             self._set(job, "running")
 
     def _block_info_event(self, job: Job) -> dict[str, Any]:
-        return {"device": job.id, "len": job.total, "offset": job.progress,
-                "speed": job.speed, "type": job.type}
+        return {
+            "device": job.id,
+            "len": job.total,
+            "offset": job.progress,
+            "speed": job.speed,
+            "type": job.type,
+        }
 
     def _finish(self, job: Job) -> None:
         """QEMU's completion path: waiting, pending, finalize, conclude, dismiss."""
         if job.status in ("paused", "standby"):
             self._set(job, "running" if job.status == "paused" else "ready")
-        aborted = job.error is not None or (job.cancelled and not job.completed_by_user
-                                            and (job.force_cancel or job.status != "ready"))
+        aborted = job.error is not None or (
+            job.cancelled
+            and not job.completed_by_user
+            and (job.force_cancel or job.status != "ready")
+        )
         if aborted:
             self._set(job, "aborting")
         else:
@@ -202,8 +224,9 @@ class JobManager:
     @staticmethod
     def _verb(job: Job, verb: str) -> None:
         if _VERBS[verb][STATUSES.index(job.status)] != "1":
-            raise QMPError(f"Job '{job.id}' in state '{job.status}' cannot accept"
-                           f" command verb '{verb}'")
+            raise QMPError(
+                f"Job '{job.id}' in state '{job.status}' cannot accept command verb '{verb}'"
+            )
 
     def pause(self, job: Job) -> None:
         self._verb(job, "pause")

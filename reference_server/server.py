@@ -76,19 +76,23 @@ class ReferenceServer:
         self.dialect: Dialect = get_dialect(self.config.dialect)
         self.defects = DefectSet(self.config.defects)
         # A server without a greeting is a guest agent: it serves the agent's schema.
-        path = self.config.schema or (DEFAULT_SCHEMA if self.dialect.greeting
-                                      else QGA_SCHEMA)
+        path = self.config.schema or (DEFAULT_SCHEMA if self.dialect.greeting else QGA_SCHEMA)
         self.schema: Schema = load(path)
         self.checker = ArgumentChecker(self.schema)
         self.handlers: dict[str, Handler] = load_all()
         self.introspection = introspect(self.schema)
         self.command_names = [n for n in self.schema.commands if n in self.handlers]
         if self.dialect.negotiation and "qmp_capabilities" in self.schema.commands:
-            self.command_names = ["qmp_capabilities",
-                                  *[n for n in self.command_names if n != "qmp_capabilities"]]
+            self.command_names = [
+                "qmp_capabilities",
+                *[n for n in self.command_names if n != "qmp_capabilities"],
+            ]
         # The release the dialect stands for, under the server's own name.
-        release = self.dialect.version["qemu"] if isinstance(self.dialect.version, dict) \
+        release = (
+            self.dialect.version["qemu"]
+            if isinstance(self.dialect.version, dict)
             else VERSION["qemu"]
+        )
         self.version: Any = {**VERSION, "qemu": release}
         self.machine = Machine()
         self.inband_lock = asyncio.Lock()
@@ -129,8 +133,9 @@ class ReferenceServer:
         Returns the bound port (useful with port 0).
         """
         if not allow_remote and not is_loopback(host):
-            raise ValueError(f"refusing to listen on non-loopback address {host!r} "
-                             "without --allow-remote")
+            raise ValueError(
+                f"refusing to listen on non-loopback address {host!r} without --allow-remote"
+            )
         srv = await asyncio.get_running_loop().create_server(self._protocol, host, port)
         self._servers.append(srv)
         self._watch_quit()
@@ -188,8 +193,9 @@ class ReferenceServer:
     async def _run(self, conn: Connection, request: Request) -> Any:
         command = self.schema.commands[request.command]
         handler = self.handlers[request.command]
-        ctx = CommandContext(self.machine, self.schema, conn, self.introspection,
-                             self.command_names, self.version)
+        ctx = CommandContext(
+            self.machine, self.schema, conn, self.introspection, self.command_names, self.version
+        )
         if command.gen and not self.defects.has(Flag.ACCEPT_INVALID_ARGUMENTS):
             try:
                 self.checker.check_arguments(command.arg_type, request.arguments)
@@ -215,7 +221,8 @@ def is_loopback(host: str) -> bool:
         except OSError:
             return False
         return bool(infos) and all(
-            ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos)
+            ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos
+        )
 
 
 class Connection(asyncio.Protocol):
@@ -241,12 +248,20 @@ class Connection(asyncio.Protocol):
         self.closed = asyncio.Event()
         defects = server.defects
         names = set(server.command_names)
-        oob = names if defects.has(Flag.EVERY_COMMAND_OOB) else {
-            n for n in names if server.schema.commands[n].allow_oob}
+        oob = (
+            names
+            if defects.has(Flag.EVERY_COMMAND_OOB)
+            else {n for n in names if server.schema.commands[n].allow_oob}
+        )
         if not server.dialect.supports_oob:
             oob = set()
-        self.monitor = Monitor(server.dialect, commands=names, oob_commands=oob,
-                               version=server.version, quirks=defects.quirks)
+        self.monitor = Monitor(
+            server.dialect,
+            commands=names,
+            oob_commands=oob,
+            version=server.version,
+            quirks=defects.quirks,
+        )
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
@@ -325,8 +340,7 @@ class Connection(asyncio.Protocol):
         self._update_reading()
 
     def _update_reading(self) -> None:
-        want = (not self._write_paused and not self.closing
-                and self.monitor.want_read)
+        want = not self._write_paused and not self.closing and self.monitor.want_read
         transport = self.transport
         if not isinstance(transport, asyncio.ReadTransport) or want == self._reading:
             return
@@ -364,8 +378,9 @@ class Connection(asyncio.Protocol):
                 return
             if defects.has(Flag.DEAF_AFTER_ERROR):
                 self.deaf = True
-        chunks = defects.outgoing(message, data, self.scratch) if defects.rewrites_output \
-            else [data]
+        chunks = (
+            defects.outgoing(message, data, self.scratch) if defects.rewrites_output else [data]
+        )
         if self.writer is not None and not self.writer.is_closing():
             for chunk in chunks:
                 self.writer.write(chunk)
@@ -375,8 +390,9 @@ class Connection(asyncio.Protocol):
     def deliver_event(self, message: dict[str, Any]) -> None:
         if self.closing:
             return
-        if self.monitor.send_event(message["event"], message.get("data"),
-                                   when=message["timestamp"]):
+        if self.monitor.send_event(
+            message["event"], message.get("data"), when=message["timestamp"]
+        ):
             self.pump(at_least_one=True)
 
     def close_after_reply(self) -> None:
@@ -398,9 +414,15 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(config: ServerConfig, *, unix: str | None = None,
-                tcp: tuple[str, int] | None = None, allow_remote: bool = False,
-                stdio: bool = False, ready: asyncio.Future[Any] | None = None) -> int:
+async def serve(
+    config: ServerConfig,
+    *,
+    unix: str | None = None,
+    tcp: tuple[str, int] | None = None,
+    allow_remote: bool = False,
+    stdio: bool = False,
+    ready: asyncio.Future[Any] | None = None,
+) -> int:
     """Run a server until ``quit`` (exit status 0) or a seeded crash (134)."""
     server = ReferenceServer(config)
     bound: Any = None

@@ -43,8 +43,7 @@ class AllowList:
             raise AllowFileError(f"{path}: can't read allow file: {exc}") from None
 
     def _regex(self) -> re.Pattern[str]:
-        alternatives = (".*".join(re.escape(part) for part in p.split("*"))
-                        for p in self.patterns)
+        alternatives = (".*".join(re.escape(part) for part in p.split("*")) for p in self.patterns)
         return re.compile("(?:" + "|".join(alternatives) + ")\\Z" if self.patterns else "(?!)")
 
     def allows(self, path: str) -> bool:

@@ -47,8 +47,14 @@ class Change:
     reason: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "class": self.category, "direction": self.direction,
-                "rule": self.rule, "citation": RULES[self.rule].cite(), "reason": self.reason}
+        return {
+            "path": self.path,
+            "class": self.category,
+            "direction": self.direction,
+            "rule": self.rule,
+            "citation": RULES[self.rule].cite(),
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -69,8 +75,12 @@ class DiffReport:
         return self.of("breaking")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"old": self.old, "new": self.new, "counts": self.counts(),
-                "changes": [c.to_dict() for c in self.changes]}
+        return {
+            "old": self.old,
+            "new": self.new,
+            "counts": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+        }
 
 
 def diff(old: Schema, new: Schema) -> DiffReport:
@@ -126,19 +136,22 @@ class _Differ:
             category, reason = "unstable", f"{reason} (inside something unstable)"
         self.changes.append(Change(path, category, ctx.direction, rule, reason))
 
-    def removal(self, path: str, what: str, features: tuple[str, ...], name: str,
-                ctx: _Ctx, rule: str) -> None:
+    def removal(
+        self, path: str, what: str, features: tuple[str, ...], name: str, ctx: _Ctx, rule: str
+    ) -> None:
         """Something the client could use is gone: breaking unless policy allows it."""
         if "deprecated" in features:
-            self.emit(path, "deprecated-removal", ctx, "policy.deprecated",
-                      f"deprecated {what} removed")
+            self.emit(
+                path, "deprecated-removal", ctx, "policy.deprecated", f"deprecated {what} removed"
+            )
         elif _is_unstable(name, features):
             self.emit(path, "unstable", ctx, "policy.unstable", f"unstable {what} removed")
         else:
             self.emit(path, "breaking", ctx, rule, f"{what} removed")
 
-    def features(self, path: str, what: str, old: tuple[str, ...], new: tuple[str, ...],
-                 ctx: _Ctx) -> None:
+    def features(
+        self, path: str, what: str, old: tuple[str, ...], new: tuple[str, ...], ctx: _Ctx
+    ) -> None:
         for feat in ("deprecated", "unstable"):
             if feat in new and feat not in old:
                 self.emit(path, "compatible", ctx, "both.feature", f"{what} is now {feat}")
@@ -162,8 +175,9 @@ class _Differ:
             if oe is None:
                 self.emit(name, "compatible", _Ctx("receive"), "receive.add", "event added")
             elif ne is None:
-                self.removal(name, "event", oe.features, name, _Ctx("receive"),
-                             "receive.remove-event")
+                self.removal(
+                    name, "event", oe.features, name, _Ctx("receive"), "receive.remove-event"
+                )
             else:
                 self.event(name, oe, ne)
 
@@ -176,9 +190,15 @@ class _Differ:
         elif nc.allow_oob and not oc.allow_oob:
             self.emit(name, "compatible", send, "send.add", "command now allows exec-oob")
         if oc.success_response != nc.success_response:
-            self.emit(name, "breaking", send, "command.success-response",
-                      "command " + ("no longer replies" if oc.success_response
-                                    else "now replies") + " on success")
+            self.emit(
+                name,
+                "breaking",
+                send,
+                "command.success-response",
+                "command "
+                + ("no longer replies" if oc.success_response else "now replies")
+                + " on success",
+            )
         if not (oc.gen and nc.gen):
             # gen: false marshals by hand; its argument type is not the contract.
             pass
@@ -241,34 +261,70 @@ class _Differ:
         send = ctx.direction == "send"
         if isinstance(o, BuiltinType) and o.json_type == "string" and isinstance(n, EnumType):
             if send:
-                self.emit(path, "breaking", ctx, "send.narrow",
-                          f"str became an enum: only {len(n.values)} values are accepted now")
+                self.emit(
+                    path,
+                    "breaking",
+                    ctx,
+                    "send.narrow",
+                    f"str became an enum: only {len(n.values)} values are accepted now",
+                )
             else:
-                self.emit(path, "introspection-only", ctx, "verdict.receive-str-to-enum",
-                          "str became an enum; the wire still carries a string")
+                self.emit(
+                    path,
+                    "introspection-only",
+                    ctx,
+                    "verdict.receive-str-to-enum",
+                    "str became an enum; the wire still carries a string",
+                )
         elif isinstance(o, EnumType) and isinstance(n, BuiltinType) and n.json_type == "string":
             if send:
-                self.emit(path, "compatible", ctx, "send.widen",
-                          "enum became str: any string is accepted now")
+                self.emit(
+                    path,
+                    "compatible",
+                    ctx,
+                    "send.widen",
+                    "enum became str: any string is accepted now",
+                )
             else:
-                self.emit(path, "compatible", ctx, "verdict.receive-enum-value",
-                          "enum became str: values outside the old enum may be received")
+                self.emit(
+                    path,
+                    "compatible",
+                    ctx,
+                    "verdict.receive-enum-value",
+                    "enum became str: values outside the old enum may be received",
+                )
         elif isinstance(n, BuiltinType) and n.json_type == "value":
             if send:
-                self.emit(path, "compatible", ctx, "send.widen",
-                          f"{was} became any: any value is accepted now")
+                self.emit(
+                    path,
+                    "compatible",
+                    ctx,
+                    "send.widen",
+                    f"{was} became any: any value is accepted now",
+                )
             else:
-                self.emit(path, "introspection-only", ctx, "receive.narrow",
-                          f"{was} became any: the schema no longer describes the value")
+                self.emit(
+                    path,
+                    "introspection-only",
+                    ctx,
+                    "receive.narrow",
+                    f"{was} became any: the schema no longer describes the value",
+                )
         elif isinstance(o, BuiltinType) and o.json_type == "value":
             if send:
-                self.emit(path, "breaking", ctx, "send.narrow",
-                          f"any became {now}: other values are rejected now")
+                self.emit(
+                    path,
+                    "breaking",
+                    ctx,
+                    "send.narrow",
+                    f"any became {now}: other values are rejected now",
+                )
             else:
                 self.emit(path, "compatible", ctx, "receive.narrow", f"any became {now}")
         else:
-            self.emit(path, "breaking", ctx, "both.type-change",
-                      f"type changed from {was} to {now}")
+            self.emit(
+                path, "breaking", ctx, "both.type-change", f"type changed from {was} to {now}"
+            )
 
     def builtins(self, o: BuiltinType, n: BuiltinType, path: str, ctx: _Ctx) -> None:
         if o.json_type == n.json_type:
@@ -280,12 +336,22 @@ class _Differ:
             if send:
                 self.emit(path, "compatible", ctx, "send.widen", "int became number")
             else:
-                self.emit(path, "breaking", ctx, "receive.new-json-kind",
-                          "int became number: fractional values may be received")
+                self.emit(
+                    path,
+                    "breaking",
+                    ctx,
+                    "receive.new-json-kind",
+                    "int became number: fractional values may be received",
+                )
         elif (o.json_type, n.json_type) == ("number", "int"):
             if send:
-                self.emit(path, "breaking", ctx, "send.narrow",
-                          "number became int: fractional values are rejected now")
+                self.emit(
+                    path,
+                    "breaking",
+                    ctx,
+                    "send.narrow",
+                    "number became int: fractional values are rejected now",
+                )
             else:
                 self.emit(path, "compatible", ctx, "receive.narrow", "number became int")
         else:
@@ -293,18 +359,31 @@ class _Differ:
 
     def int_range(self, o: BuiltinType, n: BuiltinType, path: str, ctx: _Ctx) -> None:
         if (o.minimum, o.maximum) == (n.minimum, n.maximum) or None in (
-                o.minimum, o.maximum, n.minimum, n.maximum):
+            o.minimum,
+            o.maximum,
+            n.minimum,
+            n.maximum,
+        ):
             return
         assert o.minimum is not None and o.maximum is not None
         assert n.minimum is not None and n.maximum is not None
         narrower = n.minimum > o.minimum or n.maximum < o.maximum
         if ctx.direction == "send" and narrower:
-            self.emit(path, "breaking", ctx, "send.narrow",
-                      f"integer type narrowed from {o.name} to {n.name}")
+            self.emit(
+                path,
+                "breaking",
+                ctx,
+                "send.narrow",
+                f"integer type narrowed from {o.name} to {n.name}",
+            )
         else:
-            self.emit(path, "compatible", ctx,
-                      "send.widen" if ctx.direction == "send" else "receive.narrow",
-                      f"integer type changed from {o.name} to {n.name}")
+            self.emit(
+                path,
+                "compatible",
+                ctx,
+                "send.widen" if ctx.direction == "send" else "receive.narrow",
+                f"integer type changed from {o.name} to {n.name}",
+            )
 
     # -- enums ------------------------------------------------------------
 
@@ -319,8 +398,13 @@ class _Differ:
             elif ctx.direction == "send":
                 self.removal(vpath, "enum value", ov.features, name, ctx, "send.remove")
             else:
-                self.emit(vpath, "compatible", ctx, "receive.remove-unreachable",
-                          "enum value removed: it can no longer be received")
+                self.emit(
+                    vpath,
+                    "compatible",
+                    ctx,
+                    "receive.remove-unreachable",
+                    "enum value removed: it can no longer be received",
+                )
         for name in new_values.keys() - old_values.keys():
             self.enum_added(f"{path}:{name}", new_values[name], ctx)
 
@@ -328,8 +412,13 @@ class _Differ:
         if ctx.direction == "send":
             self.emit(path, "compatible", ctx, "send.add", "enum value added")
         else:
-            self.emit(path, "compatible", ctx, "verdict.receive-enum-value",
-                      "enum value added: clients may receive it")
+            self.emit(
+                path,
+                "compatible",
+                ctx,
+                "verdict.receive-enum-value",
+                "enum value added: clients may receive it",
+            )
 
     # -- alternates -------------------------------------------------------
 
@@ -351,18 +440,29 @@ class _Differ:
         if ctx.direction == "send":
             self.emit(path, "breaking", ctx, "send.remove", f"alternate branch ({kind}) removed")
         else:
-            self.emit(path, "compatible", ctx, "receive.narrow",
-                      f"alternate branch ({kind}) removed: it can no longer be received")
+            self.emit(
+                path,
+                "compatible",
+                ctx,
+                "receive.narrow",
+                f"alternate branch ({kind}) removed: it can no longer be received",
+            )
 
     def branch_added(self, path: str, kind: str, ctx: _Ctx) -> None:
         if ctx.direction == "send":
             self.emit(path, "compatible", ctx, "send.add", f"alternate branch ({kind}) added")
         else:
-            self.emit(path, "breaking", ctx, "receive.new-json-kind",
-                      f"alternate branch ({kind}) added: clients may receive a {kind}")
+            self.emit(
+                path,
+                "breaking",
+                ctx,
+                "receive.new-json-kind",
+                f"alternate branch ({kind}) added: clients may receive a {kind}",
+            )
 
-    def into_alternate(self, o: TypeEntity, old_name: str | None, n: AlternateType,
-                       path: str, ctx: _Ctx) -> None:
+    def into_alternate(
+        self, o: TypeEntity, old_name: str | None, n: AlternateType, path: str, ctx: _Ctx
+    ) -> None:
         """§3.3/§3.4: a type becoming an alternate that includes it."""
         kind = _json_kind(o)
         nb = self.branches(self.new, n)
@@ -371,17 +471,27 @@ class _Differ:
             return
         others = sorted(k for k in nb if k != kind)
         if ctx.direction == "send":
-            self.emit(path, "introspection-only", ctx, "send.alternate-of",
-                      f"{self.describe(o)} became an alternate that includes it "
-                      f"(also accepts {', '.join(others)})")
+            self.emit(
+                path,
+                "introspection-only",
+                ctx,
+                "send.alternate-of",
+                f"{self.describe(o)} became an alternate that includes it "
+                f"(also accepts {', '.join(others)})",
+            )
         else:
-            self.emit(path, "breaking", ctx, "receive.new-json-kind",
-                      f"{self.describe(o)} became an alternate: clients may receive "
-                      f"{', '.join(others)}")
+            self.emit(
+                path,
+                "breaking",
+                ctx,
+                "receive.new-json-kind",
+                f"{self.describe(o)} became an alternate: clients may receive {', '.join(others)}",
+            )
         self.pair(old_name, nb[kind], f"{path}|{kind}", ctx)
 
-    def out_of_alternate(self, o: AlternateType, n: TypeEntity, new_name: str | None,
-                         path: str, ctx: _Ctx) -> None:
+    def out_of_alternate(
+        self, o: AlternateType, n: TypeEntity, new_name: str | None, path: str, ctx: _Ctx
+    ) -> None:
         kind = _json_kind(n)
         ob = self.branches(self.old, o)
         if kind not in ob:
@@ -409,8 +519,13 @@ class _Differ:
         ov = self.variant_members(self.old, o)
         nv = self.variant_members(self.new, n)
         if o.tag is not None and n.tag is not None and o.tag != n.tag:
-            self.emit(path, "breaking", ctx, "both.type-change",
-                      f"union discriminator changed from {o.tag!r} to {n.tag!r}")
+            self.emit(
+                path,
+                "breaking",
+                ctx,
+                "both.type-change",
+                f"union discriminator changed from {o.tag!r} to {n.tag!r}",
+            )
         # Members that moved between the common part and the variants (§3.3 reshape).
         old_in_variants = {name for members in ov.values() for name in members}
         new_in_variants = {name for members in nv.values() for name in members}
@@ -429,8 +544,9 @@ class _Differ:
             # A struct that became a union (or back) had every case already: its
             # branch members are members added (or removed) for that tag value.
             if (case in old_cases and case in new_cases) or o.tag is None or n.tag is None:
-                self.members(ov.get(case, {}), nv.get(case, {}), vpath, ctx,
-                             skip=moved_down | moved_up)
+                self.members(
+                    ov.get(case, {}), nv.get(case, {}), vpath, ctx, skip=moved_down | moved_up
+                )
             # Otherwise the tag's enum value came or went, reported at the tag.
 
     def tag_values(self, schema: Schema, t: ObjectType) -> set[str]:
@@ -440,33 +556,61 @@ class _Differ:
         tag_type = schema.types.get(member.type) if member else None
         return set(tag_type.names) if isinstance(tag_type, EnumType) else set()
 
-    def reshape(self, member: Member, other_side: dict[str, dict[str, Member]], path: str,
-                ctx: _Ctx, *, down: bool) -> None:
+    def reshape(
+        self,
+        member: Member,
+        other_side: dict[str, dict[str, Member]],
+        path: str,
+        ctx: _Ctx,
+        *,
+        down: bool,
+    ) -> None:
         mpath = f"{path}.{member.name}"
         cases = sorted(c for c, ms in other_side.items() if member.name in ms)
         where = ", ".join(cases)
         if down:
             if member.optional or ctx.direction == "receive":
-                self.emit(mpath, "introspection-only", ctx, "both.reshape",
-                          f"optional member moved into the variants ({where})")
+                self.emit(
+                    mpath,
+                    "introspection-only",
+                    ctx,
+                    "both.reshape",
+                    f"optional member moved into the variants ({where})",
+                )
             else:
-                self.removal(mpath, "mandatory member (now only in some variants)",
-                             member.features, member.name, ctx,
-                             "send.remove" if ctx.direction == "send" else "receive.remove")
+                self.removal(
+                    mpath,
+                    "mandatory member (now only in some variants)",
+                    member.features,
+                    member.name,
+                    ctx,
+                    "send.remove" if ctx.direction == "send" else "receive.remove",
+                )
             counterpart = other_side[cases[0]][member.name]
             self.pair(member.type, counterpart.type, mpath, ctx)
         else:
             counterpart = other_side[cases[0]][member.name]
             if ctx.direction == "send" and not member.optional:
-                self.emit(mpath, "breaking", ctx, "send.add-mandatory",
-                          f"variant member ({where}) became a mandatory common member")
+                self.emit(
+                    mpath,
+                    "breaking",
+                    ctx,
+                    "send.add-mandatory",
+                    f"variant member ({where}) became a mandatory common member",
+                )
             else:
-                self.emit(mpath, "introspection-only", ctx, "both.reshape",
-                          f"variant member ({where}) became a common member")
+                self.emit(
+                    mpath,
+                    "introspection-only",
+                    ctx,
+                    "both.reshape",
+                    f"variant member ({where}) became a common member",
+                )
             self.pair(counterpart.type, member.type, mpath, ctx)
 
-    def members(self, om: dict[str, Member], nm: dict[str, Member], path: str, ctx: _Ctx,
-                *, skip: set[str]) -> None:
+    def members(
+        self, om: dict[str, Member], nm: dict[str, Member], path: str, ctx: _Ctx, *, skip: set[str]
+    ) -> None:
         send = ctx.direction == "send"
         for name, old in om.items():
             if name in skip:
@@ -475,26 +619,51 @@ class _Differ:
             new = nm.get(name)
             what = "argument" if send else "member"
             if new is None:
-                self.removal(mpath, ("optional " if old.optional else "") + what,
-                             old.features, name, ctx,
-                             "send.remove" if send else "receive.remove")
+                self.removal(
+                    mpath,
+                    ("optional " if old.optional else "") + what,
+                    old.features,
+                    name,
+                    ctx,
+                    "send.remove" if send else "receive.remove",
+                )
                 continue
             sub = _Ctx(ctx.direction, ctx.unstable or _is_unstable(name, old.features))
             self.features(mpath, what, old.features, new.features, sub)
             if old.optional and not new.optional:
                 if send:
-                    self.emit(mpath, "breaking", sub, "send.make-mandatory",
-                              "optional argument became mandatory")
+                    self.emit(
+                        mpath,
+                        "breaking",
+                        sub,
+                        "send.make-mandatory",
+                        "optional argument became mandatory",
+                    )
                 else:
-                    self.emit(mpath, "compatible", sub, "receive.add",
-                              "optional member is now always present")
+                    self.emit(
+                        mpath,
+                        "compatible",
+                        sub,
+                        "receive.add",
+                        "optional member is now always present",
+                    )
             elif new.optional and not old.optional:
                 if send:
-                    self.emit(mpath, "compatible", sub, "send.make-optional",
-                              "mandatory argument became optional")
+                    self.emit(
+                        mpath,
+                        "compatible",
+                        sub,
+                        "send.make-optional",
+                        "mandatory argument became optional",
+                    )
                 else:
-                    self.emit(mpath, "breaking", sub, "receive.make-optional",
-                              "mandatory member became optional: it may be absent now")
+                    self.emit(
+                        mpath,
+                        "breaking",
+                        sub,
+                        "receive.make-optional",
+                        "mandatory member became optional: it may be absent now",
+                    )
             self.pair(old.type, new.type, mpath, sub)
         for name in sorted(nm.keys() - om.keys() - skip):
             new = nm[name]
@@ -504,6 +673,4 @@ class _Differ:
             elif new.optional:
                 self.emit(mpath, "compatible", ctx, "send.add", "optional argument added")
             else:
-                self.emit(mpath, "breaking", ctx, "send.add-mandatory",
-                          "mandatory argument added")
-
+                self.emit(mpath, "breaking", ctx, "send.add-mandatory", "mandatory argument added")

@@ -14,17 +14,18 @@ from reports.templating import render
 CATEGORY_NOTES: dict[str, str] = {
     "breaking": "A client written for the old schema can fail against the new one.",
     "deprecated-removal": "Removed after being marked deprecated (the deprecation policy "
-                          "allows it; clients had notice).",
+    "allows it; clients had notice).",
     "unstable": "Changes to x-/unstable things, which may change freely.",
     "introspection-only": "The wire is unchanged for existing clients; only "
-                          "query-qmp-schema shows the difference.",
+    "query-qmp-schema shows the difference.",
     "compatible": "Backward compatible additions and relaxations.",
 }
 
 
 def _context(report: DiffReport) -> dict[str, Any]:
     groups: list[tuple[str, str, list[Change]]] = [
-        (cat, CATEGORY_NOTES[cat], report.of(cat)) for cat in CATEGORIES]
+        (cat, CATEGORY_NOTES[cat], report.of(cat)) for cat in CATEGORIES
+    ]
     return {"report": report, "counts": report.counts(), "groups": groups, "rules": RULES}
 
 
@@ -41,5 +42,7 @@ def render_json(report: DiffReport) -> str:
 
 
 RENDERERS: dict[str, Callable[[DiffReport], str]] = {
-    "md": render_markdown, "json": render_json, "html": render_html,
+    "md": render_markdown,
+    "json": render_json,
+    "html": render_html,
 }

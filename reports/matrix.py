@@ -49,12 +49,19 @@ class Matrix:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "targets": [{"label": t, "summary": s} for t, s in zip(self.targets, self.summaries,
-                                                                   strict=True)],
-            "checks": [{"id": r.id, "rule": r.rule, "differs": r.differs,
-                        "results": {t: c.to_dict() for t, c in zip(self.targets, r.cells,
-                                                                    strict=True)}}
-                       for r in self.rows],
+            "targets": [
+                {"label": t, "summary": s}
+                for t, s in zip(self.targets, self.summaries, strict=True)
+            ],
+            "checks": [
+                {
+                    "id": r.id,
+                    "rule": r.rule,
+                    "differs": r.differs,
+                    "results": {t: c.to_dict() for t, c in zip(self.targets, r.cells, strict=True)},
+                }
+                for r in self.rows
+            ],
         }
 
 
@@ -82,8 +89,13 @@ def build(docs: Sequence[dict[str, Any]]) -> Matrix:
         cells = []
         for results in by_target:
             r = results.get(check_id)
-            cells.append(MISSING if r is None else Cell(
-                r["status"], str(r.get("message") or ""), transcript_text(r.get("transcript"))))
+            cells.append(
+                MISSING
+                if r is None
+                else Cell(
+                    r["status"], str(r.get("message") or ""), transcript_text(r.get("transcript"))
+                )
+            )
         rows.append(Row(check_id, rule, tuple(cells)))
     return Matrix(_unique_labels(docs), tuple(rows), tuple(d["summary"] for d in docs))
 
@@ -101,5 +113,7 @@ def render_json(matrix: Matrix) -> str:
 
 
 RENDERERS: dict[str, Callable[[Matrix], str]] = {
-    "md": render_markdown, "json": render_json, "html": render_html,
+    "md": render_markdown,
+    "json": render_json,
+    "html": render_html,
 }

@@ -46,8 +46,9 @@ def validate(doc: Any) -> dict[str, Any]:
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise ResultsError(f"result {index}: not an object with a string 'id'")
         if r.get("status") not in STATUSES:
-            raise ResultsError(f"result {r['id']}: status {r.get('status')!r} is not one of "
-                               + ", ".join(STATUSES))
+            raise ResultsError(
+                f"result {r['id']}: status {r.get('status')!r} is not one of " + ", ".join(STATUSES)
+            )
     tally = Counter(r["status"] for r in doc["results"])
     computed = {s: tally.get(s, 0) for s in STATUSES}
     summary = doc.get("summary")
@@ -79,11 +80,15 @@ def _context(doc: dict[str, Any]) -> dict[str, Any]:
     doc = validate(doc)
     order = {status: i for i, status in enumerate(("fail", "error", "xpass", "xfail"))}
     return {
-        "doc": doc, "label": target_label(doc),
+        "doc": doc,
+        "label": target_label(doc),
         "summary": doc["summary"],
-        "total": len(doc["results"]), "results": doc["results"],
-        "problems": sorted((r for r in doc["results"] if r["status"] in order),
-                           key=lambda r: (order[r["status"]], r["id"])),
+        "total": len(doc["results"]),
+        "results": doc["results"],
+        "problems": sorted(
+            (r for r in doc["results"] if r["status"] in order),
+            key=lambda r: (order[r["status"]], r["id"]),
+        ),
         "greeting": json.dumps(doc["greeting"]) if doc.get("greeting") is not None else "",
     }
 
@@ -127,31 +132,40 @@ def render_junit(doc: dict[str, Any]) -> str:
     summary = doc["summary"]
     label = target_label(doc)
     stale = summary.get("xpass", 0) if doc.get("strict") else 0
-    counts = {"tests": str(len(doc["results"])),
-              "failures": str(summary["fail"] + stale),
-              "errors": str(summary["error"]),
-              "skipped": str(summary["skip"] + summary.get("xfail", 0))}
+    counts = {
+        "tests": str(len(doc["results"])),
+        "failures": str(summary["fail"] + stale),
+        "errors": str(summary["error"]),
+        "skipped": str(summary["skip"] + summary.get("xfail", 0)),
+    }
     suites = ET.Element("testsuites", {"name": "qmp-conformance", **counts})
-    suite = ET.SubElement(suites, "testsuite",
-                          {"name": _xml_text(f"qmp-conformance {label}"), **counts})
+    suite = ET.SubElement(
+        suites, "testsuite", {"name": _xml_text(f"qmp-conformance {label}"), **counts}
+    )
     props = ET.SubElement(suite, "properties")
     for key in ("target", "dialect"):
         if doc.get(key) is not None:
             ET.SubElement(props, "property", {"name": key, "value": _xml_text(doc[key])})
     for r in doc["results"]:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": _classname(r["id"]), "name": _xml_text(r["id"]),
-            "time": f"{float(r.get('duration', r.get('time', 0)) or 0):.3f}"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": _classname(r["id"]),
+                "name": _xml_text(r["id"]),
+                "time": f"{float(r.get('duration', r.get('time', 0)) or 0):.3f}",
+            },
+        )
         message = _xml_text(r.get("message") or "")
         rule = _xml_text(r.get("rule") or "")
         transcript = _xml_text(transcript_text(r.get("transcript")))
-        failing = r["status"] in ("fail", "error") or (
-            r["status"] == "xpass" and doc.get("strict"))
+        failing = r["status"] in ("fail", "error") or (r["status"] == "xpass" and doc.get("strict"))
         if failing:
             tag = "error" if r["status"] == "error" else "failure"
             element = ET.SubElement(case, tag, {"message": message, "type": rule or tag})
-            element.text = (f"rule: {rule}\n{message}\n\n{transcript}" if rule
-                            else f"{message}\n\n{transcript}")
+            element.text = (
+                f"rule: {rule}\n{message}\n\n{transcript}" if rule else f"{message}\n\n{transcript}"
+            )
         elif r["status"] in ("skip", "xfail"):
             # JUnit has no expected failure: a skip that names the baseline entry.
             ET.SubElement(case, "skipped", {"message": message})
@@ -182,8 +196,11 @@ def render_tap(doc: dict[str, Any]) -> str:
     """
     doc = validate(doc)
     strict = bool(doc.get("strict"))
-    out = ["TAP version 14", f"# qmp-conformance {_tap_text(target_label(doc))}",
-           f"1..{len(doc['results'])}"]
+    out = [
+        "TAP version 14",
+        f"# qmp-conformance {_tap_text(target_label(doc))}",
+        f"1..{len(doc['results'])}",
+    ]
     for number, r in enumerate(doc["results"], 1):
         status = r["status"]
         first = _tap_text((str(r.get("message") or "").splitlines() or [""])[0])
@@ -195,18 +212,27 @@ def render_tap(doc: dict[str, Any]) -> str:
             line += f" # TODO {first}"
         out.append(line)
         if status in ("fail", "error", "xfail") or (status == "xpass" and strict):
-            out += ["  ---", f"  rule: {json.dumps(str(r.get('rule') or ''))}",
-                    f"  status: {status}",
-                    *_yaml_block("message", _xml_text(r.get("message") or "")),
-                    *_yaml_block("transcript", _xml_text(transcript_text(r.get("transcript")))),
-                    "  ..."]
+            out += [
+                "  ---",
+                f"  rule: {json.dumps(str(r.get('rule') or ''))}",
+                f"  status: {status}",
+                *_yaml_block("message", _xml_text(r.get("message") or "")),
+                *_yaml_block("transcript", _xml_text(transcript_text(r.get("transcript")))),
+                "  ...",
+            ]
     summary = doc["summary"]
-    out.append("# " + ", ".join(f"{summary.get(s, 0)} {s}" for s in STATUSES)
-               + ("" if gate_ok(summary, strict) else " (the gate fails)"))
+    out.append(
+        "# "
+        + ", ".join(f"{summary.get(s, 0)} {s}" for s in STATUSES)
+        + ("" if gate_ok(summary, strict) else " (the gate fails)")
+    )
     return "\n".join(out) + "\n"
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "junit": render_junit, "json": render_json, "md": render_markdown, "html": render_html,
+    "junit": render_junit,
+    "json": render_json,
+    "md": render_markdown,
+    "html": render_html,
     "tap": render_tap,
 }

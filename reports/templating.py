@@ -56,8 +56,9 @@ def environment(kind: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md_cell=md_cell, md_code=md_code, transcript=transcript_text,
-                       md_fence=md_fence)
+    env.filters.update(
+        md_cell=md_cell, md_code=md_code, transcript=transcript_text, md_fence=md_fence
+    )
     env.globals.update(zip=zip, statuses=STATUSES)
     return env
 

@@ -38,6 +38,7 @@ fi
 
 echo "== ruff"
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 echo "== mypy"
 "$VENV/bin/mypy"
 # The CI gate itself, as a user runs it: the catalogue against the reference

@@ -67,8 +67,7 @@ def values(model: Schema, type_name: str, *, depth: int = 4) -> st.SearchStrateg
     return compiled(model, depth=depth).value(type_name)
 
 
-def arguments(model: Schema, command: str, *, depth: int = 4
-              ) -> st.SearchStrategy[dict[str, Any]]:
+def arguments(model: Schema, command: str, *, depth: int = 4) -> st.SearchStrategy[dict[str, Any]]:
     """Valid ``arguments`` objects of ``command``, optional members present
     and absent; ``gen: false`` commands also get extra members.
 

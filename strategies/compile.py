@@ -73,19 +73,22 @@ kind_of = json_kind
 class Compiled:
     """Valid-value strategies for one schema.  Use :func:`compiled` to get one."""
 
-    def __init__(self, schema: Schema, *, depth: int = 4,
-                 open_commands: frozenset[str] | None = None) -> None:
+    def __init__(
+        self, schema: Schema, *, depth: int = 4, open_commands: frozenset[str] | None = None
+    ) -> None:
         self.schema = schema
         self.depth = depth
         if open_commands is None:
-            open_commands = frozenset(name for name, c in schema.commands.items()
-                                      if not c.gen or self._arg_open(c))
+            open_commands = frozenset(
+                name for name, c in schema.commands.items() if not c.gen or self._arg_open(c)
+            )
         #: Commands whose generated arguments carry extra members.
         self.open_commands = open_commands
         #: Commands a server may not hold to their members: the open ones, and
         #: for an introspected model (which cannot say ``gen: false``) QEMU's.
         self.lenient_commands = open_commands | (
-            KNOWN_OPEN_COMMANDS if schema.origin == "introspection" else frozenset())
+            KNOWN_OPEN_COMMANDS if schema.origin == "introspection" else frozenset()
+        )
         self._cyclic = self._find_cyclic()
         self._reaches_cycle = self._find_reaching()
         self._need = self._min_budgets()
@@ -266,8 +269,9 @@ class Compiled:
                 return st.just([])
             return st.lists(self.value(t.element_type, inner), max_size=3)
         if isinstance(t, AlternateType):
-            return st.one_of([self.value(b.type, inner) for b in t.branches
-                              if self.fits(b.type, inner)])
+            return st.one_of(
+                [self.value(b.type, inner) for b in t.branches if self.fits(b.type, inner)]
+            )
         return self._object(t, inner)
 
     def _builtin(self, t: BuiltinType) -> st.SearchStrategy[Any]:
@@ -285,8 +289,9 @@ class Compiled:
             return st.none()
         return json_values()
 
-    def _fields(self, members: list[Member], budget: int, pins: dict[str, str]
-                ) -> tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]:
+    def _fields(
+        self, members: list[Member], budget: int, pins: dict[str, str]
+    ) -> tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]:
         required: dict[str, st.SearchStrategy[Any]] = {k: st.just(v) for k, v in pins.items()}
         optional: dict[str, st.SearchStrategy[Any]] = {}
         for m in members:
@@ -298,8 +303,13 @@ class Compiled:
                 optional[m.name] = self.value(m.type, budget)
         return required, optional
 
-    def _object(self, t: ObjectType, budget: int, outer: tuple[Member, ...] = (),
-                pins: dict[str, str] | None = None) -> st.SearchStrategy[Any]:
+    def _object(
+        self,
+        t: ObjectType,
+        budget: int,
+        outer: tuple[Member, ...] = (),
+        pins: dict[str, str] | None = None,
+    ) -> st.SearchStrategy[Any]:
         """``t`` as a dict; ``outer`` are an enclosing union's members and
         ``pins`` the tag values already chosen, which this branch agrees with."""
         pins = pins or {}
@@ -312,8 +322,9 @@ class Compiled:
         for v in t.variants:
             branch = self._branch(v.type)
             if self._object_need(branch, self._need) <= budget:
-                options.append(self._object(branch, budget, tuple(members),
-                                            {**pins, t.tag: v.case}))
+                options.append(
+                    self._object(branch, budget, tuple(members), {**pins, t.tag: v.case})
+                )
         rest = self._variantless_cases(t)
         if rest:
             required, optional = self._fields(members, budget, {**pins, t.tag: ""})
@@ -325,15 +336,17 @@ class Compiled:
         """Valid ``arguments`` of ``command``; extra members when it is open."""
         cmd = self.schema.commands[command]
         base: st.SearchStrategy[dict[str, Any]] = (
-            st.just({}) if cmd.arg_type is None else self.value(cmd.arg_type))
+            st.just({}) if cmd.arg_type is None else self.value(cmd.arg_type)
+        )
         if command not in self.open_commands:
             return base
         known: set[str] = set()
         arg = self.schema.types.get(cmd.arg_type) if cmd.arg_type else None
         if isinstance(arg, ObjectType):
             known = {m.name for m in arg.members}
-        extras = st.dictionaries(member_names.filter(lambda k: k not in known),
-                                 json_values(4), max_size=3)
+        extras = st.dictionaries(
+            member_names.filter(lambda k: k not in known), json_values(4), max_size=3
+        )
         return st.tuples(base, extras).map(_merge_extras)
 
 
@@ -350,8 +363,9 @@ member_names: st.SearchStrategy[str] = st.one_of(
 _compiled: dict[tuple[int, int, frozenset[str] | None], Compiled] = {}
 
 
-def compiled(schema: Schema, *, depth: int = 4,
-             open_commands: frozenset[str] | None = None) -> Compiled:
+def compiled(
+    schema: Schema, *, depth: int = 4, open_commands: frozenset[str] | None = None
+) -> Compiled:
     """The cached :class:`Compiled` of ``schema`` (built on first use)."""
     key = (id(schema), depth, open_commands)
     found = _compiled.get(key)

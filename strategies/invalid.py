@@ -130,9 +130,10 @@ class Violation:
 
 
 def _non_integral_floats() -> st.SearchStrategy[float]:
-    return st.one_of(st.sampled_from([0.5, -1.5, 1e-7, 3.25, 1.5e300]),
-                     st.floats(allow_nan=False, allow_infinity=False).filter(
-                         lambda f: not f.is_integer()))
+    return st.one_of(
+        st.sampled_from([0.5, -1.5, 1e-7, 3.25, 1.5e300]),
+        st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+    )
 
 
 def values_of_kind(kind: str) -> st.SearchStrategy[Any]:
@@ -159,8 +160,11 @@ def width_range(c: Compiled, t: BuiltinType) -> tuple[int, int]:
 
 
 def _out_of_range(lo: int, hi: int) -> st.SearchStrategy[int]:
-    return st.one_of(st.sampled_from([lo - 1, hi + 1]),
-                     st.integers(max_value=lo - 1), st.integers(min_value=hi + 1))
+    return st.one_of(
+        st.sampled_from([lo - 1, hi + 1]),
+        st.integers(max_value=lo - 1),
+        st.integers(min_value=hi + 1),
+    )
 
 
 class Negatives:
@@ -191,8 +195,9 @@ class Negatives:
             names |= self.all_member_names(branch)
         return names
 
-    def violations(self, name: str, budget: int, keep_kind: bool = False,
-                   closed: bool = True) -> st.SearchStrategy[Violation]:
+    def violations(
+        self, name: str, budget: int, keep_kind: bool = False, closed: bool = True
+    ) -> st.SearchStrategy[Violation]:
         """Invalid values of type ``name``; ``keep_kind`` forbids changing the
         JSON kind at the top (inside an alternate, another kind could pick a
         different branch); ``closed=False`` forbids unknown members at the top."""
@@ -212,31 +217,41 @@ class Negatives:
             return not keep_kind or t.json_type == "int"
         return True
 
-    def _violations(self, name: str, budget: int, keep_kind: bool,
-                    closed: bool) -> st.SearchStrategy[Violation]:
+    def _violations(
+        self, name: str, budget: int, keep_kind: bool, closed: bool
+    ) -> st.SearchStrategy[Violation]:
         t = self.schema.type(name)
         c = self.c
         options: list[st.SearchStrategy[Violation]] = []
         wrong = sorted(set(KINDS) - c.kinds(name))
         if wrong and not keep_kind:
-            options.append(st.sampled_from(wrong).flatmap(values_of_kind).map(
-                lambda v: Violation(v, "wrong-type", (), name)))
+            options.append(
+                st.sampled_from(wrong)
+                .flatmap(values_of_kind)
+                .map(lambda v: Violation(v, "wrong-type", (), name))
+            )
         if isinstance(t, BuiltinType) and t.json_type == "int":
             lo, hi = width_range(c, t)
-            options.append(_out_of_range(lo, hi).map(
-                lambda v: Violation(v, "int-out-of-range", (), name)))
+            options.append(
+                _out_of_range(lo, hi).map(lambda v: Violation(v, "int-out-of-range", (), name))
+            )
         elif isinstance(t, EnumType):
             names = set(t.names)
-            options.append(json_strings.filter(lambda s: s not in names).map(
-                lambda v: Violation(v, "bad-enum", (), name)))
+            options.append(
+                json_strings.filter(lambda s: s not in names).map(
+                    lambda v: Violation(v, "bad-enum", (), name)
+                )
+            )
         elif isinstance(t, ArrayType):
             inner = budget - 1 if name in c._cyclic else budget
             if self.possible(t.element_type, False):
-                options.append(st.tuples(
-                    st.lists(c.value(t.element_type, max(inner, 0)), max_size=2),
-                    self.violations(t.element_type, max(inner, 0)),
-                    st.integers(0, 2),
-                ).map(lambda x: _in_list(x[0], x[1], x[2])))
+                options.append(
+                    st.tuples(
+                        st.lists(c.value(t.element_type, max(inner, 0)), max_size=2),
+                        self.violations(t.element_type, max(inner, 0)),
+                        st.integers(0, 2),
+                    ).map(lambda x: _in_list(x[0], x[1], x[2]))
+                )
         elif isinstance(t, AlternateType):
             inner = budget - 1 if name in c._cyclic else budget
             for b in t.branches:
@@ -265,8 +280,14 @@ class Negatives:
                 actions.append("unknown-member")
             if t.tag is not None:
                 actions.append("bad-discriminator")
-            children = [m for m in members if m.name != t.tag and inner >= 0
-                        and c.fits(m.type, inner) and self.possible(m.type, False)]
+            children = [
+                m
+                for m in members
+                if m.name != t.tag
+                and inner >= 0
+                and c.fits(m.type, inner)
+                and self.possible(m.type, False)
+            ]
             if children:
                 actions.append("child")
             if not actions:
@@ -289,8 +310,10 @@ class Negatives:
             m = draw(st.sampled_from(children))
             child = draw(self.violations(m.type, inner))
             value[m.name] = child.value
-            return Violation(value, child.label, (m.name, *child.path), child.type_name,
-                             child.detail)
+            return Violation(
+                value, child.label, (m.name, *child.path), child.type_name, child.detail
+            )
+
         return build()
 
     def arguments(self, command: str) -> st.SearchStrategy[Violation]:
@@ -301,7 +324,8 @@ class Negatives:
             if not closed:
                 return st.nothing()
             return st.tuples(member_names, json_values(4)).map(
-                lambda kv: Violation({kv[0]: kv[1]}, "unknown-member", (), "", kv[0]))
+                lambda kv: Violation({kv[0]: kv[1]}, "unknown-member", (), "", kv[0])
+            )
         t = self.schema.type(cmd.arg_type)
         assert isinstance(t, ObjectType)
         return self.violations(cmd.arg_type, self.c.depth, keep_kind=True, closed=closed)
@@ -325,8 +349,7 @@ def negatives(schema: Schema, *, depth: int = 4) -> Negatives:
     return found
 
 
-def invalid_arguments(model: Schema, command: str, *, depth: int = 4
-                      ) -> st.SearchStrategy[Invalid]:
+def invalid_arguments(model: Schema, command: str, *, depth: int = 4) -> st.SearchStrategy[Invalid]:
     """Requests executing ``command`` with one argument-level violation (Q33).
 
     >>> from conformance.qapi import load
@@ -334,13 +357,25 @@ def invalid_arguments(model: Schema, command: str, *, depth: int = 4
     >>> invalid_arguments(schema, "qom-list").example().label  # doctest: +SKIP
     'wrong-type'
     """
-    return negatives(model, depth=depth).arguments(command).map(
-        lambda v: Invalid(v.label, "Q33", {"execute": command, "arguments": v.value},
-                          command=command, path=v.path, type_name=v.type_name,
-                          detail=v.detail))
+    return (
+        negatives(model, depth=depth)
+        .arguments(command)
+        .map(
+            lambda v: Invalid(
+                v.label,
+                "Q33",
+                {"execute": command, "arguments": v.value},
+                command=command,
+                path=v.path,
+                type_name=v.type_name,
+                detail=v.detail,
+            )
+        )
+    )
 
 
 # -- re-checking ------------------------------------------------------------------
+
 
 def _node(value: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
     for step in path:
@@ -380,7 +415,8 @@ def _argument_label_holds(model: Schema, ex: Invalid, depth: int) -> bool:
         return False
     if ex.label == "missing-member":
         return ex.detail not in node and any(
-            m.name == ex.detail and not m.optional for m in n.resolve_members(t, node))
+            m.name == ex.detail and not m.optional for m in n.resolve_members(t, node)
+        )
     if ex.label == "unknown-member":
         return ex.detail in node and ex.detail not in n.all_member_names(t)
     if ex.label == "bad-discriminator":
@@ -401,8 +437,14 @@ def _specs(model: Schema) -> Any:
     return found
 
 
-def label_still_holds(model: Schema, example: Invalid, *, depth: int = 4,
-                      token_limit: int | None = None, depth_limit: int = 1024) -> bool:
+def label_still_holds(
+    model: Schema,
+    example: Invalid,
+    *,
+    depth: int = 4,
+    token_limit: int | None = None,
+    depth_limit: int = 1024,
+) -> bool:
     """Whether ``example`` (typically after shrinking) still breaks its labelled rule.
 
     Argument-level labels are checked twice: the arguments fail our JSON

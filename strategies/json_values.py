@@ -17,8 +17,26 @@ from hypothesis import strategies as st
 
 #: Characters that stress escaping, picked often on purpose.
 SPECIAL_CHARS = (
-    '"', "\\", "/", "\x00", "\x01", "\x08", "\t", "\n", "\x0c", "\r", "\x1f", "\x7f",
-    "\u00e9", "\u2028", "\u2029", "\ufeff", "\uffff", "\U0001f600", "\U0010ffff", "'",
+    '"',
+    "\\",
+    "/",
+    "\x00",
+    "\x01",
+    "\x08",
+    "\t",
+    "\n",
+    "\x0c",
+    "\r",
+    "\x1f",
+    "\x7f",
+    "\u00e9",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\uffff",
+    "\U0001f600",
+    "\U0010ffff",
+    "'",
 )
 
 _char = st.one_of(
@@ -31,15 +49,31 @@ json_strings: st.SearchStrategy[str] = st.text(_char, max_size=24)
 
 #: JSON numbers QEMU reads: integers across int64 and uint64 and beyond
 #: (beyond uint64 QEMU holds them as doubles), and finite doubles.
-INT_EDGES = (0, 1, -1, 2**31 - 1, -(2**31), 2**32, 2**53 + 1, 2**63 - 1, -(2**63),
-             2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**30)
+INT_EDGES = (
+    0,
+    1,
+    -1,
+    2**31 - 1,
+    -(2**31),
+    2**32,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    2**64 - 1,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+)
 json_ints: st.SearchStrategy[int] = st.one_of(
-    st.integers(-(2**15), 2**15), st.sampled_from(INT_EDGES), st.integers())
+    st.integers(-(2**15), 2**15), st.sampled_from(INT_EDGES), st.integers()
+)
 json_floats: st.SearchStrategy[float] = st.floats(allow_nan=False, allow_infinity=False)
 json_numbers: st.SearchStrategy[int | float] = st.one_of(json_ints, json_floats)
 
 json_scalars: st.SearchStrategy[Any] = st.one_of(
-    st.none(), st.booleans(), json_ints, json_floats, json_strings)
+    st.none(), st.booleans(), json_ints, json_floats, json_strings
+)
 
 
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
@@ -60,6 +94,7 @@ def deep_values(max_depth: int = 400) -> st.SearchStrategy[Any]:
     Kept well under QEMU's 1024 nesting limit (with the request object and
     Python's own recursion limit in ``json.dumps`` in mind).
     """
+
     @st.composite
     def build(draw: st.DrawFn) -> Any:
         value = draw(json_scalars)
@@ -69,6 +104,7 @@ def deep_values(max_depth: int = 400) -> st.SearchStrategy[Any]:
         for _ in range(depth):
             value = {key: value} if as_object else [value]
         return value
+
     return build()
 
 

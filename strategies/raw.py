@@ -36,26 +36,59 @@ RAW_RULES = {
 
 #: Junk with no quote or backslash, so QEMU's single-quote extension cannot
 #: turn it into a string.
-_JUNK = ("]", "}", ",", ":", "NaN", "Infinity", "True", "NULL", "01", "+1", ".5", "1.",
-         "-", "0x10", "%p", "nul", "hello")
+_JUNK = (
+    "]",
+    "}",
+    ",",
+    ":",
+    "NaN",
+    "Infinity",
+    "True",
+    "NULL",
+    "01",
+    "+1",
+    ".5",
+    "1.",
+    "-",
+    "0x10",
+    "%p",
+    "nul",
+    "hello",
+)
 #: Invalid UTF-8 (QEMU's modified UTF-8 accepts the overlong ``c0 80``, so not that).
-_BAD_UTF8 = (b"\x80", b"\xbf", b"\xff", b"\xfe", b"\xed\xa0\x80", b"\xe2\x82", b"\xc1\xbf",
-             b"\xe0\x80\xaf", b"\xf5\x80\x80\x80", b"\xf0\x80\x80")
+_BAD_UTF8 = (
+    b"\x80",
+    b"\xbf",
+    b"\xff",
+    b"\xfe",
+    b"\xed\xa0\x80",
+    b"\xe2\x82",
+    b"\xc1\xbf",
+    b"\xe0\x80\xaf",
+    b"\xf5\x80\x80\x80",
+    b"\xf0\x80\x80",
+)
 _CONTROL = tuple(bytes([b]) for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 
-_BASE: st.SearchStrategy[dict[str, Any]] = st.sampled_from([
-    {"execute": "query-version"},
-    {"execute": "query-name", "id": RAW_ID_PREFIX + "1"},
-    {"execute": "qom-list", "arguments": {"path": "/"}},
-])
+_BASE: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
+    [
+        {"execute": "query-version"},
+        {"execute": "query-name", "id": RAW_ID_PREFIX + "1"},
+        {"execute": "qom-list", "arguments": {"path": "/"}},
+    ]
+)
 
 
 def _text(message: dict[str, Any]) -> str:
     return json.dumps(message)
 
 
-def raw_inputs(*, labels: list[str] | None = None, depth_limit: int = QEMU_DEPTH_LIMIT,
-               token_limit: int = QEMU_TOKEN_LIMIT) -> st.SearchStrategy[Invalid]:
+def raw_inputs(
+    *,
+    labels: list[str] | None = None,
+    depth_limit: int = QEMU_DEPTH_LIMIT,
+    token_limit: int = QEMU_TOKEN_LIMIT,
+) -> st.SearchStrategy[Invalid]:
     """Labelled raw-byte negatives (``RAW_RULES``).
 
     Raises :class:`ValueError` when ``labels`` names no raw label.
@@ -67,19 +100,29 @@ def raw_inputs(*, labels: list[str] | None = None, depth_limit: int = QEMU_DEPTH
     wanted = set(labels) if labels is not None else set(RAW_RULES)
     options: list[st.SearchStrategy[Invalid]] = []
     if "malformed-json" in wanted:
-        options.append(st.tuples(_BASE, st.sampled_from(_JUNK), st.integers(0, 10**6))
-                       .map(lambda x: _malformed(*x)))
+        options.append(
+            st.tuples(_BASE, st.sampled_from(_JUNK), st.integers(0, 10**6)).map(
+                lambda x: _malformed(*x)
+            )
+        )
     if "invalid-utf8" in wanted:
-        options.append(st.tuples(_BASE, st.sampled_from(_BAD_UTF8), st.text(max_size=4))
-                       .map(lambda x: _bad_utf8(*x)))
+        options.append(
+            st.tuples(_BASE, st.sampled_from(_BAD_UTF8), st.text(max_size=4)).map(
+                lambda x: _bad_utf8(*x)
+            )
+        )
     if "nesting-too-deep" in wanted:
         options.append(st.integers(1, 64).map(lambda extra: _deep(depth_limit, extra)))
     if "control-character" in wanted:
-        options.append(st.tuples(_BASE, st.sampled_from(_CONTROL), st.integers(0, 10**6))
-                       .map(lambda x: _control(*x)))
+        options.append(
+            st.tuples(_BASE, st.sampled_from(_CONTROL), st.integers(0, 10**6)).map(
+                lambda x: _control(*x)
+            )
+        )
     if "oversized-token" in wanted:
-        options.append(st.tuples(st.integers(1, 16), st.booleans())
-                       .map(lambda x: _oversized(token_limit, *x)))
+        options.append(
+            st.tuples(st.integers(1, 16), st.booleans()).map(lambda x: _oversized(token_limit, *x))
+        )
     if not options:
         raise ValueError(f"no raw violation fits {sorted(wanted)}")
     return st.one_of(options)
@@ -121,8 +164,9 @@ def _bad_utf8(base: dict[str, Any], bad: bytes, around: str) -> Invalid:
 def _deep(limit: int, extra: int) -> Invalid:
     # The request's own "{" counts: QEMU limits open braces and brackets together.
     n = limit + extra
-    return _invalid("nesting-too-deep",
-                    b'{"execute": "query-version", "id": ' + b"[" * n + b"]" * n + b"}")
+    return _invalid(
+        "nesting-too-deep", b'{"execute": "query-version", "id": ' + b"[" * n + b"]" * n + b"}"
+    )
 
 
 def _control(base: dict[str, Any], char: bytes, where: int) -> Invalid:
@@ -161,6 +205,7 @@ def _max_depth(raw: bytes) -> int:
 def _strict_json(raw: bytes) -> bool:
     def reject(name: str) -> Any:
         raise ValueError(name)
+
     try:
         json.loads(raw, parse_constant=reject)
     except ValueError:
@@ -171,8 +216,9 @@ def _strict_json(raw: bytes) -> bool:
 _LONG_TOKEN = re.compile(rb'"[^"]*"|[0-9a-zA-Z.+-]+')
 
 
-def raw_label_holds(ex: Invalid, *, token_limit: int | None = None,
-                    depth_limit: int = QEMU_DEPTH_LIMIT) -> bool:
+def raw_label_holds(
+    ex: Invalid, *, token_limit: int | None = None, depth_limit: int = QEMU_DEPTH_LIMIT
+) -> bool:
     """The re-check of raw labels on the bytes themselves."""
     raw = ex.raw
     if raw is None:
@@ -195,19 +241,48 @@ def raw_label_holds(ex: Invalid, *, token_limit: int | None = None,
     return False
 
 
-_PIECES = (b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b"'", b"\\u", b"\xff",
-           b"\xc3", b"\xed\xa0\x80", b"\x00", b"\r\n", b" ", b"1e999", b"-", b"nul",
-           b"true", b'"execute"', b'"arguments"', b"{}", b"[]", b"\x7f", b"\t")
+_PIECES = (
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b":",
+    b",",
+    b"\\",
+    b"'",
+    b"\\u",
+    b"\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\x00",
+    b"\r\n",
+    b" ",
+    b"1e999",
+    b"-",
+    b"nul",
+    b"true",
+    b'"execute"',
+    b'"arguments"',
+    b"{}",
+    b"[]",
+    b"\x7f",
+    b"\t",
+)
 _TOKEN_SOUP = st.lists(st.sampled_from(_PIECES), max_size=24).map(b"".join)
-_OPENERS = st.tuples(st.sampled_from([b"[", b'{"a":']),
-                     st.sampled_from([10, QEMU_DEPTH_LIMIT - 1, QEMU_DEPTH_LIMIT,
-                                      QEMU_DEPTH_LIMIT + 1, QEMU_DEPTH_LIMIT + 76]))
+_OPENERS = st.tuples(
+    st.sampled_from([b"[", b'{"a":']),
+    st.sampled_from(
+        [10, QEMU_DEPTH_LIMIT - 1, QEMU_DEPTH_LIMIT, QEMU_DEPTH_LIMIT + 1, QEMU_DEPTH_LIMIT + 76]
+    ),
+)
 
 
 @st.composite
 def _cut_request(draw: st.DrawFn) -> bytes:
-    message = encode_request({"execute": draw(json_strings),
-                              "id": f"{RAW_ID_PREFIX}{draw(st.integers(0, 999))}"})
+    message = encode_request(
+        {"execute": draw(json_strings), "id": f"{RAW_ID_PREFIX}{draw(st.integers(0, 999))}"}
+    )
     cut = draw(st.integers(0, len(message)))
     return message[:cut] + draw(st.binary(max_size=4)) + message[cut:]
 
@@ -221,5 +296,9 @@ def raw_noise() -> st.SearchStrategy[bytes]:
     must survive them and keep serving other requests (Q32); their ids, if
     any, start with :data:`RAW_ID_PREFIX`.
     """
-    return st.one_of(st.binary(max_size=48), _TOKEN_SOUP,
-                     _OPENERS.map(lambda pair: pair[0] * pair[1]), _cut_request())
+    return st.one_of(
+        st.binary(max_size=48),
+        _TOKEN_SOUP,
+        _OPENERS.map(lambda pair: pair[0] * pair[1]),
+        _cut_request(),
+    )

@@ -46,10 +46,15 @@ def _id_choice(with_ids: bool | None) -> st.SearchStrategy[Any]:
     return ids() if with_ids else st.just(MISSING)
 
 
-def requests(model: Schema, commands: list[str] | None = None, *,
-             dialect: Dialect | str = DEFAULT,
-             oob: bool = False, with_ids: bool | None = None, depth: int = 4
-             ) -> st.SearchStrategy[dict[str, Any]]:
+def requests(
+    model: Schema,
+    commands: list[str] | None = None,
+    *,
+    dialect: Dialect | str = DEFAULT,
+    oob: bool = False,
+    with_ids: bool | None = None,
+    depth: int = 4,
+) -> st.SearchStrategy[dict[str, Any]]:
     """Valid requests for ``commands`` (default: all) of ``model``.
 
     With ``oob`` (negotiated), commands with ``allow-oob`` are sometimes sent
@@ -79,19 +84,22 @@ def requests(model: Schema, commands: list[str] | None = None, *,
         if out_of_band and style == "control":
             message["control"] = {"run-oob": True}
         return _with_id(message, draw(_id_choice(with_ids)))
+
     return build()
 
 
 #: Names no schema defines (QAPI names carry no ``qc-no-such-`` prefix); one
 #: draw each, so they cost a campaign little.
 unknown_command_names: st.SearchStrategy[str] = st.integers(0, (1 << 20) - 1).map(
-    "qc-no-such-{:x}".format)
+    "qc-no-such-{:x}".format
+)
 #: Capability names that are spelled almost like a real one, then any string.
 _CAPABILITY_EDGES = ("OOB", "oob ", "", "qc-no-such-cap")
 
 
-def _labels_for(names: list[str], model: Schema, *, negotiated: bool, oob: bool,
-                labels: list[str] | None) -> set[str]:
+def _labels_for(
+    names: list[str], model: Schema, *, negotiated: bool, oob: bool, labels: list[str] | None
+) -> set[str]:
     """The requested labels that can be broken in this connection state."""
     if not negotiated:
         possible = set(NEGOTIATION_RULES)
@@ -103,9 +111,15 @@ def _labels_for(names: list[str], model: Schema, *, negotiated: bool, oob: bool,
     return possible if labels is None else possible & set(labels)
 
 
-def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: bool = False,
-                     negotiated: bool = True, labels: list[str] | None = None, depth: int = 4
-                     ) -> st.SearchStrategy[Invalid]:
+def invalid_requests(
+    model: Schema,
+    commands: list[str] | None = None,
+    *,
+    oob: bool = False,
+    negotiated: bool = True,
+    labels: list[str] | None = None,
+    depth: int = 4,
+) -> st.SearchStrategy[Invalid]:
     """Requests that break one rule each, labelled (``REQUEST_RULES`` plus the
     argument labels of :mod:`strategies.invalid`), in the ``qemu`` dialect.
 
@@ -138,61 +152,104 @@ def invalid_requests(model: Schema, commands: list[str] | None = None, *, oob: b
     def make(label: str, message: Any) -> Invalid:
         return Invalid(label, REQUEST_RULES.get(label) or NEGOTIATION_RULES[label], message)
 
-    def named(label: str, name_choice: st.SearchStrategy[str], *,
-              key: str = "execute") -> st.SearchStrategy[Invalid]:
-        return st.tuples(name_choice, ident).map(
-            lambda x: make(label, _with_id({key: x[0]}, x[1])))
+    def named(
+        label: str, name_choice: st.SearchStrategy[str], *, key: str = "execute"
+    ) -> st.SearchStrategy[Invalid]:
+        return st.tuples(name_choice, ident).map(lambda x: make(label, _with_id({key: x[0]}, x[1])))
 
     if "not-an-object" in wanted:
-        options.append(st.sampled_from(["null", "boolean", "int", "number", "string", "array"])
-                       .flatmap(values_of_kind).map(lambda v: make("not-an-object", v)))
+        options.append(
+            st.sampled_from(["null", "boolean", "int", "number", "string", "array"])
+            .flatmap(values_of_kind)
+            .map(lambda v: make("not-an-object", v))
+        )
     if "missing-execute" in wanted:
-        options.append(st.tuples(ident, st.dictionaries(st.just("arguments"),
-                                                        st.just({}), max_size=1))
-                       .map(lambda x: make("missing-execute", _with_id(dict(x[1]), x[0]))))
+        options.append(
+            st.tuples(ident, st.dictionaries(st.just("arguments"), st.just({}), max_size=1)).map(
+                lambda x: make("missing-execute", _with_id(dict(x[1]), x[0]))
+            )
+        )
     if "execute-not-string" in wanted:
-        options.append(named("execute-not-string", st.sampled_from(
-            ["null", "boolean", "int", "number", "object", "array"]).flatmap(values_of_kind)))
+        options.append(
+            named(
+                "execute-not-string",
+                st.sampled_from(["null", "boolean", "int", "number", "object", "array"]).flatmap(
+                    values_of_kind
+                ),
+            )
+        )
     if "arguments-not-object" in wanted:
-        options.append(st.tuples(command, st.sampled_from(
-            ["null", "boolean", "int", "number", "string", "array"]).flatmap(values_of_kind),
-            ident).map(lambda x: make("arguments-not-object",
-                                      _with_id({"execute": x[0], "arguments": x[1]}, x[2]))))
+        options.append(
+            st.tuples(
+                command,
+                st.sampled_from(["null", "boolean", "int", "number", "string", "array"]).flatmap(
+                    values_of_kind
+                ),
+                ident,
+            ).map(
+                lambda x: make(
+                    "arguments-not-object", _with_id({"execute": x[0], "arguments": x[1]}, x[2])
+                )
+            )
+        )
     if "unknown-top-level-member" in wanted:
-        extra = st.one_of(member_names.filter(
-            lambda k: k not in {"execute", "exec-oob", "arguments", "id"}), st.just("control"))
-        options.append(st.tuples(command, extra, json_values(4), ident).map(
-            lambda x: make("unknown-top-level-member",
-                           _with_id({"execute": x[0], x[1]: x[2]}, x[3]))))
+        extra = st.one_of(
+            member_names.filter(lambda k: k not in {"execute", "exec-oob", "arguments", "id"}),
+            st.just("control"),
+        )
+        options.append(
+            st.tuples(command, extra, json_values(4), ident).map(
+                lambda x: make(
+                    "unknown-top-level-member", _with_id({"execute": x[0], x[1]: x[2]}, x[3])
+                )
+            )
+        )
     if "exec-oob-without-oob" in wanted:
         options.append(named("exec-oob-without-oob", st.sampled_from(oob_first), key="exec-oob"))
     if "exec-oob-not-allowed" in wanted:
         options.append(named("exec-oob-not-allowed", st.sampled_from(not_oob), key="exec-oob"))
     if "duplicate-key" in wanted:
-        options.append(st.tuples(command, st.sampled_from(["execute", "id", "arguments"]))
-                       .map(lambda x: _duplicate(*x)))
+        options.append(
+            st.tuples(command, st.sampled_from(["execute", "id", "arguments"])).map(
+                lambda x: _duplicate(*x)
+            )
+        )
     if "unknown-command" in wanted:
         options.append(named("unknown-command", unknown_command_names))
     if "repeat-negotiation" in wanted:
         options.append(named("repeat-negotiation", st.just("qmp_capabilities")))
     if "command-before-negotiation" in wanted:
         others = [n for n in names if n != "qmp_capabilities"]
-        before = st.sampled_from(others) | unknown_command_names if others else (
-            unknown_command_names)
+        before = (
+            st.sampled_from(others) | unknown_command_names if others else (unknown_command_names)
+        )
         options.append(named("command-before-negotiation", before))
     if "unknown-capability" in wanted:
         known = _capabilities(model)
         caps = st.one_of(st.sampled_from(_CAPABILITY_EDGES), json_strings).filter(
-            lambda cap: cap not in known)
-        options.append(st.tuples(caps, ident).map(lambda x: make("unknown-capability", _with_id(
-            {"execute": "qmp_capabilities", "arguments": {"enable": [x[0]]}}, x[1]))))
+            lambda cap: cap not in known
+        )
+        options.append(
+            st.tuples(caps, ident).map(
+                lambda x: make(
+                    "unknown-capability",
+                    _with_id(
+                        {"execute": "qmp_capabilities", "arguments": {"enable": [x[0]]}}, x[1]
+                    ),
+                )
+            )
+        )
     if "arguments" in wanted:
         c = compiled(model, depth=depth)
-        usable = [n for n in names
-                  if model.commands[n].arg_type is not None or n not in c.lenient_commands]
+        usable = [
+            n
+            for n in names
+            if model.commands[n].arg_type is not None or n not in c.lenient_commands
+        ]
         if usable:
-            options.append(st.sampled_from(usable).flatmap(
-                lambda n: invalid_arguments(model, n, depth=depth)))
+            options.append(
+                st.sampled_from(usable).flatmap(lambda n: invalid_arguments(model, n, depth=depth))
+            )
     if not options:
         raise ValueError(f"no request-level violation fits {sorted(wanted)}")
     return st.one_of(options)
@@ -213,8 +270,13 @@ def _duplicate(command: str, key: str) -> Invalid:
         "id": f'"execute": {name}, "id": 1, "id": 2',
         "arguments": f'"execute": {name}, "arguments": {{}}, "arguments": {{}}',
     }[key]
-    return Invalid("duplicate-key", REQUEST_RULES["duplicate-key"], raw=("{" + body + "}")
-                   .encode(), command=command, detail=key)
+    return Invalid(
+        "duplicate-key",
+        REQUEST_RULES["duplicate-key"],
+        raw=("{" + body + "}").encode(),
+        command=command,
+        detail=key,
+    )
 
 
 def _has_duplicate_key(raw: bytes) -> bool:
@@ -225,6 +287,7 @@ def _has_duplicate_key(raw: bytes) -> bool:
         keys = [k for k, _ in items]
         found |= len(keys) != len(set(keys))
         return dict(items)
+
     try:
         json.loads(raw, object_pairs_hook=pairs)
     except ValueError:
@@ -263,6 +326,9 @@ def request_label_holds(model: Schema, ex: Invalid) -> bool:
         return isinstance(name, str) and name != "qmp_capabilities"
     if ex.label == "unknown-capability":
         enable = ex.arguments.get("enable") if isinstance(ex.arguments, dict) else None
-        return (name == "qmp_capabilities" and isinstance(enable, list)
-                and any(cap not in _capabilities(model) for cap in enable))
+        return (
+            name == "qmp_capabilities"
+            and isinstance(enable, list)
+            and any(cap not in _capabilities(model) for cap in enable)
+        )
     return False

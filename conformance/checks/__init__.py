@@ -27,8 +27,19 @@ __all__ = ["Check", "Fail", "Skip", "catalogue"]
 
 
 #: Areas in the order a run visits them (and the issue lists them).
-AREAS = ("framing", "greeting", "negotiation", "ids", "ordering", "oob", "errors",
-         "arguments", "returns", "events", "robustness")
+AREAS = (
+    "framing",
+    "greeting",
+    "negotiation",
+    "ids",
+    "ordering",
+    "oob",
+    "errors",
+    "arguments",
+    "returns",
+    "events",
+    "robustness",
+)
 
 
 def catalogue(only: str | list[str] | None = None) -> list[Check]:

@@ -23,15 +23,23 @@ HARMLESS_WITH_MANDATORY: dict[str, tuple[str, Any]] = {
 }
 
 _WRONG_FOR_JSON_TYPE: dict[str, Any] = {
-    "string": 1, "int": "x", "number": "x", "boolean": "x", "null": 1,
-    "object": 1, "array": 1,
+    "string": 1,
+    "int": "x",
+    "number": "x",
+    "boolean": "x",
+    "null": 1,
+    "object": 1,
+    "array": 1,
 }
 
 
 def _expect_generic(msg: Message, what: str) -> None:
     if msg.error_class != "GenericError":
-        raise Fail(f"{what} was not rejected with GenericError (Q33)",
-                   expected='{"error": {"class": "GenericError", ...}}', seen=msg.brief())
+        raise Fail(
+            f"{what} was not rejected with GenericError (Q33)",
+            expected='{"error": {"class": "GenericError", ...}}',
+            seen=msg.brief(),
+        )
 
 
 def _mandatory(ctx: Context) -> tuple[str, str, Any]:
@@ -69,21 +77,27 @@ def missing(ctx: Context) -> str:
 
 @check("arguments.unexpected", "Q33", "an unknown argument is rejected")
 def unexpected(ctx: Context) -> str:
-    _expect_generic(ctx.call(ctx.shared(), ctx.probe_command, {"qc-unexpected": 1}),
-                    f"{ctx.probe_command} with an unknown argument")
+    _expect_generic(
+        ctx.call(ctx.shared(), ctx.probe_command, {"qc-unexpected": 1}),
+        f"{ctx.probe_command} with an unknown argument",
+    )
     return f"{ctx.probe_command} with 'qc-unexpected' rejected"
 
 
 @check("arguments.wrong-type", "Q33", "an argument of the wrong JSON type is rejected")
 def wrong_type(ctx: Context) -> str:
     name, member, wrong = _mandatory(ctx)
-    _expect_generic(ctx.call(ctx.shared(), name, {member: wrong}),
-                    f"{name} with '{member}' of the wrong type")
+    _expect_generic(
+        ctx.call(ctx.shared(), name, {member: wrong}), f"{name} with '{member}' of the wrong type"
+    )
     return f"{name} with '{member}': {wrong!r} rejected"
 
 
-@check("arguments.no-side-effect", "Q34",
-       "a command with bad arguments is rejected before it changes anything")
+@check(
+    "arguments.no-side-effect",
+    "Q34",
+    "a command with bad arguments is rejected before it changes anything",
+)
 def no_side_effect(ctx: Context) -> str:
     ctx.require_command("stop")
     ctx.require_command("query-status")
@@ -98,6 +112,9 @@ def no_side_effect(ctx: Context) -> str:
         ctx.call(session, "cont")  # put the target back as we found it
     _expect_generic(refused, "stop with an unknown argument")
     if not after.ok or after.obj.get("return") != before.obj["return"]:
-        raise Fail("a rejected command changed the server's state (Q34)",
-                   expected=f"query-status unchanged: {before.brief()}", seen=after.brief())
+        raise Fail(
+            "a rejected command changed the server's state (Q34)",
+            expected=f"query-status unchanged: {before.brief()}",
+            seen=after.brief(),
+        )
     return "stop with a bad argument was refused and left query-status unchanged"

@@ -61,10 +61,9 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-
-def check(id: str, rule: str, title: str,
-          dialects: tuple[Dialect, ...] | None = None
-          ) -> Callable[[CheckFunction], CheckFunction]:
+def check(
+    id: str, rule: str, title: str, dialects: tuple[Dialect, ...] | None = None
+) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as check ``id`` enforcing ``rule``."""
 
     def register(function: CheckFunction) -> CheckFunction:

@@ -43,8 +43,9 @@ W = TypeVar("W", bound=Workload)
 class Context:
     """See the module docstring; one per run."""
 
-    def __init__(self, target: Target, dialect: Dialect | str | None = None,
-                 reply_timeout: float = 5.0) -> None:
+    def __init__(
+        self, target: Target, dialect: Dialect | str | None = None, reply_timeout: float = 5.0
+    ) -> None:
         try:
             self.forced = resolve(dialect) if dialect is not None else None
         except KeyError as exc:
@@ -93,12 +94,14 @@ class Context:
                 return  # a QMP server without a greeting: the checks will say so (Q7)
             try:
                 reply: Message | None = session.execute(
-                    QGA.probe_command, timeout=min(self.reply_timeout, 2.0))
+                    QGA.probe_command, timeout=min(self.reply_timeout, 2.0)
+                )
             except (ReplyTimeout, ConnectionClosed):
                 reply = None
             if reply is None:
                 raise TargetError(
-                    f"{self.target.spec}: no greeting and no reply to guest-ping: not a QMP server")
+                    f"{self.target.spec}: no greeting and no reply to guest-ping: not a QMP server"
+                )
             if reply.error_class == "CommandNotFound":
                 # Not a guest agent, so a QMP server that failed to greet (Q7).
                 self.dialect = DEFAULT
@@ -147,8 +150,13 @@ class Context:
             self._used.append((session, session.transcript.mark()))
         self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
 
-    def open(self, negotiate: bool | Sequence[str] = False, *, keep_shared: bool = False,
-             greeting_timeout: float = GREETING_TIMEOUT) -> Session:
+    def open(
+        self,
+        negotiate: bool | Sequence[str] = False,
+        *,
+        keep_shared: bool = False,
+        greeting_timeout: float = GREETING_TIMEOUT,
+    ) -> Session:
         """A new session on a new connection (a new process for spawned targets),
         greeted, and negotiated when asked: ``True`` enables every offered
         capability, a list enables exactly those.  A missing greeting or a failed
@@ -162,20 +170,28 @@ class Context:
         if self.qga:
             return session
         if session.read_greeting(greeting_timeout) is None:
-            raise Fail("the server sent no greeting on a new connection (Q7)",
-                       expected=f"a greeting within {greeting_timeout:g} s",
-                       seen="nothing" if not session.inbox else session.inbox[0].brief())
+            raise Fail(
+                "the server sent no greeting on a new connection (Q7)",
+                expected=f"a greeting within {greeting_timeout:g} s",
+                seen="nothing" if not session.inbox else session.inbox[0].brief(),
+            )
         if negotiate is False:
             return session
         enable = session.capabilities if negotiate is True else list(negotiate)
         try:
             reply = session.negotiate(enable or None, timeout=self.reply_timeout)
         except ReplyTimeout as exc:
-            raise Fail("qmp_capabilities got no usable reply, so the check could not start",
-                       expected='{"return": {}, "id": ...}', seen=str(exc)) from exc
+            raise Fail(
+                "qmp_capabilities got no usable reply, so the check could not start",
+                expected='{"return": {}, "id": ...}',
+                seen=str(exc),
+            ) from exc
         if not (reply.ok and "return" in reply.obj):
-            raise Fail("qmp_capabilities failed, so the check could not start (Q12)",
-                       expected='{"return": {}}', seen=reply.brief())
+            raise Fail(
+                "qmp_capabilities failed, so the check could not start (Q12)",
+                expected='{"return": {}}',
+                seen=reply.brief(),
+            )
         return session
 
     def shared(self) -> Session:
@@ -236,24 +252,33 @@ class Context:
         try:
             session.wait_reply(fence["id"], self.reply_timeout)
         except (ReplyTimeout, ConnectionClosed) as exc:
-            raise Fail(f"the server stopped answering after {after} (Q32)",
-                       expected=f"a reply to {self.probe_command} sent after it",
-                       seen=str(exc)) from exc
+            raise Fail(
+                f"the server stopped answering after {after} (Q32)",
+                expected=f"a reply to {self.probe_command} sent after it",
+                seen=str(exc),
+            ) from exc
         before = list(session.inbox)
         session.inbox.clear()
         return before
 
-    def call(self, session: Session, name: str, arguments: dict[str, Any] | None = None,
-             **kw: Any) -> Message:
+    def call(
+        self, session: Session, name: str, arguments: dict[str, Any] | None = None, **kw: Any
+    ) -> Message:
         """Execute and wait; a missing reply or a closed connection is a finding."""
         try:
             return session.execute(name, arguments, timeout=self.reply_timeout, **kw)
         except ReplyTimeout as exc:
-            raise Fail(f"no reply to {name} (Q16: one reply per command)",
-                       expected="a reply carrying the request's id", seen=str(exc)) from exc
+            raise Fail(
+                f"no reply to {name} (Q16: one reply per command)",
+                expected="a reply carrying the request's id",
+                seen=str(exc),
+            ) from exc
         except ConnectionClosed as exc:
-            raise Fail(f"the server closed the connection instead of answering {name}",
-                       expected="a reply", seen=str(exc)) from exc
+            raise Fail(
+                f"the server closed the connection instead of answering {name}",
+                expected="a reply",
+                seen=str(exc),
+            ) from exc
 
     # -- the target's schema -------------------------------------------------
 
@@ -261,8 +286,9 @@ class Context:
         """Fetch and load ``query-qmp-schema`` once, on the detection session,
         so no check has to open a session in the middle of another one."""
         try:
-            entries = read_schema(session, timeout=2 * self.reply_timeout,
-                                  negotiation_timeout=self.reply_timeout)
+            entries = read_schema(
+                session, timeout=2 * self.reply_timeout, negotiation_timeout=self.reply_timeout
+            )
         except TargetError as exc:
             self._schema_error = str(exc)
             self.silent_at_start = session.answered == 0
@@ -286,8 +312,11 @@ class Context:
         if isinstance(version, str):
             self.version = version
         listed = info.get("supported_commands") if isinstance(info, dict) else None
-        self.memo["commands"] = {c["name"] for c in listed if isinstance(c, dict)
-                                 and c.get("enabled")} if isinstance(listed, list) else set()
+        self.memo["commands"] = (
+            {c["name"] for c in listed if isinstance(c, dict) and c.get("enabled")}
+            if isinstance(listed, list)
+            else set()
+        )
 
     def schema(self) -> Schema | None:
         """The target's own schema (``query-qmp-schema``); None when it has none."""

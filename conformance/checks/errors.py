@@ -11,8 +11,13 @@ def _error_replies(ctx: Context) -> list[Message]:
     """Errors of every layer: parser, dispatcher, command lookup, arguments."""
     session = ctx.shared()
     out: list[Message] = []
-    for raw in (b"{]", b"{}", b'{"execute": 1}', b'{"execute": "qc-no-such-command"}',
-                f'{{"execute": "{ctx.probe_command}", "arguments": {{"qc-bad": 1}}}}'.encode()):
+    for raw in (
+        b"{]",
+        b"{}",
+        b'{"execute": 1}',
+        b'{"execute": "qc-no-such-command"}',
+        f'{{"execute": "{ctx.probe_command}", "arguments": {{"qc-bad": 1}}}}'.encode(),
+    ):
         out += ctx.fenced(session, raw, "an erroneous request")
     return out
 
@@ -21,17 +26,25 @@ def _error_replies(ctx: Context) -> list[Message]:
 def shape(ctx: Context) -> str:
     replies = _error_replies(ctx)
     if not replies:
-        raise Fail("erroneous requests got no error replies (Q20)",
-                   expected="one error per erroneous request", seen="none")
+        raise Fail(
+            "erroneous requests got no error replies (Q20)",
+            expected="one error per erroneous request",
+            seen="none",
+        )
     validator = ctx.specs().wire_validator("error", ctx.dialect)
     for msg in replies:
-        problems = [e.message for e in validator.iter_errors(msg.obj)] if msg.ok \
+        problems = (
+            [e.message for e in validator.iter_errors(msg.obj)]
+            if msg.ok
             else [msg.error or "not an object"]
+        )
         if problems:
             classes = ", ".join(ctx.specs().error_classes())
-            raise Fail("an error response does not have the required shape (Q20)",
-                       expected=f'{{"error": {{"class": one of {classes}, "desc": str}}, "id"?}}',
-                       seen=f"{msg.brief()}: {'; '.join(problems[:3])}")
+            raise Fail(
+                "an error response does not have the required shape (Q20)",
+                expected=f'{{"error": {{"class": one of {classes}, "desc": str}}, "id"?}}',
+                seen=f"{msg.brief()}: {'; '.join(problems[:3])}",
+            )
     return f"{len(replies)} errors, all well-formed"
 
 
@@ -39,6 +52,9 @@ def shape(ctx: Context) -> str:
 def command_not_found(ctx: Context) -> str:
     reply = ctx.call(ctx.shared(), "qc-no-such-command")
     if reply.error_class != "CommandNotFound":
-        raise Fail("an unknown command did not fail with CommandNotFound",
-                   expected='{"error": {"class": "CommandNotFound", ...}}', seen=reply.brief())
+        raise Fail(
+            "an unknown command did not fail with CommandNotFound",
+            expected='{"error": {"class": "CommandNotFound", ...}}',
+            seen=reply.brief(),
+        )
     return "CommandNotFound"

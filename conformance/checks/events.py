@@ -40,8 +40,12 @@ def _fire(ctx: Context) -> Fired:
     return Fired(session, mark, events)
 
 
-@check("events.envelope", "Q29,Q30",
-       "events are {event, timestamp{seconds, microseconds}, data?}", QMP_DIALECTS)
+@check(
+    "events.envelope",
+    "Q29,Q30",
+    "events are {event, timestamp{seconds, microseconds}, data?}",
+    QMP_DIALECTS,
+)
 def envelope(ctx: Context) -> str:
     for msg in fired(ctx).events:
         v = msg.obj
@@ -54,19 +58,23 @@ def envelope(ctx: Context) -> str:
         extra = set(v) - {"event", "data", "timestamp"}
         if extra:
             problems.append(f"unexpected members {sorted(extra)}")
-        if not isinstance(ts, dict) or set(ts) != {"seconds", "microseconds"} or not all(
-                isinstance(ts[k], int) and not isinstance(ts[k], bool) for k in ts):
+        if (
+            not isinstance(ts, dict)
+            or set(ts) != {"seconds", "microseconds"}
+            or not all(isinstance(ts[k], int) and not isinstance(ts[k], bool) for k in ts)
+        ):
             problems.append("'timestamp' is not {seconds: int, microseconds: int}")
         if problems:
-            raise Fail("an event does not have the event envelope (Q29)",
-                       expected='{"event": str, "data"?: object, '
-                                '"timestamp": {"seconds": int, "microseconds": int}}',
-                       seen=f"{msg.brief()}: {'; '.join(problems)}")
+            raise Fail(
+                "an event does not have the event envelope (Q29)",
+                expected='{"event": str, "data"?: object, '
+                '"timestamp": {"seconds": int, "microseconds": int}}',
+                seen=f"{msg.brief()}: {'; '.join(problems)}",
+            )
     return f"{len(fired(ctx).events)} events well-formed"
 
 
-@check("events.data", "Q29,Q3", "event data validates against the target's schema",
-       QMP_DIALECTS)
+@check("events.data", "Q29,Q3", "event data validates against the target's schema", QMP_DIALECTS)
 def data(ctx: Context) -> str:
     schema = ctx.require_schema()
     specs = ctx.specs()
@@ -74,27 +82,41 @@ def data(ctx: Context) -> str:
     for msg in events:
         name = msg.obj.get("event")
         if name not in schema.events:
-            raise Fail(f"event {name!r} is not in the target's schema (Q29)",
-                       expected=f"one of {len(schema.events)} events of query-qmp-schema",
-                       seen=msg.brief())
+            raise Fail(
+                f"event {name!r} is not in the target's schema (Q29)",
+                expected=f"one of {len(schema.events)} events of query-qmp-schema",
+                seen=msg.brief(),
+            )
         problems = specs.errors("data", name, msg.obj.get("data", {}))
         if problems:
-            raise Fail(f"the data of event {name} does not match its schema (Q3)",
-                       expected=f"data valid for {name}", seen=f"{msg.brief()}: {problems[0]}")
+            raise Fail(
+                f"the data of event {name} does not match its schema (Q3)",
+                expected=f"data valid for {name}",
+                seen=f"{msg.brief()}: {problems[0]}",
+            )
     return f"{', '.join(str(m.obj.get('event')) for m in events)}: data valid"
 
 
-@check("events.timestamp", "Q29",
-       "timestamps are both -1, or seconds >= 0 and 0 <= microseconds <= 999999", QMP_DIALECTS)
+@check(
+    "events.timestamp",
+    "Q29",
+    "timestamps are both -1, or seconds >= 0 and 0 <= microseconds <= 999999",
+    QMP_DIALECTS,
+)
 def timestamp(ctx: Context) -> str:
     for msg in fired(ctx).events:
         ts = msg.obj.get("timestamp")
         s = ts.get("seconds") if isinstance(ts, dict) else None
         us = ts.get("microseconds") if isinstance(ts, dict) else None
-        ok = isinstance(s, int) and isinstance(us, int) and (
-            (s == -1 and us == -1) or (s >= 0 and 0 <= us <= 999999))
+        ok = (
+            isinstance(s, int)
+            and isinstance(us, int)
+            and ((s == -1 and us == -1) or (s >= 0 and 0 <= us <= 999999))
+        )
         if not ok:
-            raise Fail("an event timestamp is out of range (Q29)",
-                       expected="seconds >= 0 and 0 <= microseconds <= 999999, or both -1",
-                       seen=msg.brief())
+            raise Fail(
+                "an event timestamp is out of range (Q29)",
+                expected="seconds >= 0 and 0 <= microseconds <= 999999, or both -1",
+                seen=msg.brief(),
+            )
     return "timestamps in range"

@@ -65,17 +65,22 @@ def _body(ctx: Context, msg: Message) -> bytes:
     return msg.raw.lstrip(b"\xff") if ctx.qga else msg.raw
 
 
-@check("framing.json-objects", "Q2,Q37",
-       "every server line is one valid JSON object")
+@check("framing.json-objects", "Q2,Q37", "every server line is one valid JSON object")
 def json_objects(ctx: Context) -> str:
     work = workload(ctx)
     for msg in work.messages:
         if msg.error is not None:
-            raise Fail("the server sent a line that is not valid JSON (Q37)",
-                       expected="one JSON object per line", seen=f"{msg.brief()} ({msg.error})")
+            raise Fail(
+                "the server sent a line that is not valid JSON (Q37)",
+                expected="one JSON object per line",
+                seen=f"{msg.brief()} ({msg.error})",
+            )
         if not isinstance(msg.value, dict):
-            raise Fail("the server sent a JSON value that is not an object (Q2)",
-                       expected="a JSON object", seen=msg.brief())
+            raise Fail(
+                "the server sent a JSON value that is not an object (Q2)",
+                expected="a JSON object",
+                seen=msg.brief(),
+            )
     return f"{len(work.messages)} lines, each one JSON object"
 
 
@@ -86,11 +91,17 @@ def crlf(ctx: Context) -> str:
         if ctx.qga and msg.raw.endswith(b"\n") and not msg.raw.endswith(b"\r\n"):
             continue  # the guest agent ends lines with LF: docs/known-deviations.md
         if not msg.raw.endswith(b"\r\n"):
-            raise Fail("a server message is not terminated by CRLF (Q2)",
-                       expected="a line ending in \\r\\n", seen=msg.brief())
+            raise Fail(
+                "a server message is not terminated by CRLF (Q2)",
+                expected="a line ending in \\r\\n",
+                seen=msg.brief(),
+            )
         if msg.raw.count(b"\n") != 1 or msg.raw.count(b"\r") != 1:
-            raise Fail("a server message holds a raw CR or LF before its end (Q2)",
-                       expected="one message per line", seen=msg.brief())
+            raise Fail(
+                "a server message holds a raw CR or LF before its end (Q2)",
+                expected="one message per line",
+                seen=msg.brief(),
+            )
     lf = sum(1 for m in work.messages if not m.raw.endswith(b"\r\n"))
     note = f" ({lf} end in LF only, accepted for the guest agent: see docs)" if lf else ""
     return f"{len(work.messages)} lines, each ending in CRLF{note}"
@@ -103,12 +114,16 @@ def ascii_only(ctx: Context) -> str:
         body = _body(ctx, msg)
         bad = next((b for b in body if b >= 0x80), None)
         if bad is not None:
-            raise Fail("the server sent a byte outside ASCII (Q1)",
-                       expected="non-ASCII characters escaped as \\uXXXX",
-                       seen=f"byte 0x{bad:02x} in {msg.brief()}")
+            raise Fail(
+                "the server sent a byte outside ASCII (Q1)",
+                expected="non-ASCII characters escaped as \\uXXXX",
+                seen=f"byte 0x{bad:02x} in {msg.brief()}",
+            )
     echoed = [m for m in work.messages if m.ok and m.obj.get("id") == NON_ASCII_ID]
     if not echoed:
-        raise Fail("the non-ASCII id did not come back intact (Q1, Q15)",
-                   expected=f"a reply with id {NON_ASCII_ID!r}, escaped on the wire",
-                   seen="no such reply")
+        raise Fail(
+            "the non-ASCII id did not come back intact (Q1, Q15)",
+            expected=f"a reply with id {NON_ASCII_ID!r}, escaped on the wire",
+            seen="no such reply",
+        )
     return f"{len(work.messages)} lines, all ASCII; non-ASCII input came back escaped"

@@ -34,45 +34,63 @@ def _greet(ctx: Context) -> Greeted:
     return Greeted(session, session.greeting, reply.obj if reply and reply.ok else None)
 
 
-@check("greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema",
-       QMP_DIALECTS)
+@check(
+    "greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema", QMP_DIALECTS
+)
 def shape(ctx: Context) -> str:
     g = greeted(ctx)
     validator = ctx.specs().wire_validator("greeting", ctx.dialect)
     errors = list(validator.iter_errors(g.greeting))
     if errors:
-        raise Fail("the greeting does not match the QMP greeting schema (Q7)",
-                   expected='{"QMP": {"version": <VersionInfo>, "capabilities": [...]}}',
-                   seen="; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-                                  for e in errors[:5]))
+        raise Fail(
+            "the greeting does not match the QMP greeting schema (Q7)",
+            expected='{"QMP": {"version": <VersionInfo>, "capabilities": [...]}}',
+            seen="; ".join(
+                f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                for e in errors[:5]
+            ),
+        )
     return "greeting matches the schema"
 
 
-@check("greeting.version", "Q8", "the greeting's version equals query-version's return",
-       QMP_DIALECTS)
+@check(
+    "greeting.version", "Q8", "the greeting's version equals query-version's return", QMP_DIALECTS
+)
 def version(ctx: Context) -> str:
     g = greeted(ctx)
     if g.version_reply is None or "return" not in g.version_reply:
-        raise Fail("query-version gave no return value to compare with the greeting (Q8)",
-                   expected="a return value", seen=json.dumps(g.version_reply))
+        raise Fail(
+            "query-version gave no return value to compare with the greeting (Q8)",
+            expected="a return value",
+            seen=json.dumps(g.version_reply),
+        )
     qmp = g.greeting.get("QMP", {})
     said = qmp.get("version") if isinstance(qmp, dict) else None
     if not json_equal(said, g.version_reply["return"]):
-        raise Fail("the greeting's version differs from query-version (Q8)",
-                   expected=json.dumps(g.version_reply["return"]), seen=json.dumps(said))
+        raise Fail(
+            "the greeting's version differs from query-version (Q8)",
+            expected=json.dumps(g.version_reply["return"]),
+            seen=json.dumps(said),
+        )
     return "greeting version == query-version"
 
 
-@check("greeting.capabilities", "Q7,Q9", "the greeting's capabilities are a list of names",
-       QMP_DIALECTS)
+@check(
+    "greeting.capabilities",
+    "Q7,Q9",
+    "the greeting's capabilities are a list of names",
+    QMP_DIALECTS,
+)
 def capabilities(ctx: Context) -> str:
     g = greeted(ctx)
     qmp = g.greeting.get("QMP", {})
     caps = qmp.get("capabilities") if isinstance(qmp, dict) else None
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        raise Fail("the greeting's capabilities are not a JSON array of strings (Q7)",
-                   expected="a JSON array of capability names", seen=json.dumps(caps))
+        raise Fail(
+            "the greeting's capabilities are not a JSON array of strings (Q7)",
+            expected="a JSON array of capability names",
+            seen=json.dumps(caps),
+        )
     if not ctx.dialect.known_capabilities and caps:
-        raise Fail("a QMP 1.0 server offers no capabilities", expected="[]",
-                   seen=json.dumps(caps))
+        raise Fail("a QMP 1.0 server offers no capabilities", expected="[]", seen=json.dumps(caps))
     return f"capabilities {json.dumps(caps)}"

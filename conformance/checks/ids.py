@@ -12,9 +12,26 @@ from conformance.session import Message, ReplyTimeout, json_equal
 
 #: One id of every JSON type, and the numbers QEMU re-serialises (Q15).
 IDS: list[Any] = [
-    0, -1, 42, 1.5, 0.1, 1e-7, 9223372036854775807, 18446744073709551615,
-    18446744073709551616, -9223372036854775809, "cookie#1", "", "\u00e9\U0001f600",
-    None, True, False, [], {}, [1, "a", None, [2.5]], {"a": {"b": [1, {"c": None}]}},
+    0,
+    -1,
+    42,
+    1.5,
+    0.1,
+    1e-7,
+    9223372036854775807,
+    18446744073709551615,
+    18446744073709551616,
+    -9223372036854775809,
+    "cookie#1",
+    "",
+    "\u00e9\U0001f600",
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1, "a", None, [2.5]],
+    {"a": {"b": [1, {"c": None}]}},
 ]
 DEEP = 1000
 
@@ -25,8 +42,7 @@ def _reply_to(ctx: Context, raw: bytes) -> Message:
     try:
         return session.next_reply(ctx.reply_timeout)
     except ReplyTimeout as exc:
-        raise Fail("no reply to a command (Q16)", expected="one reply",
-                   seen=str(exc)) from exc
+        raise Fail("no reply to a command (Q16)", expected="one reply", seen=str(exc)) from exc
 
 
 def _request(ctx: Context, id_text: str, name: str | None = None) -> bytes:
@@ -43,8 +59,11 @@ def echo(ctx: Context) -> str:
         text = json.dumps(value, ensure_ascii=False)
         reply = _reply_to(ctx, _request(ctx, text))
         if reply.id is MISSING or not json_equal(reply.id, value):
-            raise Fail(f"the id {text} was not echoed as the same JSON value (Q15)",
-                       expected=f"id {text}", seen=f"id {_show(reply.id)} in {reply.brief()}")
+            raise Fail(
+                f"the id {text} was not echoed as the same JSON value (Q15)",
+                expected=f"id {text}",
+                seen=f"id {_show(reply.id)} in {reply.brief()}",
+            )
     return f"{len(IDS)} ids of every JSON type echoed"
 
 
@@ -56,11 +75,17 @@ def deep(ctx: Context) -> str:
     for _ in range(DEEP - 1):
         expected = [expected]
     if reply.error:
-        raise Fail("the reply to a deeply nested id is not valid JSON (Q37)",
-                   expected="valid JSON", seen=reply.error)
+        raise Fail(
+            "the reply to a deeply nested id is not valid JSON (Q37)",
+            expected="valid JSON",
+            seen=reply.error,
+        )
     if reply.id is MISSING or not json_equal(reply.id, expected):
-        raise Fail(f"an id nested {DEEP} deep was not echoed (Q15)",
-                   expected=f"the same {DEEP}-deep array", seen=reply.brief(200))
+        raise Fail(
+            f"an id nested {DEEP} deep was not echoed (Q15)",
+            expected=f"the same {DEEP}-deep array",
+            seen=reply.brief(200),
+        )
     return f"{DEEP}-deep id echoed"
 
 
@@ -68,9 +93,12 @@ def deep(ctx: Context) -> str:
 def on_error(ctx: Context) -> str:
     cases: list[tuple[str, bytes, Any]] = [
         ("an unknown command", b'{"execute": "qc-no-such-command", "id": 7}', 7),
-        ("an unexpected argument",
-         f'{{"execute": "{ctx.probe_command}", "arguments": {{"qc-bad": 1}}, "id": "e2"}}'
-         .encode(), "e2"),
+        (
+            "an unexpected argument",
+            f'{{"execute": "{ctx.probe_command}", "arguments": {{"qc-bad": 1}}, '
+            f'"id": "e2"}}'.encode(),
+            "e2",
+        ),
         ("a request without execute", b'{"id": "e3"}', "e3"),
         ("execute that is not a string", b'{"execute": 1, "id": "e4"}', "e4"),
     ]
@@ -79,20 +107,25 @@ def on_error(ctx: Context) -> str:
         if not reply.is_error:
             raise Fail(f"{what} did not fail", expected="an error", seen=reply.brief())
         if reply.id is MISSING or not json_equal(reply.id, want):
-            raise Fail(f"the error for {what} lost the request's id (Q16, Q18)",
-                       expected=f"id {json.dumps(want)}", seen=reply.brief())
+            raise Fail(
+                f"the error for {what} lost the request's id (Q16, Q18)",
+                expected=f"id {json.dumps(want)}",
+                seen=reply.brief(),
+            )
     return f"{len(cases)} kinds of error carried their id"
 
 
-@check("ids.absent-unreadable", "Q18",
-       "errors for unreadable input carry no id, not even null")
+@check("ids.absent-unreadable", "Q18", "errors for unreadable input carry no id, not even null")
 def absent_unreadable(ctx: Context) -> str:
     session = ctx.shared()
     for raw in (b"{]", b"[1, 2, 3]", b'"query-version"', b"42"):
         stray = [m for m in ctx.fenced(session, raw, "unreadable input") if m.id is not MISSING]
         if stray:
-            raise Fail("an error for input without an id carries an id member (Q18)",
-                       expected="no id member", seen=stray[0].brief())
+            raise Fail(
+                "an error for input without an id carries an id member (Q18)",
+                expected="no id member",
+                seen=stray[0].brief(),
+            )
     return "errors for unreadable input carried no id"
 
 
@@ -100,8 +133,11 @@ def absent_unreadable(ctx: Context) -> str:
 def no_invented(ctx: Context) -> str:
     reply = _reply_to(ctx, f'{{"execute": "{ctx.probe_command}"}}'.encode())
     if reply.id is not MISSING:
-        raise Fail("the reply to a command without id carries an id (Q16)",
-                   expected="no id member", seen=reply.brief())
+        raise Fail(
+            "the reply to a command without id carries an id (Q16)",
+            expected="no id member",
+            seen=reply.brief(),
+        )
     return "no id invented"
 
 
@@ -109,8 +145,9 @@ def no_invented(ctx: Context) -> str:
 def one_reply(ctx: Context) -> str:
     session = ctx.shared()
     sent = [f"one-{i}" for i in range(8)]
-    session.send_raw(b"".join(
-        json.dumps(session.request(ctx.probe_command, id=i)).encode() for i in sent))
+    session.send_raw(
+        b"".join(json.dumps(session.request(ctx.probe_command, id=i)).encode() for i in sent)
+    )
     got = session.collect(quiet=0.3, timeout=ctx.reply_timeout, until=len(sent))
     got += session.collect(quiet=0.2, timeout=1.0)  # anything extra must show up now
     replies = [m for m in got if not m.is_event]
@@ -118,10 +155,16 @@ def one_reply(ctx: Context) -> str:
     for i in sent:
         count = sum(1 for s in seen if s is not MISSING and json_equal(s, i))
         if count != 1:
-            raise Fail(f"command {i!r} got {count} replies (Q16)", expected="exactly one",
-                       seen=", ".join(_show(s) for s in seen))
+            raise Fail(
+                f"command {i!r} got {count} replies (Q16)",
+                expected="exactly one",
+                seen=", ".join(_show(s) for s in seen),
+            )
     extra = [m for m in replies if m.id is MISSING or m.id not in sent]
     if extra:
-        raise Fail("a reply carries an id that was never sent (Q16)",
-                   expected=f"only ids {sent}", seen=extra[0].brief())
+        raise Fail(
+            "a reply carries an id that was never sent (Q16)",
+            expected=f"only ids {sent}",
+            seen=extra[0].brief(),
+        )
     return f"{len(sent)} pipelined commands, one reply each"

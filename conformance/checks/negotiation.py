@@ -13,8 +13,11 @@ NO_SUCH_CAPABILITY = "qc-no-such-capability"
 
 def _expect_class(msg: Message, cls: str, what: str, rule: str) -> None:
     if msg.error_class != cls:
-        raise Fail(f"{what}: the server did not answer {cls} ({rule})",
-                   expected=f'{{"error": {{"class": "{cls}", ...}}}}', seen=msg.brief())
+        raise Fail(
+            f"{what}: the server did not answer {cls} ({rule})",
+            expected=f'{{"error": {{"class": "{cls}", ...}}}}',
+            seen=msg.brief(),
+        )
 
 
 def _expect_return(msg: Message, what: str, rule: str) -> None:
@@ -22,22 +25,39 @@ def _expect_return(msg: Message, what: str, rule: str) -> None:
         raise Fail(f"{what} failed ({rule})", expected='{"return": ...}', seen=msg.brief())
 
 
-@check("negotiation.commands-refused", "Q10",
-       "before qmp_capabilities, other commands get CommandNotFound", QMP_DIALECTS)
+@check(
+    "negotiation.commands-refused",
+    "Q10",
+    "before qmp_capabilities, other commands get CommandNotFound",
+    QMP_DIALECTS,
+)
 def commands_refused(ctx: Context) -> str:
     session = ctx.open(negotiate=False)
-    _expect_class(ctx.call(session, ctx.probe_command), "CommandNotFound",
-                  f"{ctx.probe_command} before negotiation", "Q10")
-    _expect_class(ctx.call(session, NO_SUCH_COMMAND), "CommandNotFound",
-                  "an unknown command before negotiation", "Q10")
+    _expect_class(
+        ctx.call(session, ctx.probe_command),
+        "CommandNotFound",
+        f"{ctx.probe_command} before negotiation",
+        "Q10",
+    )
+    _expect_class(
+        ctx.call(session, NO_SUCH_COMMAND),
+        "CommandNotFound",
+        "an unknown command before negotiation",
+        "Q10",
+    )
     _expect_return(ctx.call(session, "qmp_capabilities"), "qmp_capabilities afterwards", "Q12")
-    _expect_return(ctx.call(session, ctx.probe_command),
-                   f"{ctx.probe_command} after negotiation", "Q12")
+    _expect_return(
+        ctx.call(session, ctx.probe_command), f"{ctx.probe_command} after negotiation", "Q12"
+    )
     return "commands refused with CommandNotFound until qmp_capabilities"
 
 
-@check("negotiation.no-events-before", "Q11",
-       "a connection still negotiating receives no events", QMP_DIALECTS)
+@check(
+    "negotiation.no-events-before",
+    "Q11",
+    "a connection still negotiating receives no events",
+    QMP_DIALECTS,
+)
 def no_events_before(ctx: Context) -> str:
     if ctx.target.restarts:
         raise Skip("a spawned target has one stdio monitor: no second connection")
@@ -47,56 +67,83 @@ def no_events_before(ctx: Context) -> str:
     try:
         b = ctx.open(negotiate=False, keep_shared=True, greeting_timeout=0.5)
     except Fail:
-        raise Skip("the target serves one client at a time (a second connection got no "
-                   "greeting while the first was open): no second session to watch") from None
+        raise Skip(
+            "the target serves one client at a time (a second connection got no "
+            "greeting while the first was open): no second session to watch"
+        ) from None
     ctx.call(a, "stop")
     ctx.call(a, "cont")
     if not a.events:
         raise Skip("stop/cont emitted no event on the negotiated session")
     leaked = [m for m in b.collect(quiet=0.3, timeout=1.0) if m.is_event]
     if leaked:
-        raise Fail("a connection in negotiation mode received an event (Q11)",
-                   expected="no events before qmp_capabilities", seen=leaked[0].brief())
-    _expect_return(ctx.call(b, "qmp_capabilities"), "qmp_capabilities on the second session",
-                   "Q12")
+        raise Fail(
+            "a connection in negotiation mode received an event (Q11)",
+            expected="no events before qmp_capabilities",
+            seen=leaked[0].brief(),
+        )
+    _expect_return(ctx.call(b, "qmp_capabilities"), "qmp_capabilities on the second session", "Q12")
     return f"{len(a.events)} event(s) on the negotiated session, none on the other"
 
 
-@check("negotiation.repeat-refused", "Q12",
-       "a second qmp_capabilities fails once in command mode", QMP_DIALECTS)
+@check(
+    "negotiation.repeat-refused",
+    "Q12",
+    "a second qmp_capabilities fails once in command mode",
+    QMP_DIALECTS,
+)
 def repeat_refused(ctx: Context) -> str:
     session = ctx.open(negotiate=True)
     again = ctx.call(session, "qmp_capabilities")
     if not again.is_error:
-        raise Fail("a repeated qmp_capabilities succeeded (Q12)",
-                   expected="an error (QEMU: CommandNotFound)", seen=again.brief())
+        raise Fail(
+            "a repeated qmp_capabilities succeeded (Q12)",
+            expected="an error (QEMU: CommandNotFound)",
+            seen=again.brief(),
+        )
     _expect_return(ctx.call(session, ctx.probe_command), "a command afterwards", "Q12")
     return f"repeat refused with {again.error_class}; session still in command mode"
 
 
-@check("negotiation.unknown-capability", "Q14",
-       "enabling an unknown capability fails and leaves negotiation open", QMP_DIALECTS)
+@check(
+    "negotiation.unknown-capability",
+    "Q14",
+    "enabling an unknown capability fails and leaves negotiation open",
+    QMP_DIALECTS,
+)
 def unknown_capability(ctx: Context) -> str:
     session = ctx.open(negotiate=False)
     bad = ctx.call(session, "qmp_capabilities", {"enable": [NO_SUCH_CAPABILITY]})
     if not bad.is_error:
-        raise Fail("enabling an unknown capability succeeded (Q14)",
-                   expected="an error", seen=bad.brief())
-    _expect_class(ctx.call(session, ctx.probe_command), "CommandNotFound",
-                  "a command after the failed negotiation (still negotiating)", "Q10,Q14")
+        raise Fail(
+            "enabling an unknown capability succeeded (Q14)", expected="an error", seen=bad.brief()
+        )
+    _expect_class(
+        ctx.call(session, ctx.probe_command),
+        "CommandNotFound",
+        "a command after the failed negotiation (still negotiating)",
+        "Q10,Q14",
+    )
     _expect_return(ctx.call(session, "qmp_capabilities"), "a plain qmp_capabilities", "Q12")
     _expect_return(ctx.call(session, ctx.probe_command), "a command after negotiation", "Q12")
     return "unknown capability refused; negotiation stayed open and then succeeded"
 
 
-@check("negotiation.enable-offered", "Q12,Q13,Q19",
-       "enabling every offered capability returns {} and opens command mode", QMP_DIALECTS)
+@check(
+    "negotiation.enable-offered",
+    "Q12,Q13,Q19",
+    "enabling every offered capability returns {} and opens command mode",
+    QMP_DIALECTS,
+)
 def enable_offered(ctx: Context) -> str:
     session = ctx.open(negotiate=False)
     caps = session.capabilities
     reply = ctx.call(session, "qmp_capabilities", {"enable": caps})
     if not (reply.ok and reply.obj.get("return") == {}):
-        raise Fail("qmp_capabilities with the offered capabilities did not return {} (Q12, Q19)",
-                   expected='{"return": {}}', seen=reply.brief())
+        raise Fail(
+            "qmp_capabilities with the offered capabilities did not return {} (Q12, Q19)",
+            expected='{"return": {}}',
+            seen=reply.brief(),
+        )
     _expect_return(ctx.call(session, ctx.probe_command), "a command after negotiation", "Q12")
     return f"enabled {caps}"

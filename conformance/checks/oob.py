@@ -27,7 +27,9 @@ from conformance.transport import fifo_path
 
 #: allow-oob commands that are harmless to run, with their arguments.
 HARMLESS_OOB: list[tuple[str, dict[str, Any] | None]] = [
-    ("yank", {"instances": []}), ("query-yank", None), ("migrate-pause", None),
+    ("yank", {"instances": []}),
+    ("query-yank", None),
+    ("migrate-pause", None),
 ]
 HOLD = 1.0  # how long a blocked server gets to show (or not) an OOB reply
 QUEUED = 12  # more than QEMU's in-band queue of 8 (Q25, Q26)
@@ -40,8 +42,9 @@ def _oob_command(ctx: Context) -> tuple[str, dict[str, Any] | None]:
         cmd = schema.commands.get(name)
         if cmd is not None and cmd.allow_oob:
             return name, args
-    raise Skip("the target's schema has no harmless allow-oob command "
-               "(qemu-storage-daemon has none)")
+    raise Skip(
+        "the target's schema has no harmless allow-oob command (qemu-storage-daemon has none)"
+    )
 
 
 def _oob_session(ctx: Context) -> Session:
@@ -65,9 +68,18 @@ class Blocker:
         self.released = False
 
     def request(self, ident: str) -> bytes:
-        return json.dumps({"execute": "blockdev-add", "id": ident, "arguments": {
-            "driver": "blkdebug", "node-name": self.node, "config": self.fifo,
-            "image": {"driver": "null-co", "read-zeroes": True}}}).encode()
+        return json.dumps(
+            {
+                "execute": "blockdev-add",
+                "id": ident,
+                "arguments": {
+                    "driver": "blkdebug",
+                    "node-name": self.node,
+                    "config": self.fifo,
+                    "image": {"driver": "null-co", "read-zeroes": True},
+                },
+            }
+        ).encode()
 
     def release(self, timeout: float = 3.0) -> bool:
         """Open the FIFO for writing once the server has it open for reading."""
@@ -90,8 +102,7 @@ class Blocker:
             self.release(0.5)
         if self.released and not session.closed:
             with contextlib.suppress(Exception):
-                session.execute("blockdev-del", {"node-name": self.node},
-                                timeout=ctx.reply_timeout)
+                session.execute("blockdev-del", {"node-name": self.node}, timeout=ctx.reply_timeout)
         if not self.released:
             ctx.discard()  # the server may still be stuck in open()
         shutil.rmtree(os.path.dirname(self.fifo), ignore_errors=True)
@@ -131,41 +142,59 @@ def unnegotiated(ctx: Context) -> str:
         schema = ctx.schema()
         # An allow-oob command that would succeed if run, so only the refusal of
         # exec-oob itself can make it fail.
-        name = next((n for n, _ in HARMLESS_OOB
-                     if schema and n in schema.commands and schema.commands[n].allow_oob),
-                    ctx.probe_command)
+        name = next(
+            (
+                n
+                for n, _ in HARMLESS_OOB
+                if schema and n in schema.commands and schema.commands[n].allow_oob
+            ),
+            ctx.probe_command,
+        )
     args = dict(HARMLESS_OOB).get(name)
     session.send(session.request(name, args, id="oob-off", oob=True))
     reply = session.expect_reply(ctx.reply_timeout)
     if reply is None or not reply.is_error:
-        raise Fail("exec-oob was accepted without the oob capability negotiated (Q28)",
-                   expected="an error (QEMU: QMP input member 'exec-oob' is unexpected)",
-                   seen=reply.brief() if reply else "no reply")
+        raise Fail(
+            "exec-oob was accepted without the oob capability negotiated (Q28)",
+            expected="an error (QEMU: QMP input member 'exec-oob' is unexpected)",
+            seen=reply.brief() if reply else "no reply",
+        )
     if ctx.probe(session) is None:
-        raise Fail("the session stopped answering after a refused exec-oob (Q32)",
-                   expected="a reply", seen="none")
+        raise Fail(
+            "the session stopped answering after a refused exec-oob (Q32)",
+            expected="a reply",
+            seen="none",
+        )
     return f"exec-oob {name} refused: {reply.desc}"
 
 
-@check("oob.not-allowed", "Q27", "exec-oob is refused for commands without allow-oob",
-       QMP_DIALECTS)
+@check("oob.not-allowed", "Q27", "exec-oob is refused for commands without allow-oob", QMP_DIALECTS)
 def not_allowed(ctx: Context) -> str:
     session = _oob_session(ctx)
     schema = ctx.require_schema()
-    name = next((n for n in (ctx.probe_command, "query-commands", "qmp_capabilities")
-                 if n in schema.commands and not schema.commands[n].allow_oob), None)
+    name = next(
+        (
+            n
+            for n in (ctx.probe_command, "query-commands", "qmp_capabilities")
+            if n in schema.commands and not schema.commands[n].allow_oob
+        ),
+        None,
+    )
     if name is None:
         raise Skip("no command without allow-oob to try")
     reply = ctx.call(session, name, oob=True)
     if not reply.is_error:
-        raise Fail(f"exec-oob of {name}, which lacks allow-oob, was run (Q27)",
-                   expected="an error (QEMU: The command ... does not support OOB)",
-                   seen=reply.brief())
+        raise Fail(
+            f"exec-oob of {name}, which lacks allow-oob, was run (Q27)",
+            expected="an error (QEMU: The command ... does not support OOB)",
+            seen=reply.brief(),
+        )
     return f"exec-oob {name} refused: {reply.desc}"
 
 
-@check("oob.overtake", "Q23", "an exec-oob command overtakes a blocked in-band command",
-       QMP_DIALECTS)
+@check(
+    "oob.overtake", "Q23", "an exec-oob command overtakes a blocked in-band command", QMP_DIALECTS
+)
 def overtake(ctx: Context) -> str:
     session = _oob_session(ctx)
     oob_name, oob_args = _oob_command(ctx)
@@ -182,50 +211,70 @@ def overtake(ctx: Context) -> str:
             blocker.release()
             late = session.collect(quiet=0.3, timeout=ctx.reply_timeout, until=3)
             seen = ", ".join(m.brief(80) for m in late) or "nothing"
-            raise Fail("the exec-oob command did not overtake the blocked in-band command (Q23)",
-                       expected=f"the reply to oob-1 within {HOLD:g} s, before ib-blocks",
-                       seen=f"nothing for {HOLD:g} s; after releasing the blocker: {seen}")
+            raise Fail(
+                "the exec-oob command did not overtake the blocked in-band command (Q23)",
+                expected=f"the reply to oob-1 within {HOLD:g} s, before ib-blocks",
+                seen=f"nothing for {HOLD:g} s; after releasing the blocker: {seen}",
+            )
         blocker.release()
         rest = session.collect(quiet=0.5, timeout=ctx.reply_timeout, until=2)
         order = [m.id for m in rest if not m.is_event]
         if order[:2] != ["ib-blocks", "ib-quick"]:
-            raise Fail("the in-band replies did not follow in order once unblocked (Q22)",
-                       expected="ib-blocks, ib-quick", seen=json.dumps([str(i) for i in order]))
+            raise Fail(
+                "the in-band replies did not follow in order once unblocked (Q22)",
+                expected="ib-blocks, ib-quick",
+                seen=json.dumps([str(i) for i in order]),
+            )
         return f"exec-oob {oob_name} answered while blockdev-add was blocked"
     finally:
         blocker.cleanup(ctx, session)
 
 
-@check("oob.queue-limit", "Q25",
-       "the server stops reading when the in-band queue is full", QMP_DIALECTS)
+@check(
+    "oob.queue-limit",
+    "Q25",
+    "the server stops reading when the in-band queue is full",
+    QMP_DIALECTS,
+)
 def queue_limit(ctx: Context) -> str:
     session = _oob_session(ctx)
     oob_name, oob_args = _oob_command(ctx)
     blocker = Blocker(ctx)
     queued = [f"qb-{i}" for i in range(QUEUED)]
     try:
-        session.send_raw(blocker.request("qb-blocks") + b"".join(
-            json.dumps(session.request(ctx.probe_command, id=i)).encode() for i in queued))
+        session.send_raw(
+            blocker.request("qb-blocks")
+            + b"".join(
+                json.dumps(session.request(ctx.probe_command, id=i)).encode() for i in queued
+            )
+        )
         session.send(session.request(oob_name, oob_args, id="qb-oob", oob=True))
         early = _watch(session, ["qb-oob", "qb-blocks"], HOLD)
         held = _has(early, "qb-blocks")
         if held is not None:
             raise _blocker_refused(held)
         if _has(early, "qb-oob") is not None:
-            raise Fail(f"with {QUEUED} in-band commands queued behind a blocked one, the server "
-                       "still read and ran an exec-oob command: it did not stop reading (Q25)",
-                       expected="no reply to qb-oob until the blocker is released",
-                       seen=f"qb-oob answered within {HOLD:g} s while blocked")
+            raise Fail(
+                f"with {QUEUED} in-band commands queued behind a blocked one, the server "
+                "still read and ran an exec-oob command: it did not stop reading (Q25)",
+                expected="no reply to qb-oob until the blocker is released",
+                seen=f"qb-oob answered within {HOLD:g} s while blocked",
+            )
         blocker.release()
         rest = session.collect(quiet=0.5, timeout=ctx.reply_timeout, until=QUEUED + 2)
-        dropped = {json.dumps(as_object(m.obj.get("data")).get("id")) for m in rest
-                   if m.is_event and m.obj.get("event") == "COMMAND_DROPPED"}
+        dropped = {
+            json.dumps(as_object(m.obj.get("data")).get("id"))
+            for m in rest
+            if m.is_event and m.obj.get("event") == "COMMAND_DROPPED"
+        }
         answered = [m.id for m in rest if not m.is_event]
         missing = [i for i in queued if i not in answered and json.dumps(i) not in dropped]
         if missing or _has(rest, "qb-oob") is None:
-            raise Fail("after the blocker was released, queued commands went unanswered (Q16)",
-                       expected=f"replies to {queued[0]}..{queued[-1]} and qb-oob",
-                       seen=f"missing {missing or ['qb-oob']}")
+            raise Fail(
+                "after the blocker was released, queued commands went unanswered (Q16)",
+                expected=f"replies to {queued[0]}..{queued[-1]} and qb-oob",
+                seen=f"missing {missing or ['qb-oob']}",
+            )
         return f"reading stopped with {QUEUED} queued; all answered once released"
     finally:
         blocker.cleanup(ctx, session)

@@ -29,11 +29,17 @@ def pipelined(ctx: Context) -> str:
         sent.append(ident)
         chunks.append(json.dumps(session.request(name, id=ident)).encode())
     session.send_raw(b"".join(chunks))
-    got = [m for m in session.collect(quiet=1.0, timeout=ctx.reply_timeout, until=len(sent))
-           if not m.is_event]
+    got = [
+        m
+        for m in session.collect(quiet=1.0, timeout=ctx.reply_timeout, until=len(sent))
+        if not m.is_event
+    ]
     order = [m.id for m in got]
     if order != sent:
         shown = ", ".join("(none)" if i is MISSING else json.dumps(i) for i in order)
-        raise Fail("replies did not come back in the order the commands were sent (Q22)",
-                   expected=", ".join(sent), seen=shown or "no replies")
+        raise Fail(
+            "replies did not come back in the order the commands were sent (Q22)",
+            expected=", ".join(sent),
+            seen=shown or "no replies",
+        )
     return f"{len(sent)} pipelined commands answered in order"

@@ -30,9 +30,12 @@ def callable_queries(schema: Schema) -> list[str]:
     return sorted(out)
 
 
-@check("returns.query", "Q3,Q19",
-       "every argument-free query-* command returns data valid against its schema",
-       QMP_DIALECTS)
+@check(
+    "returns.query",
+    "Q3,Q19",
+    "every argument-free query-* command returns data valid against its schema",
+    QMP_DIALECTS,
+)
 def query_returns(ctx: Context) -> str:
     schema = ctx.require_schema()
     specs = ctx.specs()
@@ -60,11 +63,16 @@ def query_returns(ctx: Context) -> str:
         if problems:
             bad.append(f"{name}: " + "; ".join(problems[:3]))
     if bad:
-        raise Fail(f"{len(bad)} of {len(names)} query commands returned data that does not "
-                   "match their return schema (Q3, Q19)",
-                   expected="returns valid against query-qmp-schema",
-                   seen="\n  ".join(["", *bad[:10]]))
+        raise Fail(
+            f"{len(bad)} of {len(names)} query commands returned data that does not "
+            "match their return schema (Q3, Q19)",
+            expected="returns valid against query-qmp-schema",
+            seen="\n  ".join(["", *bad[:10]]),
+        )
     if not returned:
-        raise Fail("no query command returned data", expected="at least one return",
-                   seen=f"{errored} errors")
+        raise Fail(
+            "no query command returned data",
+            expected="at least one return",
+            seen=f"{errored} errors",
+        )
     return f"{returned} query commands returned valid data ({errored} refused)"

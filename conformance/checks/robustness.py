@@ -19,19 +19,34 @@ def malformed_inputs(probe: str) -> list[bytes]:
     """The malformed inputs of QEMU's qmp-test and of the notes (section 5);
     each must give at least one GenericError and leave the parser ready."""
     return [
-        b"{]", b"{\xff", b"{\x01", b"{'bad \xff", b'"unterminated\n', b"%p",
-        b"null", b"[1, 2, 3]", b"42", b"{}", b"hello world\n",
+        b"{]",
+        b"{\xff",
+        b"{\x01",
+        b"{'bad \xff",
+        b'"unterminated\n',
+        b"%p",
+        b"null",
+        b"[1, 2, 3]",
+        b"42",
+        b"{}",
+        b"hello world\n",
         b'{"execute": true}',
         b'{"execute": "' + probe.encode() + b'", "arguments": []}',
         b'{"execute": "' + probe.encode() + b'", "extra": 1}',
         b'{"execute": "' + probe.encode() + b'",}',
         b'{"execute": "' + probe.encode() + b'", "execute": "x"}',
-        b'{"execute": "\\x41"}', b'{"execute": "\\ud800"}', b"\x00", b"]",
+        b'{"execute": "\\x41"}',
+        b'{"execute": "\\ud800"}',
+        b"\x00",
+        b"]",
     ]
 
 
-@check("robustness.malformed", "Q32,Q37,Q20",
-       "each malformed input gets GenericError and the server keeps answering")
+@check(
+    "robustness.malformed",
+    "Q32,Q37,Q20",
+    "each malformed input gets GenericError and the server keeps answering",
+)
 def malformed(ctx: Context) -> str:
     session = ctx.shared()
     inputs = malformed_inputs(ctx.probe_command)
@@ -39,21 +54,27 @@ def malformed(ctx: Context) -> str:
         replies = ctx.fenced(session, raw, "malformed input")
         if not replies or any(m.error_class != "GenericError" for m in replies):
             wrong = next((m for m in replies if m.error_class != "GenericError"), None)
-            raise Fail(f"malformed input {raw!r} was not answered with GenericError",
-                       expected="at least one GenericError error response, nothing else",
-                       seen=wrong.brief() if wrong else "no reply before the next command's")
+            raise Fail(
+                f"malformed input {raw!r} was not answered with GenericError",
+                expected="at least one GenericError error response, nothing else",
+                seen=wrong.brief() if wrong else "no reply before the next command's",
+            )
     return f"{len(inputs)} malformed inputs refused; the server kept answering"
 
 
 def _resync(ctx: Context, stuck: bytes, what: str, session: Session | None = None) -> str:
     session = session or ctx.shared()
     session.send_raw(stuck)
-    replies = ctx.fenced(session, b"\x01", f"{what} and the control byte \\x01 meant "
-                                            "to bring the parser back")
+    replies = ctx.fenced(
+        session, b"\x01", f"{what} and the control byte \\x01 meant to bring the parser back"
+    )
     leftovers = [m for m in replies if not m.is_error]
     if leftovers:
-        raise Fail(f"after {what}, the server answered something other than errors",
-                   expected="error responses only", seen=leftovers[0].brief())
+        raise Fail(
+            f"after {what}, the server answered something other than errors",
+            expected="error responses only",
+            seen=leftovers[0].brief(),
+        )
     return f"after {what}, \\x01 brought the parser back"
 
 
@@ -77,8 +98,11 @@ def garbage(ctx: Context) -> str:
     return _resync(ctx, noise, "2 KiB of random bytes", session)
 
 
-@check("robustness.error-flood", "Q32,Q25",
-       "with oob on, a burst of input errors does not kill the server")
+@check(
+    "robustness.error-flood",
+    "Q32,Q25",
+    "with oob on, a burst of input errors does not kill the server",
+)
 def error_flood(ctx: Context) -> str:
     # Each "1]" is two errors (a non-object, a stray bracket): far more queued
     # error responses than the in-band queue holds.  Last in the catalogue, as a

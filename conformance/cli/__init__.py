@@ -18,7 +18,15 @@ from conformance.errors import ConformanceError
 
 #: The order ``--help`` lists subcommands in; others follow alphabetically.
 PREFERRED_ORDER: tuple[str, ...] = (
-    "check", "serve", "schema", "fuzz", "replay", "diff", "compare", "report", "releases",
+    "check",
+    "serve",
+    "schema",
+    "fuzz",
+    "replay",
+    "diff",
+    "compare",
+    "report",
+    "releases",
 )
 
 EXIT_OK = 0
@@ -59,8 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # A file named on the command line that cannot be read or written.
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"qmp-conform {args.command}: error: {where}{exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"qmp-conform {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"qmp-conform {args.command}: interrupted", file=sys.stderr)

@@ -33,36 +33,67 @@ DETAILED = ("fail", "error", "xfail", "xpass")
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "check", help="run the conformance checks against a QMP server",
+        "check",
+        help="run the conformance checks against a QMP server",
         description="Run the conformance catalogue against a QMP server and report "
-                    "a verdict per check, with evidence for every failure.",
+        "a verdict per check, with evidence for every failure.",
         epilog="verdicts: " + "; ".join(f"{s}: {MEANING[s]}" for s in STATUSES),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", metavar="T",
-                   help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND (COMMAND may hold "
-                        "{socket} and {dir}: the server is then started once and "
-                        "reached on that socket) or reference[:OPTS] "
-                        "(OPTS: dialect=D, defect=NAME, comma-separated)")
-    p.add_argument("--dialect", choices=DIALECT_NAMES,
-                   help="force the dialect (default: from the greeting; none = qga)")
-    p.add_argument("--only", action="append", metavar="GLOB",
-                   help="run only checks whose id matches GLOB (repeatable)")
-    p.add_argument("--baseline", action="append", metavar="FILE",
-                   help="failures to expect (repeatable; 'builtin' names the built-in "
-                        "known deviations, the default when none is given; 'none' expects "
-                        "nothing)")
-    p.add_argument("--strict-baseline", action="store_true",
-                   help="a baseline entry whose check now passes fails the gate")
-    p.add_argument("--write-baseline", metavar="FILE",
-                   help="write a baseline expecting every failure of this run")
-    p.add_argument("--format", choices=["text", *sorted(RENDERERS)], default="text",
-                   help="what goes to stdout (default text, a summary for people)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--target",
+        metavar="T",
+        help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND (COMMAND may hold "
+        "{socket} and {dir}: the server is then started once and "
+        "reached on that socket) or reference[:OPTS] "
+        "(OPTS: dialect=D, defect=NAME, comma-separated)",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=DIALECT_NAMES,
+        help="force the dialect (default: from the greeting; none = qga)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="run only checks whose id matches GLOB (repeatable)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        metavar="FILE",
+        help="failures to expect (repeatable; 'builtin' names the built-in "
+        "known deviations, the default when none is given; 'none' expects "
+        "nothing)",
+    )
+    p.add_argument(
+        "--strict-baseline",
+        action="store_true",
+        help="a baseline entry whose check now passes fails the gate",
+    )
+    p.add_argument(
+        "--write-baseline",
+        metavar="FILE",
+        help="write a baseline expecting every failure of this run",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", *sorted(RENDERERS)],
+        default="text",
+        help="what goes to stdout (default text, a summary for people)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
     p.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
     p.add_argument("--tap", metavar="FILE", help="write the results as TAP version 14")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="deadline for each reply (default 5 s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="deadline for each reply (default 5 s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -78,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--target is required (or --list)")
     parse_target(args.target)
     expected = baseline.load_all(args.baseline)
-    result = Runner(args.target, args.dialect, args.only, args.timeout,
-                    baseline=expected, strict=args.strict_baseline).run()
+    result = Runner(
+        args.target,
+        args.dialect,
+        args.only,
+        args.timeout,
+        baseline=expected,
+        strict=args.strict_baseline,
+    ).run()
     doc = result.to_json()
     to_stdout = args.format != "text" or args.json == "-"
     if args.format == "text":
@@ -116,11 +153,16 @@ def print_summary(result: RunResult, out: TextIO) -> None:
         if r.status in DETAILED:
             _print_block(r, out)
     s = result.summary
-    extra = "".join(f", {s[k]} {label}" for k, label in
-                    (("xfail", "expected failures"), ("xpass", "stale baseline entries"))
-                    if s[k])
-    print(f"\n{s['pass']} passed, {s['fail']} failed, {s['skip']} skipped, {s['error']} errors"
-          f"{extra} in {result.duration:.1f} s", file=out)
+    extra = "".join(
+        f", {s[k]} {label}"
+        for k, label in (("xfail", "expected failures"), ("xpass", "stale baseline entries"))
+        if s[k]
+    )
+    print(
+        f"\n{s['pass']} passed, {s['fail']} failed, {s['skip']} skipped, {s['error']} errors"
+        f"{extra} in {result.duration:.1f} s",
+        file=out,
+    )
 
 
 def _first_line(r: CheckResult) -> str:
@@ -133,12 +175,16 @@ def _print_block(r: CheckResult, out: TextIO) -> None:
     print(f"rule: {r.rule} (see the Q-numbered checklist of the reference notes)", file=out)
     print(r.message, file=out)
     if r.transcript:
-        print("transcript (-> sent, <- received, -- harness note; seconds since connect):",
-              file=out)
+        print(
+            "transcript (-> sent, <- received, -- harness note; seconds since connect):", file=out
+        )
         lines = r.transcript
         if len(lines) > SHOWN_LINES:
-            lines = [*lines[:10], f"... [{len(lines) - SHOWN_LINES} lines elided; "
-                     "full transcript in --json] ...", *lines[-(SHOWN_LINES - 10):]]
+            lines = [
+                *lines[:10],
+                f"... [{len(lines) - SHOWN_LINES} lines elided; full transcript in --json] ...",
+                *lines[-(SHOWN_LINES - 10) :],
+            ]
         for line in lines:
             shown = line if len(line) <= SHOWN_WIDTH else line[:SHOWN_WIDTH] + " ..."
             print(f"  {shown}", file=out)

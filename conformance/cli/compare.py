@@ -19,16 +19,31 @@ from reports.results import load_results, validate
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "compare", help="run the checks on several targets and render a check-by-target matrix")
-    p.add_argument("--target", action="append", default=[], metavar="TARGET",
-                   help="a target to run (unix:PATH, tcp:HOST:PORT, spawn:CMD, reference[:OPTS]); "
-                        "repeat for each")
-    p.add_argument("--results", action="append", default=[], metavar="FILE",
-                   help="a saved JSON result document to include as a column; repeatable")
-    p.add_argument("--only", metavar="IDS",
-                   help="run only the checks whose id matches this glob (e.g. 'greeting.*')")
-    p.add_argument("--format", choices=sorted(RENDERERS), default="md",
-                   help="output format (default md)")
+        "compare", help="run the checks on several targets and render a check-by-target matrix"
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="a target to run (unix:PATH, tcp:HOST:PORT, spawn:CMD, reference[:OPTS]); "
+        "repeat for each",
+    )
+    p.add_argument(
+        "--results",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a saved JSON result document to include as a column; repeatable",
+    )
+    p.add_argument(
+        "--only",
+        metavar="IDS",
+        help="run only the checks whose id matches this glob (e.g. 'greeting.*')",
+    )
+    p.add_argument(
+        "--format", choices=sorted(RENDERERS), default="md", help="output format (default md)"
+    )
     p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=run)
 
@@ -36,6 +51,7 @@ def register(subparsers: Any) -> None:
 def run_target(spec: str, only: str | None) -> dict[str, Any]:
     """The result document of the catalogue (or ``only`` part of it) run against ``spec``."""
     from conformance import runner
+
     return validate(runner.run(spec, only=only).to_json())
 
 

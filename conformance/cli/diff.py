@@ -22,16 +22,22 @@ from reports.diff_render import RENDERERS
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "diff", help="compatibility diff between two schemas (CI gate on breaking changes)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+        "diff",
+        help="compatibility diff between two schemas (CI gate on breaking changes)",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
     p.add_argument("old", metavar="OLD", help="old schema: file, folder or target")
     p.add_argument("new", metavar="NEW", help="new schema: file, folder or target")
-    p.add_argument("--format", choices=sorted(RENDERERS), default="md",
-                   help="report format (default md)")
+    p.add_argument(
+        "--format", choices=sorted(RENDERERS), default="md", help="report format (default md)"
+    )
     p.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
-    p.add_argument("--allow", metavar="FILE",
-                   help="accepted breaking changes: one path pattern per line, * wildcard, "
-                        "# comments (see docs/compatibility.md)")
+    p.add_argument(
+        "--allow",
+        metavar="FILE",
+        help="accepted breaking changes: one path pattern per line, * wildcard, "
+        "# comments (see docs/compatibility.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -41,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
     write_output(RENDERERS[args.format](report), args.out)
     blocking = allow.unallowed(report.breaking)
     counts = report.counts()
-    print(f"qmp-conform diff: {counts['breaking']} breaking ({len(blocking)} not allowed), "
-          f"{counts['deprecated-removal']} deprecated removals, {counts['unstable']} unstable, "
-          f"{counts['introspection-only']} introspection-only, {counts['compatible']} compatible",
-          file=sys.stderr)
+    print(
+        f"qmp-conform diff: {counts['breaking']} breaking ({len(blocking)} not allowed), "
+        f"{counts['deprecated-removal']} deprecated removals, {counts['unstable']} unstable, "
+        f"{counts['introspection-only']} introspection-only, {counts['compatible']} compatible",
+        file=sys.stderr,
+    )
     return EXIT_FINDINGS if blocking else EXIT_OK

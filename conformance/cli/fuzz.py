@@ -18,36 +18,71 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "fuzz", help="fuzz a QMP server with generated traffic; keep every finding",
+        "fuzz",
+        help="fuzz a QMP server with generated traffic; keep every finding",
         description="Run a Hypothesis-driven fuzzing campaign: valid and invalid requests, "
-                    "raw bytes, in-band and OOB commands over one or more connections, judged "
-                    "by the protocol oracles. Each confirmed finding is written at once to "
-                    "OUT/findings/<rule>-<signature>.qmp (replay it with 'qmp-conform replay'). "
-                    "Exit 1 when something was found, 0 when not, 2 on usage/connection errors.")
-    p.add_argument("--target", required=True, metavar="T",
-                   help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]")
+        "raw bytes, in-band and OOB commands over one or more connections, judged "
+        "by the protocol oracles. Each confirmed finding is written at once to "
+        "OUT/findings/<rule>-<signature>.qmp (replay it with 'qmp-conform replay'). "
+        "Exit 1 when something was found, 0 when not, 2 on usage/connection errors.",
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="T",
+        help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]",
+    )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--duration", type=float, metavar="S",
-                        help="stop after S seconds (default 60 unless --max-examples)")
-    budget.add_argument("--max-examples", type=int, metavar="N",
-                        help="stop after N examples (programs) in all")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="worker processes, each with its own target instance when the "
-                        "target is started by the campaign (default 1)")
-    p.add_argument("--db", metavar="PATH|redis://HOST:PORT/DB",
-                   help="Hypothesis example database (default OUT/hypothesis-db)")
-    p.add_argument("--out", default="qmp-fuzz", metavar="DIR",
-                   help="output folder: findings/ and summary.json (default ./qmp-fuzz)")
-    p.add_argument("--db-only", action="store_true",
-                   help="only replay the examples already in the database (e.g. failures "
-                        "found by other machines sharing a Redis database); generate nothing")
+    budget.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="stop after S seconds (default 60 unless --max-examples)",
+    )
+    budget.add_argument(
+        "--max-examples", type=int, metavar="N", help="stop after N examples (programs) in all"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes, each with its own target instance when the "
+        "target is started by the campaign (default 1)",
+    )
+    p.add_argument(
+        "--db",
+        metavar="PATH|redis://HOST:PORT/DB",
+        help="Hypothesis example database (default OUT/hypothesis-db)",
+    )
+    p.add_argument(
+        "--out",
+        default="qmp-fuzz",
+        metavar="DIR",
+        help="output folder: findings/ and summary.json (default ./qmp-fuzz)",
+    )
+    p.add_argument(
+        "--db-only",
+        action="store_true",
+        help="only replay the examples already in the database (e.g. failures "
+        "found by other machines sharing a Redis database); generate nothing",
+    )
     p.add_argument("--seed", type=int, metavar="N", help="seed the generation")
-    p.add_argument("--commands", action="append", metavar="GLOB",
-                   help="commands to generate as valid requests (repeatable; default: "
-                        "query-* and a few harmless ones; see docs/fuzzing.md)")
-    p.add_argument("--probe-timeout", type=float, default=3.0, metavar="S",
-                   help="seconds a server may take to answer the probe that ends each "
-                        "example before it counts as hung (default 3)")
+    p.add_argument(
+        "--commands",
+        action="append",
+        metavar="GLOB",
+        help="commands to generate as valid requests (repeatable; default: "
+        "query-* and a few harmless ones; see docs/fuzzing.md)",
+    )
+    p.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds a server may take to answer the probe that ends each "
+        "example before it counts as hung (default 3)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=run)
 
@@ -70,11 +105,18 @@ def run(args: argparse.Namespace) -> int:
     dialect = dialect_of(args.target)
     db = args.db or os.path.join(args.out, "hypothesis-db")
     open_database(db)  # fail early (exit 2) on an unreachable Redis
-    spec = CampaignSpec(target=args.target, out_dir=args.out, duration=duration,
-                        max_examples=args.max_examples, seed=args.seed, db=db,
-                        commands=tuple(args.commands or DEFAULT_COMMANDS),
-                        probe_timeout=args.probe_timeout, dialect=dialect,
-                        db_only=args.db_only)
+    spec = CampaignSpec(
+        target=args.target,
+        out_dir=args.out,
+        duration=duration,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        db=db,
+        commands=tuple(args.commands or DEFAULT_COMMANDS),
+        probe_timeout=args.probe_timeout,
+        dialect=dialect,
+        db_only=args.db_only,
+    )
     os.makedirs(args.out, exist_ok=True)
     progress = Progress(quiet=args.quiet)
     stats = Stats()
@@ -90,14 +132,23 @@ def run(args: argparse.Namespace) -> int:
         stats.interrupted = True
     progress.update(stats, force=True)
     progress.close()
-    summary = stats.summary(progress.elapsed, target=args.target, workers=args.workers,
-                            seed=args.seed, database=db, out=os.path.abspath(args.out))
+    summary = stats.summary(
+        progress.elapsed,
+        target=args.target,
+        workers=args.workers,
+        seed=args.seed,
+        database=db,
+        out=os.path.abspath(args.out),
+    )
     text = json.dumps(summary, indent=2)
     with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     print(text)
     sys.stdout.flush()
     if stats.gone:
-        print(f"qmp-conform fuzz: the target cannot be reached again ({stats.gone}); "
-              f"the campaign stopped early", file=sys.stderr)
+        print(
+            f"qmp-conform fuzz: the target cannot be reached again ({stats.gone}); "
+            f"the campaign stopped early",
+            file=sys.stderr,
+        )
     return EXIT_FINDINGS if stats.findings else EXIT_OK

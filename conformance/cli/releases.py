@@ -16,22 +16,30 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "releases", help="list the real QEMU releases fetched here, as targets",
+        "releases",
+        help="list the real QEMU releases fetched here, as targets",
         description="List the QEMU releases scripts/fetch-releases.sh fetched "
-                    f"(in $QMP_CONFORM_RELEASES, default {releases.DEFAULT_DIR}) "
-                    "with a target string per server program.")
-    p.add_argument("--targets", action="store_true",
-                   help="print only the target strings, one per line (for scripts)")
-    p.add_argument("--program", action="append", choices=sorted(releases.SERVERS),
-                   help="only this server program (repeatable)")
+        f"(in $QMP_CONFORM_RELEASES, default {releases.DEFAULT_DIR}) "
+        "with a target string per server program.",
+    )
+    p.add_argument(
+        "--targets",
+        action="store_true",
+        help="print only the target strings, one per line (for scripts)",
+    )
+    p.add_argument(
+        "--program",
+        action="append",
+        choices=sorted(releases.SERVERS),
+        help="only this server program (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     found = releases.available()
     if not found:
-        print(f"no release fetched in {releases.directory()} "
-              "(run scripts/fetch-releases.sh)")
+        print(f"no release fetched in {releases.directory()} (run scripts/fetch-releases.sh)")
         return EXIT_FINDINGS
     for release in found:
         if not args.targets:

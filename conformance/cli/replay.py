@@ -17,16 +17,26 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "replay", help="re-send a finding's stored bytes and say whether it reproduces",
+        "replay",
+        help="re-send a finding's stored bytes and say whether it reproduces",
         description="Re-send the exact bytes stored in a finding file (written by "
-                    "'qmp-conform fuzz') to a target and judge the replies with the same "
-                    "oracles. Exit 1 when the finding reproduces, 0 when it does not, "
-                    "2 on usage or connection errors.")
+        "'qmp-conform fuzz') to a target and judge the replies with the same "
+        "oracles. Exit 1 when the finding reproduces, 0 when it does not, "
+        "2 on usage or connection errors.",
+    )
     p.add_argument("file", nargs="+", metavar="FILE", help="finding file(s) (.qmp)")
-    p.add_argument("--target", required=True, metavar="T",
-                   help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]")
-    p.add_argument("--attempts", type=int, default=2,
-                   help="fresh runs before concluding it does not reproduce (default 2)")
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="T",
+        help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]",
+    )
+    p.add_argument(
+        "--attempts",
+        type=int,
+        default=2,
+        help="fresh runs before concluding it does not reproduce (default 2)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     p.add_argument("--quiet", action="store_true", help="no transcript")
     p.set_defaults(func=run)
@@ -47,13 +57,23 @@ def run(args: argparse.Namespace) -> int:
             any_reproduced |= result.reproduced
             verdict = "reproduced" if result.reproduced else "not reproduced"
             if args.json:
-                print(json.dumps({
-                    "file": path, "rule": finding.rule, "signature": finding.signature,
-                    "reproduced": result.reproduced, "attempts": result.attempts,
-                    "seen": sorted({v.ident for v in result.violations})}))
+                print(
+                    json.dumps(
+                        {
+                            "file": path,
+                            "rule": finding.rule,
+                            "signature": finding.signature,
+                            "reproduced": result.reproduced,
+                            "attempts": result.attempts,
+                            "seen": sorted({v.ident for v in result.violations}),
+                        }
+                    )
+                )
                 continue
-            print(f"{path}: {finding.ident}: {verdict} on {args.target} "
-                  f"({result.attempts} attempt(s))")
+            print(
+                f"{path}: {finding.ident}: {verdict} on {args.target} "
+                f"({result.attempts} attempt(s))"
+            )
             for v in result.violations:
                 print(f"  {v.ident}: {v.summary}")
             if not args.quiet:

@@ -13,10 +13,12 @@ from reports.results import RENDERERS, load_results
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "report", help="render a saved JSON result as JUnit XML, Markdown, HTML or JSON")
+        "report", help="render a saved JSON result as JUnit XML, Markdown, HTML or JSON"
+    )
     p.add_argument("results", metavar="RESULTS.json", help="a result document saved by a run")
-    p.add_argument("--format", choices=sorted(RENDERERS), default="md",
-                   help="output format (default md)")
+    p.add_argument(
+        "--format", choices=sorted(RENDERERS), default="md", help="output format (default md)"
+    )
     p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=run)
 

@@ -18,23 +18,38 @@ def register(sub: Any) -> None:
         "schema",
         help="load a QAPI schema and summarise or export it",
         description="Load a schema from QAPI source (a file or a QEMU tree), the 2011 "
-                    "list form, a query-qmp-schema introspection file, or a live target "
-                    "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference), then print "
-                    "a summary or write JSON Schema.",
+        "list form, a query-qmp-schema introspection file, or a live target "
+        "(unix:PATH, tcp:HOST:PORT, spawn:COMMAND, reference), then print "
+        "a summary or write JSON Schema.",
     )
-    p.add_argument("source", metavar="SOURCE",
-                   help="schema file or folder, introspection JSON, or a target")
-    p.add_argument("--summary", action="store_true",
-                   help="print counts as JSON (the default when nothing else is asked)")
-    p.add_argument("--jsonschema", metavar="DIR",
-                   help="write JSON Schema for every command, event and wire message")
-    p.add_argument("--introspect", metavar="FILE",
-                   help="write the schema as query-qmp-schema would return it")
-    p.add_argument("--no-mask", action="store_true",
-                   help="with --introspect, keep type names instead of numbering them")
-    p.add_argument("--leniency", choices=("auto", "strict", "lenient"), default="auto",
-                   help="accept QEMU 1.x's missing and trailing commas (default: "
-                        "only when a strict read fails)")
+    p.add_argument(
+        "source", metavar="SOURCE", help="schema file or folder, introspection JSON, or a target"
+    )
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="print counts as JSON (the default when nothing else is asked)",
+    )
+    p.add_argument(
+        "--jsonschema",
+        metavar="DIR",
+        help="write JSON Schema for every command, event and wire message",
+    )
+    p.add_argument(
+        "--introspect", metavar="FILE", help="write the schema as query-qmp-schema would return it"
+    )
+    p.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="with --introspect, keep type names instead of numbering them",
+    )
+    p.add_argument(
+        "--leniency",
+        choices=("auto", "strict", "lenient"),
+        default="auto",
+        help="accept QEMU 1.x's missing and trailing commas (default: "
+        "only when a strict read fails)",
+    )
     p.set_defaults(func=run)
 
 

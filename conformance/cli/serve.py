@@ -14,24 +14,41 @@ from conformance.protocol.dialects import DEFAULT, NAMES
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "serve", help="run the bundled reference QMP server",
+        "serve",
+        help="run the bundled reference QMP server",
         description="Run the reference QMP server (QEMU 7.2 behaviour) on a UNIX socket, "
-                    "a TCP port or stdin/stdout, optionally with seeded defects.")
+        "a TCP port or stdin/stdout, optionally with seeded defects.",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--unix", metavar="PATH", help="listen on a UNIX socket (mode 0600)")
-    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (loopback only "
-                                                          "unless --allow-remote)")
+    where.add_argument(
+        "--tcp", metavar="HOST:PORT", help="listen on TCP (loopback only unless --allow-remote)"
+    )
     where.add_argument("--stdio", action="store_true", help="one monitor on stdin/stdout")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow --tcp on a non-loopback address")
-    p.add_argument("--dialect", default=DEFAULT.name, choices=NAMES,
-                   help=f"the protocol profile to serve (default {DEFAULT.name})")
-    p.add_argument("--defect", action="append", default=[], metavar="NAME",
-                   help="switch on a seeded defect (repeatable; see --list-defects)")
-    p.add_argument("--list-defects", action="store_true",
-                   help="list the seeded defects with the rule each breaks, then exit")
-    p.add_argument("--schema", metavar="PATH",
-                   help="QAPI schema to serve (default: the bundled one)")
+    p.add_argument(
+        "--allow-remote", action="store_true", help="allow --tcp on a non-loopback address"
+    )
+    p.add_argument(
+        "--dialect",
+        default=DEFAULT.name,
+        choices=NAMES,
+        help=f"the protocol profile to serve (default {DEFAULT.name})",
+    )
+    p.add_argument(
+        "--defect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a seeded defect (repeatable; see --list-defects)",
+    )
+    p.add_argument(
+        "--list-defects",
+        action="store_true",
+        help="list the seeded defects with the rule each breaks, then exit",
+    )
+    p.add_argument(
+        "--schema", metavar="PATH", help="QAPI schema to serve (default: the bundled one)"
+    )
     p.set_defaults(func=run)
 
 
@@ -61,12 +78,14 @@ def run(args: argparse.Namespace) -> int:
     tcp = _parse_tcp(args.tcp) if args.tcp else None
     if tcp is not None and not args.allow_remote:
         from reference_server.server import is_loopback
+
         if not is_loopback(tcp[0]):
             raise UsageError(f"{tcp[0]} is not a loopback address; add --allow-remote")
     logging.basicConfig(level=logging.WARNING, format="qmp-conform serve: %(message)s")
     config = ServerConfig(dialect=args.dialect, defects=list(args.defect), schema=args.schema)
     try:
-        return asyncio.run(serve(config, unix=args.unix, tcp=tcp,
-                                 allow_remote=args.allow_remote, stdio=args.stdio))
+        return asyncio.run(
+            serve(config, unix=args.unix, tcp=tcp, allow_remote=args.allow_remote, stdio=args.stdio)
+        )
     except KeyboardInterrupt:
         return 130

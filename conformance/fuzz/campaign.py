@@ -129,19 +129,28 @@ class Rig:
         Raises :class:`TargetError` (see :meth:`Campaign.setup`).
         """
         profile = probe(executor.target, cfg.schema_path)
-        gen = GenConfig.for_schema(profile.schema, cfg.commands,
-                                   oob_offered="oob" in profile.capabilities,
-                                   max_connections=profile.connections,
-                                   fresh_one_in=64 if profile.restarts else 8,
-                                   max_steps=cfg.max_steps)
+        gen = GenConfig.for_schema(
+            profile.schema,
+            cfg.commands,
+            oob_offered="oob" in profile.capabilities,
+            max_connections=profile.connections,
+            fresh_one_in=64 if profile.restarts else 8,
+            max_steps=cfg.max_steps,
+        )
         if not gen.commands:
             raise TargetError(f"no command of {cfg.target} matches {', '.join(cfg.commands)}")
         executor.concurrent = profile.restarts or gen.max_connections > 1
         # Overlapping needs a second set of connections: a socket that serves
         # one client at a time (QEMU's) runs its examples in step.
         lanes = IN_FLIGHT if executor.concurrent and not cfg.db_only else 1
-        return cls(profile, gen, executor, Judge(Specs(profile.schema), cfg.dialect),
-                   Pipeline(executor, lanes), lanes)
+        return cls(
+            profile,
+            gen,
+            executor,
+            Judge(Specs(profile.schema), cfg.dialect),
+            Pipeline(executor, lanes),
+            lanes,
+        )
 
 
 class Campaign:
@@ -256,8 +265,9 @@ class Campaign:
                 except Exception as exc:
                     failures_in_a_row += 1
                     name = type(exc).__name__
-                    self.stats.errors[f"harness:{name}"] = self.stats.errors.get(
-                        f"harness:{name}", 0) + 1
+                    self.stats.errors[f"harness:{name}"] = (
+                        self.stats.errors.get(f"harness:{name}", 0) + 1
+                    )
                     if failures_in_a_row >= 5:
                         raise
                 self._end_run()
@@ -282,8 +292,9 @@ class Campaign:
         # entry that fails exactly as it was stored for one already shrunk.
         scratch = InMemoryExampleDatabase()
         scratch.save(KEY + b".secondary", choices)
-        test = self._hypothesis_test(strategy, run_index, in_step=True, database=scratch,
-                                     phases=(Phase.reuse, Phase.shrink))
+        test = self._hypothesis_test(
+            strategy, run_index, in_step=True, database=scratch, phases=(Phase.reuse, Phase.shrink)
+        )
         try:
             test()
         except (FoundBug, Flaky):
@@ -308,11 +319,18 @@ class Campaign:
             raise KeyboardInterrupt
         cfg = self.config
         return time.monotonic() >= cfg.deadline or (
-            cfg.max_examples is not None and self.stats.examples >= cfg.max_examples)
+            cfg.max_examples is not None and self.stats.examples >= cfg.max_examples
+        )
 
-    def _hypothesis_test(self, strategy: SearchStrategy[Program], run_index: int, *,
-                         in_step: bool, database: ExampleDatabase | None = None,
-                         phases: tuple[Phase, ...] | None = None) -> Callable[[], None]:
+    def _hypothesis_test(
+        self,
+        strategy: SearchStrategy[Program],
+        run_index: int,
+        *,
+        in_step: bool,
+        database: ExampleDatabase | None = None,
+        phases: tuple[Phase, ...] | None = None,
+    ) -> Callable[[], None]:
         cfg = self.config
         remaining = (cfg.max_examples - self.stats.examples) if cfg.max_examples else 10**9
         example = self._example if in_step else self._example_overlapped
@@ -325,16 +343,24 @@ class Campaign:
             # Before settings: hypothesis.seed() switches the database off, and
             # the settings applied after it switch it back on.
             seeded: Callable[[Callable[[], None]], Callable[[], None]] = hypothesis.seed(
-                cfg.seed + 7919 * run_index + 104729 * cfg.worker)
+                cfg.seed + 7919 * run_index + 104729 * cfg.worker
+            )
             wrapped = seeded(wrapped)
         if phases is None:
-            phases = ((Phase.reuse, Phase.shrink) if cfg.db_only else
-                      (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink))
+            phases = (
+                (Phase.reuse, Phase.shrink)
+                if cfg.db_only
+                else (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+            )
         test: Callable[[], None] = settings(
             database=cfg.database if database is None else database,
-            max_examples=max(1, remaining), deadline=None,
-            suppress_health_check=list(HealthCheck), derandomize=False, print_blob=False,
-            report_multiple_bugs=False, verbosity=Verbosity.quiet,
+            max_examples=max(1, remaining),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=False,
+            print_blob=False,
+            report_multiple_bugs=False,
+            verbosity=Verbosity.quiet,
             phases=phases,
         )(wrapped)
         # One key for every campaign, worker and machine, whatever the code's
@@ -397,7 +423,7 @@ class Campaign:
                 new = self._confirm(obs, violations) if violations else set()
             except TargetGone:
                 # Whichever example killed it, its own transcript is the evidence.
-                for _choices, other, other_violations in judged[index + 1:]:
+                for _choices, other, other_violations in judged[index + 1 :]:
                     for v in other_violations:
                         self._record(v, other)
                 raise

@@ -76,12 +76,20 @@ def open_database(spec: str) -> ExampleDatabase:
             from hypothesis.extra.redis import RedisExampleDatabase
         except ImportError as exc:
             raise DatabaseError(f"{spec}: the redis package is not installed ({exc})") from exc
-        db_number = int(url.path.strip("/") or 0) if url.path.strip("/").isdigit() or not \
-            url.path.strip("/") else -1
+        db_number = (
+            int(url.path.strip("/") or 0)
+            if url.path.strip("/").isdigit() or not url.path.strip("/")
+            else -1
+        )
         if db_number < 0:
             raise DatabaseError(f"{spec}: the database must be a number (redis://HOST:PORT/0)")
-        client = redis.Redis(host=url.hostname or "127.0.0.1", port=url.port or 6379,
-                             db=db_number, socket_timeout=5, socket_connect_timeout=5)
+        client = redis.Redis(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 6379,
+            db=db_number,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
         try:
             client.ping()
         except redis.RedisError as exc:

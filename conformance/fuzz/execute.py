@@ -70,7 +70,7 @@ class ConnLog:
 
     @property
     def messages(self) -> list[Message]:
-        return self.session.received[self.start:]
+        return self.session.received[self.start :]
 
 
 @dataclass
@@ -256,7 +256,8 @@ class Executor:
             session.read_available()
             needle = log.probe_needle
             if not session.reader.holds(needle) and not any(
-                    needle in m.raw for m in session.received[log.start:]):
+                needle in m.raw for m in session.received[log.start :]
+            ):
                 return False
         return True
 
@@ -289,12 +290,14 @@ class Executor:
         self._settle(obs, submitted)
         return obs
 
-    def _connect(self, program: Program, index: int, fresh: bool, skip: set[int],
-                 lane: int) -> ConnLog:
+    def _connect(
+        self, program: Program, index: int, fresh: bool, skip: set[int], lane: int
+    ) -> ConnLog:
         step = program.steps[index]
         following = program.steps[index + 1] if index + 1 < len(program.steps) else None
-        negotiates = (following is not None and following.kind == "negotiate"
-                      and following.conn == step.conn)
+        negotiates = (
+            following is not None and following.kind == "negotiate" and following.conn == step.conn
+        )
         key = (lane, step.conn, _mode(following) if negotiates and following else NEGOTIATING)
         held = self.pool.pop(key, None) if not fresh else None
         if held is not None and held.closed:
@@ -357,26 +360,36 @@ class Executor:
         # Every request with an id (equal ids count once each): the in-band
         # ones are answered before the probe, exec-oob ones at any time.
         waiting = [probe.meta["id"]] + [
-            r["id"] for r in (s.request() for s in program.steps
-                              if s.conn == log.conn and s.kind == "command")
-            if r is not None and "id" in r]
-        oob_ids = [r["id"] for r in (s.request() for s in program.steps
-                                     if s.conn == log.conn and s.kind == "command"
-                                     and s.meta.get("oob"))
-                   if r is not None and "id" in r]
+            r["id"]
+            for r in (
+                s.request() for s in program.steps if s.conn == log.conn and s.kind == "command"
+            )
+            if r is not None and "id" in r
+        ]
+        oob_ids = [
+            r["id"]
+            for r in (
+                s.request()
+                for s in program.steps
+                if s.conn == log.conn and s.kind == "command" and s.meta.get("oob")
+            )
+            if r is not None and "id" in r
+        ]
         seen = [m for m in log.messages if m.ok and "id" in m.obj]
         deadline = time.monotonic() + self.probe_timeout
         while True:
             waiting = _unanswered(waiting, seen)
             if log.probe_reply is None:
-                log.probe_reply = next((m for m in seen if json_equal(m.obj["id"],
-                                                                      probe.meta["id"])), None)
+                log.probe_reply = next(
+                    (m for m in seen if json_equal(m.obj["id"], probe.meta["id"])), None
+                )
                 if log.probe_reply is not None:
                     # In-band work is done; exec-oob replies have no deadline in
                     # the spec, so they get a full probe timeout of their own.
                     deadline = time.monotonic() + self.probe_timeout
             if log.probe_reply is not None and not any(
-                    json_equal(w, o) for w in waiting for o in oob_ids):
+                json_equal(w, o) for w in waiting for o in oob_ids
+            ):
                 break  # what is missing is in-band: it will not come now (Q22)
             if not waiting or time.monotonic() >= deadline:
                 break
@@ -390,9 +403,7 @@ class Executor:
             if msg.ok and "id" in msg.obj:
                 seen = [msg]
         if log.probe_reply is None:
-            log.session.transcript.note(
-                f"no reply to the probe within {self.probe_timeout:g} s")
-
+            log.session.transcript.note(f"no reply to the probe within {self.probe_timeout:g} s")
 
     def _settle(self, obs: Observation, submitted: Submitted) -> None:
         """Keep healthy connections for the lane's next program; close the rest."""
@@ -401,15 +412,20 @@ class Executor:
             if log.closed and callable(spawn):
                 obs.crash_detail = str(spawn())
             healthy = log.probe_reply is not None and not log.closed
-            negotiated = next((s for s in obs.program.steps
-                               if s.kind == "negotiate" and s.conn == log.conn), None)
+            negotiated = next(
+                (s for s in obs.program.steps if s.kind == "negotiate" and s.conn == log.conn), None
+            )
             if not submitted.fresh and healthy:
-                key = (submitted.lane, log.conn,
-                       NEGOTIATING if negotiated is None else _mode(negotiated))
+                key = (
+                    submitted.lane,
+                    log.conn,
+                    NEGOTIATING if negotiated is None else _mode(negotiated),
+                )
                 self._drop(key)
                 self.pool[key] = log.session
             else:
                 log.session.close()
+
 
 T = TypeVar("T")
 
@@ -467,4 +483,3 @@ def _unanswered(waiting: list[Any], replies: list[Message]) -> list[Any]:
                 del left[i]
                 break
     return left
-

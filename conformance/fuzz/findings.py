@@ -69,13 +69,22 @@ class Finding:
         return (len(self.program.steps), self.program.size())
 
     def render(self) -> str:
-        lines = [FORMAT_LINE, "# replay: qmp-conform replay THIS_FILE --target TARGET",
-                 f"rule: {self.rule}", f"signature: {self.signature}"]
+        lines = [
+            FORMAT_LINE,
+            "# replay: qmp-conform replay THIS_FILE --target TARGET",
+            f"rule: {self.rule}",
+            f"signature: {self.signature}",
+        ]
         for key, value in self.header.items():
             if key not in ("rule", "signature"):
                 lines.append(f"{key}: {' '.join(value.split())}")
-        lines += ["== program ==", *self.program.lines(), "== transcript ==",
-                  *self.transcript, END_LINE]
+        lines += [
+            "== program ==",
+            *self.program.lines(),
+            "== transcript ==",
+            *self.transcript,
+            END_LINE,
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -104,12 +113,12 @@ def parse(text: str) -> Finding:
     except ValueError as exc:
         raise FindingFileError("finding file has no transcript section") from exc
     try:
-        program = Program.from_lines(lines[i + 1: tr])
+        program = Program.from_lines(lines[i + 1 : tr])
     except (ValueError, KeyError, TypeError) as exc:
         raise FindingFileError(f"bad program line: {exc}") from exc
     if "rule" not in header or "signature" not in header:
         raise FindingFileError("finding file names no rule or signature")
-    return Finding(header["rule"], header["signature"], program, header, lines[tr + 1:-1])
+    return Finding(header["rule"], header["signature"], program, header, lines[tr + 1 : -1])
 
 
 def load(path: str | os.PathLike[str]) -> Finding:
@@ -182,14 +191,20 @@ class FindingStore:
 
     def record(self, violation: Violation, obs: Observation) -> tuple[Path, bool]:
         """Write (or improve) the finding for ``violation``; returns (path, first time)."""
-        finding = Finding(violation.rule, violation.signature, obs.program, {
-            "oracle": violation.oracle,
-            "summary": violation.summary,
-            "target": self.target,
-            "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "steps": str(len(obs.program.steps)),
-            "bytes": str(obs.program.size()),
-        }, obs.transcript())
+        finding = Finding(
+            violation.rule,
+            violation.signature,
+            obs.program,
+            {
+                "oracle": violation.oracle,
+                "summary": violation.summary,
+                "target": self.target,
+                "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "steps": str(len(obs.program.steps)),
+                "bytes": str(obs.program.size()),
+            },
+            obs.transcript(),
+        )
         ident = finding.ident
         with self._lock:
             old = self._stored_weight(ident)

@@ -46,9 +46,18 @@ from strategies.requests import invalid_requests
 #: the server's own harmless state.  Everything else (quit, migrate with
 #: ``exec:``, dump-guest-memory to a path, human-monitor-command...) could
 #: touch the host and needs an explicit ``--commands``.
-DEFAULT_COMMANDS = ("query-*", "qom-list", "qom-get", "qom-list-types",
-                    "qom-list-properties", "device-list-properties", "stop", "cont",
-                    "trace-event-get-state", "qmp_capabilities")
+DEFAULT_COMMANDS = (
+    "query-*",
+    "qom-list",
+    "qom-get",
+    "qom-list-types",
+    "qom-list-properties",
+    "device-list-properties",
+    "stop",
+    "cont",
+    "trace-event-get-state",
+    "qmp_capabilities",
+)
 #: Harmless commands that make the server emit events (STOP, RESUME): events
 #: are what Q11, Q29 and Q30 are about, so they are drawn on purpose, and
 #: always as this pair, in this order.  Whatever state the guest is in, the
@@ -82,8 +91,9 @@ class GenConfig:
         # Built once: making strategies per draw costs more than drawing.
         self.triggers = [n for n in EVENT_TRIGGERS if n in self.commands]
         pair = self.triggers if len(self.triggers) == len(EVENT_TRIGGERS) else []
-        valid = [n for n in self.commands
-                 if n != "qmp_capabilities" and n not in pair] or self.commands
+        valid = [
+            n for n in self.commands if n != "qmp_capabilities" and n not in pair
+        ] or self.commands
         self.valid_names = st.sampled_from(valid)
         self._invalid: dict[tuple[bool, bool], st.SearchStrategy[Invalid]] = {}
         self.raw = raw_noise() | raw_inputs(labels=RAW_LABELS).map(Invalid.wire)
@@ -95,10 +105,14 @@ class GenConfig:
         return found
 
     @classmethod
-    def for_schema(cls, schema: Schema, globs: tuple[str, ...] = DEFAULT_COMMANDS,
-                   **kwargs: Any) -> GenConfig:
-        names = sorted(n for n in schema.commands
-                       if n not in NEVER and any(fnmatch.fnmatchcase(n, g) for g in globs))
+    def for_schema(
+        cls, schema: Schema, globs: tuple[str, ...] = DEFAULT_COMMANDS, **kwargs: Any
+    ) -> GenConfig:
+        names = sorted(
+            n
+            for n in schema.commands
+            if n not in NEVER and any(fnmatch.fnmatchcase(n, g) for g in globs)
+        )
         return cls(schema, names, **kwargs)
 
     def invalid(self, *, negotiated: bool, oob: bool) -> st.SearchStrategy[Invalid]:
@@ -107,7 +121,8 @@ class GenConfig:
         found = self._invalid.get(key)
         if found is None:
             found = self._invalid[key] = invalid_requests(
-                self.schema, self.commands, negotiated=negotiated, oob=key[1])
+                self.schema, self.commands, negotiated=negotiated, oob=key[1]
+            )
         return found
 
 
@@ -119,7 +134,8 @@ BEFORE_NEGOTIATION = "command-before-negotiation"
 
 _SHORT_IDS = st.text("abcxyz-0123456789", max_size=8)
 _RARE_IDS = st.one_of(json_scalars, json_values(6), deep_values(40)).filter(
-    lambda v: not (isinstance(v, str) and v.startswith(RAW_ID_PREFIX)))
+    lambda v: not (isinstance(v, str) and v.startswith(RAW_ID_PREFIX))
+)
 #: One draw picks how a request is identified; see _with_id.
 _ID_KIND = st.integers(0, 63)
 _BOOLEANS: st.SearchStrategy[bool] = st.booleans()
@@ -184,8 +200,13 @@ def _with_id(draw: st.DrawFn, b: _Builder, msg: dict[str, Any]) -> dict[str, Any
     return msg
 
 
-def _valid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int,
-           names: st.SearchStrategy[str] | None = None) -> None:
+def _valid(
+    draw: st.DrawFn,
+    cfg: GenConfig,
+    b: _Builder,
+    conn: int,
+    names: st.SearchStrategy[str] | None = None,
+) -> None:
     state = b.conns[conn]
     name = draw(cfg.valid_names if names is None else names)
     oob = state.oob and cfg.schema.commands[name].allow_oob and draw(st.booleans())
@@ -198,8 +219,12 @@ def _valid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int,
             msg["arguments"] = args
     meta: dict[str, Any] = {"name": name, "oob": oob, "expect": "any"}
     if not state.negotiated:
-        meta.update(expect="error", rule=NEGOTIATION_RULES[BEFORE_NEGOTIATION],
-                    how=BEFORE_NEGOTIATION, error_class=ERROR_CLASSES[BEFORE_NEGOTIATION])
+        meta.update(
+            expect="error",
+            rule=NEGOTIATION_RULES[BEFORE_NEGOTIATION],
+            how=BEFORE_NEGOTIATION,
+            error_class=ERROR_CLASSES[BEFORE_NEGOTIATION],
+        )
     b.command(conn, _with_id(draw, b, msg), meta)
 
 
@@ -213,9 +238,13 @@ def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
         return
     msg = {k: v for k, v in example.message.items() if k != "id"}
     name = msg.get("execute", msg.get("exec-oob", ""))
-    meta: dict[str, Any] = {"name": name if isinstance(name, str) else "",
-                            "oob": "exec-oob" in msg, "expect": "error", "rule": example.rule,
-                            "how": example.label}
+    meta: dict[str, Any] = {
+        "name": name if isinstance(name, str) else "",
+        "oob": "exec-oob" in msg,
+        "expect": "error",
+        "rule": example.rule,
+        "how": example.label,
+    }
     if example.error_class:
         meta["error_class"] = example.error_class
     b.command(conn, _with_id(draw, b, msg), meta)

@@ -27,8 +27,10 @@ from hypothesis.errors import InvalidArgument
 MINIMUM = (6, 125, 0)
 
 if tuple(hypothesis.__version_info__) < MINIMUM:  # pragma: no cover
-    raise ImportError(f"qmp-conform fuzz needs Hypothesis >= {'.'.join(map(str, MINIMUM))}, "
-                      f"not {hypothesis.__version__}")
+    raise ImportError(
+        f"qmp-conform fuzz needs Hypothesis >= {'.'.join(map(str, MINIMUM))}, "
+        f"not {hypothesis.__version__}"
+    )
 
 from hypothesis.database import choices_to_bytes  # noqa: E402 (after the version check)
 

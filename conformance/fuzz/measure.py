@@ -31,8 +31,12 @@ class Measure:
     """Counts into ``stats``; appends every judged program to ``record`` when
     given; calls ``on_example`` after each."""
 
-    def __init__(self, stats: Stats, record: list[Program] | None = None,
-                 on_example: Callable[[Stats], None] | None = None) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        record: list[Program] | None = None,
+        on_example: Callable[[Stats], None] | None = None,
+    ) -> None:
         self.stats = stats
         self.record = record
         self.on_example = on_example
@@ -105,8 +109,11 @@ def _requests(program: Program) -> Iterator[tuple[Step, str | None, str | None]]
         if step.kind != "command":
             continue
         rule, name = step.meta.get("rule"), step.meta.get("name")
-        yield (step, rule if isinstance(rule, str) else None,
-               name if isinstance(name, str) and step.meta.get("expect") == "any" else None)
+        yield (
+            step,
+            rule if isinstance(rule, str) else None,
+            name if isinstance(name, str) and step.meta.get("expect") == "any" else None,
+        )
 
 
 def _ignore(label: str) -> None:

@@ -33,8 +33,12 @@ from strategies.compile import kind_of
 
 #: Each kind of server message (as the protocol core classifies it): the name
 #: of its wire schema and the rule a malformed one breaks.
-_SHAPE_RULES = {"greeting": ("greeting", "Q3"), "event": ("event", "Q29"),
-                "error": ("error", "Q20"), "return": ("success", "Q3")}
+_SHAPE_RULES = {
+    "greeting": ("greeting", "Q3"),
+    "event": ("event", "Q29"),
+    "error": ("error", "Q20"),
+    "return": ("success", "Q3"),
+}
 
 #: Values that come in lines longer than this are validated in full only for
 #: the first LARGE_FULL per command or event, then one in LARGE_SAMPLE:
@@ -56,8 +60,9 @@ class Violation:
 
     @property
     def signature(self) -> str:
-        digest = hashlib.sha1("|".join((self.rule, self.oracle, self.slug, *self.key))
-                              .encode("utf-8", "replace")).hexdigest()[:8]
+        digest = hashlib.sha1(
+            "|".join((self.rule, self.oracle, self.slug, *self.key)).encode("utf-8", "replace")
+        ).hexdigest()[:8]
         return f"{self.slug}-{digest}"
 
     @property
@@ -130,8 +135,9 @@ class Judge:
             props = schema.get("properties", {}) if isinstance(schema, dict) else {}
             free = self._free[kind] = frozenset(k for k, sub in props.items() if sub in ({}, True))
         try:
-            shape = json.dumps({k: None if k in free else v for k, v in value.items()},
-                               sort_keys=True)
+            shape = json.dumps(
+                {k: None if k in free else v for k, v in value.items()}, sort_keys=True
+            )
         except (TypeError, ValueError, RecursionError):
             return list(validator.iter_errors(value))
         if (kind, shape) in self._valid_shapes:
@@ -157,14 +163,22 @@ class Judge:
 
     def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
         negotiated = log.reused or any(
-            s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps)
+            s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps
+        )
         if negotiated:
             return []
         for msg in log.messages:
             if msg.is_event:
-                return [Violation("Q11", "negotiation", "event-before-negotiation",
-                                  f"an event reached a connection still negotiating: "
-                                  f"{_brief(msg, 120)}", (), log.conn)]
+                return [
+                    Violation(
+                        "Q11",
+                        "negotiation",
+                        "event-before-negotiation",
+                        f"an event reached a connection still negotiating: {_brief(msg, 120)}",
+                        (),
+                        log.conn,
+                    )
+                ]
         return []
 
     # -- liveness: no crash, no hang (Q16: every request with an id is answered) --
@@ -175,16 +189,33 @@ class Judge:
         rule = "Q32" if log.raw_sent else "Q16"
         if log.closed:
             detail = f" ({obs.crash_detail})" if obs.crash_detail else ""
-            return [Violation(rule, "crash", "connection-closed",
-                              f"the server closed the connection: {log.closed}{detail}",
-                              (), log.conn)]
+            return [
+                Violation(
+                    rule,
+                    "crash",
+                    "connection-closed",
+                    f"the server closed the connection: {log.closed}{detail}",
+                    (),
+                    log.conn,
+                )
+            ]
         if log.greeting_expected and log.greeting is None and self.dialect.greeting:
-            return [Violation("Q7", "greeting", "no-greeting",
-                              "no greeting after connecting", (), log.conn)]
+            return [
+                Violation(
+                    "Q7", "greeting", "no-greeting", "no greeting after connecting", (), log.conn
+                )
+            ]
         if log.sent_probe and log.probe_reply is None:
-            return [Violation(rule, "hang", "no-probe-reply",
-                              "the server stopped answering (no reply to the probe "
-                              "within the deadline)", (), log.conn)]
+            return [
+                Violation(
+                    rule,
+                    "hang",
+                    "no-probe-reply",
+                    "the server stopped answering (no reply to the probe within the deadline)",
+                    (),
+                    log.conn,
+                )
+            ]
         return []
 
     # -- framing: CRLF, ASCII, one JSON object per line (Q1, Q2, Q37) ----------------
@@ -193,24 +224,64 @@ class Judge:
         for msg in log.messages:
             line = msg.raw
             if not line.endswith(b"\r\n") and not (log.closed and msg is log.messages[-1]):
-                return [Violation("Q2", "framing", "no-crlf",
-                                  f"a line does not end in CRLF: {_brief(msg, 80)}", (), log.conn)]
+                return [
+                    Violation(
+                        "Q2",
+                        "framing",
+                        "no-crlf",
+                        f"a line does not end in CRLF: {_brief(msg, 80)}",
+                        (),
+                        log.conn,
+                    )
+                ]
             if not line.lstrip(b"\xff").isascii():
-                return [Violation("Q1", "framing", "non-ascii",
-                                  f"non-ASCII output: {_brief(msg, 80)}", (), log.conn)]
-            if msg.error is not None and b'"event"' in line[1:] and not line.startswith(
-                    b'{"event"'):
-                return [Violation("Q30", "framing", "event-inside-message",
-                                  f"an event was written inside another message: "
-                                  f"{_brief(msg, 120)}", (), log.conn)]
+                return [
+                    Violation(
+                        "Q1",
+                        "framing",
+                        "non-ascii",
+                        f"non-ASCII output: {_brief(msg, 80)}",
+                        (),
+                        log.conn,
+                    )
+                ]
+            if (
+                msg.error is not None
+                and b'"event"' in line[1:]
+                and not line.startswith(b'{"event"')
+            ):
+                return [
+                    Violation(
+                        "Q30",
+                        "framing",
+                        "event-inside-message",
+                        f"an event was written inside another message: {_brief(msg, 120)}",
+                        (),
+                        log.conn,
+                    )
+                ]
             if msg.error is not None:
-                return [Violation("Q37", "framing", "invalid-json",
-                                  f"invalid JSON from the server ({msg.error}): {_brief(msg, 80)}",
-                                  (), log.conn)]
+                return [
+                    Violation(
+                        "Q37",
+                        "framing",
+                        "invalid-json",
+                        f"invalid JSON from the server ({msg.error}): {_brief(msg, 80)}",
+                        (),
+                        log.conn,
+                    )
+                ]
             if not isinstance(msg.value, dict):
-                return [Violation("Q2", "framing", "not-object",
-                                  f"a message is not a JSON object: {_brief(msg, 80)}", (),
-                                  log.conn)]
+                return [
+                    Violation(
+                        "Q2",
+                        "framing",
+                        "not-object",
+                        f"a message is not a JSON object: {_brief(msg, 80)}",
+                        (),
+                        log.conn,
+                    )
+                ]
         return []
 
     # -- shapes: greeting, replies and events against the wire schemas (Q3, Q20, Q29) --
@@ -223,18 +294,31 @@ class Judge:
                 continue
             value = msg.obj
             if msg.kind not in _SHAPE_RULES:
-                return [Violation("Q3", "shape", "unknown-message",
-                                  f"a message that is no reply, event or greeting: "
-                                  f"{_brief(msg, 100)}", (), log.conn)]
+                return [
+                    Violation(
+                        "Q3",
+                        "shape",
+                        "unknown-message",
+                        f"a message that is no reply, event or greeting: {_brief(msg, 100)}",
+                        (),
+                        log.conn,
+                    )
+                ]
             kind, rule = _SHAPE_RULES[msg.kind]
             errors = self._wire_errors(kind, value)
             if errors:
                 first = min(errors, key=lambda e: len(e.absolute_path))
                 where = "/".join(str(p) for p in first.absolute_path)
-                return [Violation(rule, "shape", f"bad-{kind}",
-                                  f"{kind} breaks the wire schema at /{where}: "
-                                  f"{first.message[:160]}", (kind, where, str(first.validator)),
-                                  log.conn)]
+                return [
+                    Violation(
+                        rule,
+                        "shape",
+                        f"bad-{kind}",
+                        f"{kind} breaks the wire schema at /{where}: {first.message[:160]}",
+                        (kind, where, str(first.validator)),
+                        log.conn,
+                    )
+                ]
             if kind == "event":
                 found = self._event_data(value, len(msg.raw), log)
                 if found:
@@ -248,9 +332,16 @@ class Judge:
             return []
         problems = self.schema_errors("data", name, value.get("data", {}), size)
         if problems:
-            return [Violation("Q29", "event-data", "bad-event-data",
-                              f"event {name} data breaks its schema: {problems[0][:160]}",
-                              (name,), log.conn)]
+            return [
+                Violation(
+                    "Q29",
+                    "event-data",
+                    "bad-event-data",
+                    f"event {name} data breaks its schema: {problems[0][:160]}",
+                    (name,),
+                    log.conn,
+                )
+            ]
         return []
 
     # -- replies: id echo, one reply per request, order, expected errors, returns --
@@ -259,15 +350,18 @@ class Judge:
         # Without the probe's reply, missing replies are liveness's business,
         # but the order and content of those that came are still judged.
         answered = log.probe_reply is not None
-        steps = [s for s in obs.program.steps
-                 if s.conn == log.conn and s.kind in ("command", "negotiate", "probe")
-                 and not (log.reused and s.kind == "negotiate")]
+        steps = [
+            s
+            for s in obs.program.steps
+            if s.conn == log.conn
+            and s.kind in ("command", "negotiate", "probe")
+            and not (log.reused and s.kind == "negotiate")
+        ]
         requests = [(s, s.request()) for s in steps]
         # Raw bytes, or a request QEMU's parser rejects, may draw replies (or
         # id-less errors) that no request object accounts for.
         loose = log.raw_sent or any(r is None for s, r in requests if s.kind == "command")
-        expected = [(i, s, r) for i, (s, r) in enumerate(requests)
-                    if r is not None and "id" in r]
+        expected = [(i, s, r) for i, (s, r) in enumerate(requests) if r is not None and "id" in r]
         replies = [m for m in log.messages if m.is_reply]
         # Requests whose ids are equal (as JSON values) form one group: a reply
         # with that id can belong to any of them, so only the count is judged;
@@ -282,8 +376,10 @@ class Judge:
         for msg in replies:
             if msg.id is MISSING or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
                 continue
-            slot = next((i for i, _s, r in expected
-                         if i not in matched and json_equal(r["id"], msg.id)), None)
+            slot = next(
+                (i for i, _s, r in expected if i not in matched and json_equal(r["id"], msg.id)),
+                None,
+            )
             if slot is None:
                 unmatched.append(msg)
                 continue
@@ -298,29 +394,62 @@ class Judge:
             i, s, r = missing[0]
             id_kind = kind_of(r["id"])
             if unmatched:
-                out.append(Violation(
-                    "Q15", "id-echo", "id-not-echoed",
-                    f"the reply to {_short(r)} does not carry its id intact; "
-                    f"replies with ids nobody sent: {_brief(unmatched[0], 120)}",
-                    (id_kind,), log.conn))
+                out.append(
+                    Violation(
+                        "Q15",
+                        "id-echo",
+                        "id-not-echoed",
+                        f"the reply to {_short(r)} does not carry its id intact; "
+                        f"replies with ids nobody sent: {_brief(unmatched[0], 120)}",
+                        (id_kind,),
+                        log.conn,
+                    )
+                )
             elif not loose and idless_got > idless_sent:
-                out.append(Violation(
-                    "Q15", "id-echo", "id-dropped",
-                    f"the reply to {_short(r)} came without its id", (id_kind,), log.conn))
+                out.append(
+                    Violation(
+                        "Q15",
+                        "id-echo",
+                        "id-dropped",
+                        f"the reply to {_short(r)} came without its id",
+                        (id_kind,),
+                        log.conn,
+                    )
+                )
             else:
                 how = str(s.meta.get("how", s.kind))
-                out.append(Violation(
-                    "Q16", "one-reply", "no-reply",
-                    f"no reply to {_short(r)} (the probe sent after it was answered)",
-                    (how,), log.conn))
+                out.append(
+                    Violation(
+                        "Q16",
+                        "one-reply",
+                        "no-reply",
+                        f"no reply to {_short(r)} (the probe sent after it was answered)",
+                        (how,),
+                        log.conn,
+                    )
+                )
         elif unmatched and not loose and answered:
-            out.append(Violation("Q16", "one-reply", "unasked-reply",
-                                 f"a reply with an id nobody sent: {_brief(unmatched[0], 120)}",
-                                 (), log.conn))
+            out.append(
+                Violation(
+                    "Q16",
+                    "one-reply",
+                    "unasked-reply",
+                    f"a reply with an id nobody sent: {_brief(unmatched[0], 120)}",
+                    (),
+                    log.conn,
+                )
+            )
         elif not loose and idless_got != idless_sent and answered:
-            out.append(Violation("Q16", "one-reply", "idless-count",
-                                 f"{idless_sent} request(s) without id got {idless_got} "
-                                 f"replies without id", (), log.conn))
+            out.append(
+                Violation(
+                    "Q16",
+                    "one-reply",
+                    "idless-count",
+                    f"{idless_sent} request(s) without id got {idless_got} replies without id",
+                    (),
+                    log.conn,
+                )
+            )
         # A mangled id can equal another request's (5.2 echoes 2.2e-309 as 0):
         # then which reply answers what is a guess, and only Q15 is certain.
         if not (missing and unmatched):
@@ -335,52 +464,95 @@ class Judge:
                 out.append(found)
         return out
 
-    def _order(self, order: list[int], requests: list[tuple[Step, dict[str, Any] | None]],
-               log: ConnLog) -> list[Violation]:
+    def _order(
+        self, order: list[int], requests: list[tuple[Step, dict[str, Any] | None]], log: ConnLog
+    ) -> list[Violation]:
         """Q22: in-band requests are answered in the order they were sent."""
-        inband = [i for i in order if requests[i][1] is not None
-                  and "exec-oob" not in (requests[i][1] or {})]
+        inband = [
+            i
+            for i in order
+            if requests[i][1] is not None and "exec-oob" not in (requests[i][1] or {})
+        ]
         for a, b in itertools.pairwise(inband):
             if b < a:
-                return [Violation("Q22", "order", "out-of-order",
-                                  f"in-band reply to {_short(requests[b][1])} came before the "
-                                  f"one to {_short(requests[a][1])}", (), log.conn)]
+                return [
+                    Violation(
+                        "Q22",
+                        "order",
+                        "out-of-order",
+                        f"in-band reply to {_short(requests[b][1])} came before the "
+                        f"one to {_short(requests[a][1])}",
+                        (),
+                        log.conn,
+                    )
+                ]
         return []
 
-    def _judge_reply(self, step: Step, request: dict[str, Any], msg: Message,
-                     log: ConnLog) -> Violation | None:
+    def _judge_reply(
+        self, step: Step, request: dict[str, Any], msg: Message, log: ConnLog
+    ) -> Violation | None:
         value = msg.obj
         meta = step.meta
         if step.kind == "command" and meta.get("expect") == "error":
             rule = str(meta.get("rule", "Q33"))
             how = str(meta.get("how", ""))
             if "error" not in value:
-                return Violation(rule, "expected-error", f"accepted-{how or 'invalid'}",
-                                 f"an invalid request ({how}) was accepted: {_short(request)} "
-                                 f"-> {_brief(msg, 120)}", (how,), log.conn)
+                return Violation(
+                    rule,
+                    "expected-error",
+                    f"accepted-{how or 'invalid'}",
+                    f"an invalid request ({how}) was accepted: {_short(request)} "
+                    f"-> {_brief(msg, 120)}",
+                    (how,),
+                    log.conn,
+                )
             want = meta.get("error_class")
             if want and msg.error_class != want:
-                return Violation(rule, "expected-error", f"error-class-{how or 'invalid'}",
-                                 f"{how}: expected class {want}, got {msg.error_class}: "
-                                 f"{_brief(msg, 120)}", (how, str(msg.error_class)), log.conn)
+                return Violation(
+                    rule,
+                    "expected-error",
+                    f"error-class-{how or 'invalid'}",
+                    f"{how}: expected class {want}, got {msg.error_class}: {_brief(msg, 120)}",
+                    (how, str(msg.error_class)),
+                    log.conn,
+                )
             return None
         name = meta.get("name")
         greeting = log.session.greeting
-        if (name == "query-version" and "return" in value and isinstance(greeting, dict)
-                and isinstance(greeting.get("QMP"), dict)
-                and not json_equal(greeting["QMP"].get("version"), value["return"])):
-            return Violation("Q8", "greeting-version", "version-mismatch",
-                             f"the greeting's version {_short(greeting['QMP'].get('version'))} "
-                             f"differs from query-version's {_short(value['return'])}",
-                             (), log.conn)
-        if (step.kind != "command" or "return" not in value or self.specs is None
-                or not isinstance(name, str) or name not in self.specs.schema.commands):
+        if (
+            name == "query-version"
+            and "return" in value
+            and isinstance(greeting, dict)
+            and isinstance(greeting.get("QMP"), dict)
+            and not json_equal(greeting["QMP"].get("version"), value["return"])
+        ):
+            return Violation(
+                "Q8",
+                "greeting-version",
+                "version-mismatch",
+                f"the greeting's version {_short(greeting['QMP'].get('version'))} "
+                f"differs from query-version's {_short(value['return'])}",
+                (),
+                log.conn,
+            )
+        if (
+            step.kind != "command"
+            or "return" not in value
+            or self.specs is None
+            or not isinstance(name, str)
+            or name not in self.specs.schema.commands
+        ):
             return None
         command = self.specs.schema.commands[name]
         problems = self.schema_errors("return", name, value["return"], len(msg.raw))
         if problems:
             rule = "Q19" if command.ret_type is None else "Q3"
-            return Violation(rule, "return-schema", "bad-return",
-                             f"{name} returned a value its schema forbids: {problems[0][:200]}",
-                             (name,), log.conn)
+            return Violation(
+                rule,
+                "return-schema",
+                "bad-return",
+                f"{name} returned a value its schema forbids: {problems[0][:200]}",
+                (name,),
+                log.conn,
+            )
         return None

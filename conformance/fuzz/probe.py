@@ -39,8 +39,9 @@ def probe(target: Target, schema_path: str | None = None) -> TargetProfile:
     no schema and no fallback exists.
     """
     schema, caps, introspected = prepare_schema(target, schema_path)
-    return TargetProfile(schema, tuple(caps), introspected, detect_concurrency(target),
-                         bool(target.restarts))
+    return TargetProfile(
+        schema, tuple(caps), introspected, detect_concurrency(target), bool(target.restarts)
+    )
 
 
 def detect_concurrency(target: Target) -> int:
@@ -94,8 +95,9 @@ def fallback_schema(spec: str, schema_path: str | None) -> str | None:
     return None
 
 
-def prepare_schema(target: Target, schema_path: str | None = None
-                   ) -> tuple[Schema, list[str], bool]:
+def prepare_schema(
+    target: Target, schema_path: str | None = None
+) -> tuple[Schema, list[str], bool]:
     """(schema, capabilities, whether introspection worked).  When the server
     cannot describe itself (its replies are broken), fuzz it from the schema
     it should have, and let the oracles say what is wrong."""

@@ -71,16 +71,19 @@ class Stats:
 
     def line(self, elapsed: float) -> str:
         rate = self.messages / elapsed if elapsed > 0 else 0.0
-        return (f"[{elapsed:7.1f}s] examples {self.examples}  messages {self.messages} "
-                f"({rate:.0f}/s)  findings {len(self.findings)}  commands {len(self.commands)}"
-                f"  rules {len(self.rules)}")
+        return (
+            f"[{elapsed:7.1f}s] examples {self.examples}  messages {self.messages} "
+            f"({rate:.0f}/s)  findings {len(self.findings)}  commands {len(self.commands)}"
+            f"  rules {len(self.rules)}"
+        )
 
 
 class Progress:
     """Shows :class:`Stats` at most every ``interval`` seconds."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 1.0,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, interval: float = 1.0, quiet: bool = False
+    ) -> None:
         self.stream = stream or sys.stderr
         self.interval = interval
         self.quiet = quiet
@@ -95,8 +98,9 @@ class Progress:
             except ImportError:
                 pass
             else:
-                self._live = live.Live(console=console.Console(file=self.stream),
-                                       auto_refresh=False)
+                self._live = live.Live(
+                    console=console.Console(file=self.stream), auto_refresh=False
+                )
                 self._live.start()
 
     @property

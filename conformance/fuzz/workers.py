@@ -50,10 +50,18 @@ class CampaignSpec:
     def config(self, worker: int) -> CampaignConfig:
         db = open_database(self.db or os.path.join(self.out_dir, "hypothesis-db"))
         return CampaignConfig(
-            target=self.target, out_dir=self.out_dir, duration=self.duration,
-            max_examples=self.max_examples, seed=self.seed, database=db,
-            commands=self.commands, probe_timeout=self.probe_timeout, worker=worker,
-            dialect=self.dialect, db_only=self.db_only)
+            target=self.target,
+            out_dir=self.out_dir,
+            duration=self.duration,
+            max_examples=self.max_examples,
+            seed=self.seed,
+            database=db,
+            commands=self.commands,
+            probe_timeout=self.probe_timeout,
+            worker=worker,
+            dialect=self.dialect,
+            db_only=self.db_only,
+        )
 
 
 class SetupError(ConformanceError):
@@ -65,6 +73,7 @@ def _interruptible(campaign: Campaign, stats: Stats) -> Iterator[None]:
     """Ctrl-C ends the block with ``stats.interrupted`` set.  The handler raises
     KeyboardInterrupt and also asks the campaign to stop (see
     :meth:`Campaign.request_stop`), so that it ends even if the exception is lost."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
         campaign.request_stop()
         raise KeyboardInterrupt
@@ -129,8 +138,10 @@ def run_parallel(spec: CampaignSpec, workers: int, progress: Progress) -> Stats:
     ctx = mp.get_context("spawn")
     out: Any = ctx.Queue()
     share = None if spec.max_examples is None else max(1, -(-spec.max_examples // workers))
-    procs = [ctx.Process(target=_worker, args=(replace(spec, max_examples=share), i, out),
-                         daemon=True) for i in range(workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(replace(spec, max_examples=share), i, out), daemon=True)
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     latest: dict[int, Stats] = {}

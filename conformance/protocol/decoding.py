@@ -32,8 +32,9 @@ __all__ = [
 class DecodeError(ValueError):
     """A server line that is not (acceptable) JSON."""
 
-    def __init__(self, message: str, raw: bytes = b"", position: int = 0,
-                 framing: bool = False) -> None:
+    def __init__(
+        self, message: str, raw: bytes = b"", position: int = 0, framing: bool = False
+    ) -> None:
         super().__init__(message if framing else f"{message} (at offset {position})")
         self.message = message
         self.raw = raw
@@ -216,8 +217,13 @@ class LineReader:
     ended in the middle of it) into one last, failed, line.
     """
 
-    def __init__(self, *, max_line: int = 16 << 20, sentinel: bytes | None = b"\xff",
-                 allow_nonfinite: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_line: int = 16 << 20,
+        sentinel: bytes | None = b"\xff",
+        allow_nonfinite: bool = True,
+    ) -> None:
         self.max_line = max_line
         self.sentinel = sentinel
         self.allow_nonfinite = allow_nonfinite
@@ -239,7 +245,7 @@ class LineReader:
             if nl < 0:
                 return
             self._skipping = False
-            data = data[nl + 1:]
+            data = data[nl + 1 :]
         self._buffer += data
 
     def next_line(self) -> DecodedLine | None:
@@ -248,14 +254,14 @@ class LineReader:
         if nl < 0:
             if len(self._buffer) <= self.max_line:
                 return None
-            line = bytes(self._buffer[:self.max_line])
+            line = bytes(self._buffer[: self.max_line])
             self._buffer.clear()
             self._skipping = True
             return self._failed(line, f"line longer than {self.max_line} bytes")
-        line = bytes(self._buffer[:nl + 1])
-        del self._buffer[:nl + 1]
+        line = bytes(self._buffer[: nl + 1])
+        del self._buffer[: nl + 1]
         if len(line) > self.max_line:
-            return self._failed(line[:self.max_line], f"line longer than {self.max_line} bytes")
+            return self._failed(line[: self.max_line], f"line longer than {self.max_line} bytes")
         return self.decode_line(line)
 
     def finish(self) -> DecodedLine | None:
@@ -272,7 +278,7 @@ class LineReader:
         if self.sentinel and body.startswith(self.sentinel):
             synced = True
             while body.startswith(self.sentinel):
-                body = body[len(self.sentinel):]
+                body = body[len(self.sentinel) :]
         try:
             value = decode(body, allow_nonfinite=self.allow_nonfinite)
         except DecodeError as exc:
@@ -291,8 +297,9 @@ def decode_buffer(
 
     Empty lines are reported as errors: QEMU never writes them.
     """
-    reader = LineReader(sentinel=sentinel, allow_nonfinite=allow_nonfinite,
-                        max_line=max(len(buffer), 1))
+    reader = LineReader(
+        sentinel=sentinel, allow_nonfinite=allow_nonfinite, max_line=max(len(buffer), 1)
+    )
     reader.feed(buffer)
     out: list[DecodedLine] = []
     while (line := reader.next_line()) is not None:
@@ -321,8 +328,13 @@ def json_equal(a: JSON, b: JSON) -> bool:
     if kind is type(b):
         if kind is str:
             return a == b
-        if (isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool)
-                and _INT_LOW <= a < _INT_HIGH and _INT_LOW <= b < _INT_HIGH):
+        if (
+            isinstance(a, int)
+            and isinstance(b, int)
+            and not isinstance(a, bool)
+            and _INT_LOW <= a < _INT_HIGH
+            and _INT_LOW <= b < _INT_HIGH
+        ):
             return a == b
     work: list[tuple[JSON, JSON]] = [(a, b)]
     while work:

@@ -127,5 +127,6 @@ def encode_request(message: object) -> bytes:
 
     Raises :class:`ValueError` for NaN or infinities (not JSON).
     """
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8", "surrogatepass")
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8", "surrogatepass"
+    )

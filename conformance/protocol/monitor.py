@@ -287,8 +287,11 @@ class Monitor:
     ) -> bool:
         """Queue an event; False (and nothing sent) if this session gets no events."""
         negotiating = self.state is not MonitorState.COMMAND
-        if (not self.dialect.events or self._closed
-                or (negotiating and not self.quirks.events_before_negotiation)):
+        if (
+            not self.dialect.events
+            or self._closed
+            or (negotiating and not self.quirks.events_before_negotiation)
+        ):
             return False
         self._send(event(name, data, when=when), reason=Reason.EVENT)
         return True
@@ -371,16 +374,28 @@ class Monitor:
         name = request.command
         builtin = self.dialect.negotiation and name == "qmp_capabilities"
         if self.state is MonitorState.NEGOTIATION and not builtin:
-            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found",
-                        Reason.COMMAND_NOT_FOUND)
+            self._error(
+                request,
+                COMMAND_NOT_FOUND,
+                f"The command {name} has not been found",
+                Reason.COMMAND_NOT_FOUND,
+            )
             return None
         if not builtin and name not in self.commands:
-            self._error(request, COMMAND_NOT_FOUND, f"The command {name} has not been found",
-                        Reason.COMMAND_NOT_FOUND)
+            self._error(
+                request,
+                COMMAND_NOT_FOUND,
+                f"The command {name} has not been found",
+                Reason.COMMAND_NOT_FOUND,
+            )
             return None
         if request.oob and name not in self.oob_commands:
-            self._error(request, GENERIC_ERROR, f"The command {name} does not support OOB",
-                        Reason.OOB_NOT_ALLOWED)
+            self._error(
+                request,
+                GENERIC_ERROR,
+                f"The command {name} does not support OOB",
+                Reason.OOB_NOT_ALLOWED,
+            )
             return None
         if builtin:
             self._qmp_capabilities(request)
@@ -393,17 +408,24 @@ class Monitor:
         if "enable" in args:
             value = args["enable"]
             if not isinstance(value, list):
-                self._error(request, GENERIC_ERROR, _bad_type("enable", "array"),
-                            Reason.BAD_NEGOTIATION)
+                self._error(
+                    request, GENERIC_ERROR, _bad_type("enable", "array"), Reason.BAD_NEGOTIATION
+                )
                 return
             for index, cap in enumerate(value):
                 if not isinstance(cap, str):
-                    self._error(request, GENERIC_ERROR, _bad_type(f"enable[{index}]", "string"),
-                                Reason.BAD_NEGOTIATION)
+                    self._error(
+                        request,
+                        GENERIC_ERROR,
+                        _bad_type(f"enable[{index}]", "string"),
+                        Reason.BAD_NEGOTIATION,
+                    )
                     return
                 if cap not in self.dialect.known_capabilities:
-                    if (self.quirks.accept_unknown_capability
-                            and self.state is MonitorState.NEGOTIATION):
+                    if (
+                        self.quirks.accept_unknown_capability
+                        and self.state is MonitorState.NEGOTIATION
+                    ):
                         self.state = MonitorState.COMMAND
                         self._negotiated(request)
                         return
@@ -414,8 +436,12 @@ class Monitor:
                 enable.append(cap)
         for name in args:
             if name != "enable":
-                self._error(request, GENERIC_ERROR, f"Parameter '{name}' is unexpected",
-                            Reason.BAD_NEGOTIATION)
+                self._error(
+                    request,
+                    GENERIC_ERROR,
+                    f"Parameter '{name}' is unexpected",
+                    Reason.BAD_NEGOTIATION,
+                )
                 return
         if self.state is MonitorState.COMMAND:
             if self.quirks.accept_renegotiation or self._renegotiations:
@@ -427,16 +453,19 @@ class Monitor:
             return
         for cap in enable:
             if cap not in self.dialect.capabilities:
-                self._error(request, GENERIC_ERROR, f"Capability {cap} not available",
-                            Reason.BAD_NEGOTIATION)
+                self._error(
+                    request,
+                    GENERIC_ERROR,
+                    f"Capability {cap} not available",
+                    Reason.BAD_NEGOTIATION,
+                )
                 return
         self.capabilities = frozenset(enable)
         self.state = MonitorState.COMMAND
         self._negotiated(request)
 
     def _negotiated(self, request: Request) -> None:
-        self._send(return_response({}, _id(request.id, request.has_id)),
-                   reason=Reason.NEGOTIATED)
+        self._send(return_response({}, _id(request.id, request.has_id)), reason=Reason.NEGOTIATED)
 
     # -- output -----------------------------------------------------------
     def _reply(self, request: Request, result: Result) -> None:
@@ -448,18 +477,21 @@ class Monitor:
         prefix = b""
         if request.command == self.dialect.sync_command and self.dialect.sync_sentinel:
             prefix = self.dialect.sync_sentinel
-        self._send(return_response(result, _id(request.id, request.has_id)), prefix,
-                   reason=Reason.RESULT)
+        self._send(
+            return_response(result, _id(request.id, request.has_id)), prefix, reason=Reason.RESULT
+        )
 
     def _error(self, request: Request, error_class: str, desc: str, reason: Reason) -> None:
         if self.state is MonitorState.NEGOTIATION and error_class == COMMAND_NOT_FOUND:
             # QEMU rewrites every CommandNotFound while negotiating.
             desc = "Expecting capabilities negotiation with 'qmp_capabilities'"
-        self._send(error_response(error_class, desc, _id(request.id, request.has_id)),
-                   reason=reason)
+        self._send(
+            error_response(error_class, desc, _id(request.id, request.has_id)), reason=reason
+        )
 
-    def _send(self, message: JSONObject, prefix: bytes = b"", *,
-              reason: Reason | None = None) -> None:
+    def _send(
+        self, message: JSONObject, prefix: bytes = b"", *, reason: Reason | None = None
+    ) -> None:
         if self._closed:
             return
         data = encode(message, terminator=self.dialect.line_terminator, key_order=self.key_order)

@@ -50,8 +50,17 @@ _ALLOWED_KEYS: dict[str, set[str]] = {
     "type": {"type", "data", "base"},
     "union": {"union", "data", "base", "discriminator"},
     "alternate": {"alternate", "data"},
-    "command": {"command", "data", "returns", "boxed", "gen", "success-response",
-                "allow-oob", "allow-preconfig", "coroutine"},
+    "command": {
+        "command",
+        "data",
+        "returns",
+        "boxed",
+        "gen",
+        "success-response",
+        "allow-oob",
+        "allow-preconfig",
+        "coroutine",
+    },
     "event": {"event", "data", "boxed"},
 }
 _NAME = re.compile(r"^(__[A-Za-z0-9.-]+_)?[A-Za-z][A-Za-z0-9_.+-]*$")
@@ -95,15 +104,18 @@ class _Builder:
         data, info = expr.data, expr.info
         kind = next((k for k in _META_KEYS if k in data), None)
         if kind is None:
-            raise QAPIError(info, "expression is missing a metatype "
-                                  f"(one of {', '.join(_META_KEYS)})")
+            raise QAPIError(
+                info, f"expression is missing a metatype (one of {', '.join(_META_KEYS)})"
+            )
         name = data[kind]
         if not isinstance(name, str):
             raise QAPIError(info, f"'{kind}' must name the definition with a string")
         unknown = set(data) - _ALLOWED_KEYS[kind] - _COMMON_KEYS
         if unknown:
-            raise QAPIError(info, f"{kind} '{name}' has unknown key "
-                                  f"{', '.join(repr(k) for k in sorted(unknown))}")
+            raise QAPIError(
+                info,
+                f"{kind} '{name}' has unknown key {', '.join(repr(k) for k in sorted(unknown))}",
+            )
         if not _NAME.match(name):
             raise QAPIError(info, f"{kind} name {name!r} is not a valid QAPI name")
         common = {
@@ -131,8 +143,10 @@ class _Builder:
     def _claim(self, name: str, info: SourceInfo) -> None:
         if name in self.defined_at or name in self.schema.types:
             where = self.defined_at.get(name)
-            raise QAPIError(info, f"'{name}' is already defined"
-                                  + (f" at {where}" if where else " as a builtin"))
+            raise QAPIError(
+                info,
+                f"'{name}' is already defined" + (f" at {where}" if where else " as a builtin"),
+            )
         self.defined_at[name] = info
 
     def _add_type(self, t: TypeEntity, info: SourceInfo) -> None:
@@ -172,8 +186,11 @@ class _Builder:
                 return IfCond("not", args=(self._cond_arg(arg, info),))
             if op in ("all", "any") and isinstance(arg, list) and arg:
                 return IfCond(op, args=tuple(self._cond_arg(v, info) for v in arg))
-        raise QAPIError(info, f"'if' condition {value!r} is not a name, "
-                              "nor {'all'|'any': [...]} nor {'not': ...}")
+        raise QAPIError(
+            info,
+            f"'if' condition {value!r} is not a name, "
+            "nor {'all'|'any': [...]} nor {'not': ...}",
+        )
 
     def _cond_arg(self, value: Any, info: SourceInfo) -> IfCond:
         cond = self._ifcond(value, info)
@@ -245,18 +262,23 @@ class _Builder:
         seen: set[str] = set()
         for v in values:
             if isinstance(v, dict) and isinstance(v.get("name"), str):
-                ev = EnumValue(v["name"], self._features(v.get("features"), info),
-                               self._ifcond(v.get("if"), info))
+                ev = EnumValue(
+                    v["name"],
+                    self._features(v.get("features"), info),
+                    self._ifcond(v.get("if"), info),
+                )
             elif isinstance(v, str):
                 ev = EnumValue(v)
             else:
-                raise QAPIError(info, f"enum '{name}': value {v!r} must be a string "
-                                      "or {'name': ...}")
+                raise QAPIError(
+                    info, f"enum '{name}': value {v!r} must be a string or {{'name': ...}}"
+                )
             if not _ENUM_VALUE.match(ev.name):
                 raise QAPIError(info, f"enum '{name}': {ev.name!r} is not a valid value name")
             if _c_name(ev.name).lower() in seen:
-                raise QAPIError(info, f"enum '{name}': value '{ev.name}' clashes "
-                                      "with another value")
+                raise QAPIError(
+                    info, f"enum '{name}': value '{ev.name}' clashes with another value"
+                )
             seen.add(_c_name(ev.name).lower())
             out.append(ev)
         prefix = data.get("prefix")
@@ -292,8 +314,10 @@ class _Builder:
         if disc is None:
             # A simple union: wire form {'type': CASE, 'data': VALUE}.
             kind = f"{name}Kind"
-            self._add_type(EnumType(kind, values=[EnumValue(c) for c in branches],
-                                    implicit=True, info=info), info)
+            self._add_type(
+                EnumType(kind, values=[EnumValue(c) for c in branches], implicit=True, info=info),
+                info,
+            )
             pending.own = [Member("type", kind, info=info)]
             pending.discriminator = "type"
             pending.simple = True
@@ -319,16 +343,22 @@ class _Builder:
                     raise QAPIError(info, f"union '{name}': branch '{case}' must name a struct")
                 self.refs.append((info, f"branch '{case}' of '{name}'", ref))
                 pending.variants_by_case[case] = Variant(case, ref, ifcond)
-        obj = ObjectType(name, base=base, tag=pending.discriminator,
-                         variants=list(pending.variants_by_case.values()), **common)
+        obj = ObjectType(
+            name,
+            base=base,
+            tag=pending.discriminator,
+            variants=list(pending.variants_by_case.values()),
+            **common,
+        )
         self._add_type(obj, info)
         self.pending[name] = pending
 
     def _wrapper(self, inner: str, info: SourceInfo) -> str:
         name = f"q_obj_{inner}-wrapper"
         if name not in self.schema.types:
-            wrapper = ObjectType(name, members=[Member("data", inner, info=info)],
-                                 implicit=True, info=info)
+            wrapper = ObjectType(
+                name, members=[Member("data", inner, info=info)], implicit=True, info=info
+            )
             self.schema.types[name] = wrapper
             self.pending[name] = _Pending(wrapper.members, None, info)
         return name
@@ -363,8 +393,11 @@ class _Builder:
         info = common["info"]
         self._claim(name, info)
         returns = data.get("returns")
-        ret = None if returns is None else self._type_ref(
-            returns, info, f"{name}-ret", f"'returns' of '{name}'")
+        ret = (
+            None
+            if returns is None
+            else self._type_ref(returns, info, f"{name}-ret", f"'returns' of '{name}'")
+        )
         cmd = Command(
             name,
             arg_type=self._arg_type(name, data, info),
@@ -378,8 +411,9 @@ class _Builder:
             **common,
         )
         if cmd.coroutine and cmd.allow_oob:
-            raise QAPIError(info, f"command '{name}': 'coroutine': true isn't compatible "
-                                  "with 'allow-oob': true")
+            raise QAPIError(
+                info, f"command '{name}': 'coroutine': true isn't compatible with 'allow-oob': true"
+            )
         if cmd.boxed and cmd.arg_type is None:
             raise QAPIError(info, f"command '{name}': 'boxed': true requires 'data'")
         self.schema.commands[name] = cmd
@@ -387,8 +421,12 @@ class _Builder:
     def _define_event(self, name: str, data: dict[str, Any], common: dict[str, Any]) -> None:
         info = common["info"]
         self._claim(name, info)
-        ev = Event(name, arg_type=self._arg_type(name, data, info),
-                   boxed=self._flag(data, "boxed", False, info), **common)
+        ev = Event(
+            name,
+            arg_type=self._arg_type(name, data, info),
+            boxed=self._flag(data, "boxed", False, info),
+            **common,
+        )
         if ev.boxed and ev.arg_type is None:
             raise QAPIError(info, f"event '{name}': 'boxed': true requires 'data'")
         self.schema.events[name] = ev
@@ -426,32 +464,37 @@ class _Builder:
         if name in done:
             return obj.members
         if name in chain:
-            raise QAPIError(p.info, f"object '{name}' has a cycle of bases: "
-                                    + " -> ".join([*chain, name]))
+            raise QAPIError(
+                p.info, f"object '{name}' has a cycle of bases: " + " -> ".join([*chain, name])
+            )
         members: list[Member] = []
         if p.base is not None:
             base = self.schema.types[p.base]
             if not isinstance(base, ObjectType) or p.base not in self.pending:
-                raise QAPIError(p.info, f"'base' of '{name}' must be a struct, "
-                                        f"not {base.meta} '{p.base}'")
+                raise QAPIError(
+                    p.info, f"'base' of '{name}' must be a struct, not {base.meta} '{p.base}'"
+                )
             if base.is_union:
-                raise QAPIError(p.info, f"'base' of '{name}' must be a struct, "
-                                        f"not union '{p.base}'")
+                raise QAPIError(
+                    p.info, f"'base' of '{name}' must be a struct, not union '{p.base}'"
+                )
             members = list(self._flatten(p.base, done, [*chain, name]))
         self._check_clash(name, members, p.own, p.info)
         obj.members = members + p.own
         done.add(name)
         return obj.members
 
-    def _check_clash(self, owner: str, have: list[Member], new: list[Member],
-                     info: SourceInfo, where: str = "") -> None:
+    def _check_clash(
+        self, owner: str, have: list[Member], new: list[Member], info: SourceInfo, where: str = ""
+    ) -> None:
         seen = {_c_name(m.name): m.name for m in have}
         for m in new:
             key = _c_name(m.name)
             if key in seen:
                 other = seen[key]
-                raise QAPIError(info, f"member '{m.name}'{where} of '{owner}' collides with "
-                                      f"member '{other}'")
+                raise QAPIError(
+                    info, f"member '{m.name}'{where} of '{owner}' collides with member '{other}'"
+                )
             seen[key] = m.name
 
     def _check_union(self, name: str, p: _Pending) -> None:
@@ -459,28 +502,40 @@ class _Builder:
         assert isinstance(obj, ObjectType) and p.discriminator is not None
         tag = obj.member(p.discriminator)
         if tag is None:
-            raise QAPIError(p.info, f"union '{name}': discriminator '{p.discriminator}' "
-                                    "is not a member of 'base'")
+            raise QAPIError(
+                p.info,
+                f"union '{name}': discriminator '{p.discriminator}' is not a member of 'base'",
+            )
         if tag.optional:
-            raise QAPIError(p.info, f"union '{name}': discriminator member "
-                                    f"'{p.discriminator}' of 'base' must not be optional")
+            raise QAPIError(
+                p.info,
+                f"union '{name}': discriminator member "
+                f"'{p.discriminator}' of 'base' must not be optional",
+            )
         if tag.ifcond is not None:
-            raise QAPIError(p.info, f"union '{name}': discriminator member "
-                                    f"'{p.discriminator}' must not be conditional")
+            raise QAPIError(
+                p.info,
+                f"union '{name}': discriminator member '{p.discriminator}' must not be conditional",
+            )
         enum = self.schema.types[tag.type]
         if not isinstance(enum, EnumType):
-            raise QAPIError(p.info, f"union '{name}': discriminator member "
-                                    f"'{p.discriminator}' must be of enum type")
+            raise QAPIError(
+                p.info,
+                f"union '{name}': discriminator member '{p.discriminator}' must be of enum type",
+            )
         for case, variant in p.variants_by_case.items():
             if case not in enum.names:
-                raise QAPIError(p.info, f"union '{name}': branch '{case}' is not a value "
-                                        f"of {enum.name}")
+                raise QAPIError(
+                    p.info, f"union '{name}': branch '{case}' is not a value of {enum.name}"
+                )
             branch = self.schema.types[variant.type]
             if not isinstance(branch, ObjectType):
-                raise QAPIError(p.info, f"union '{name}': branch '{case}' must be an "
-                                        f"object type, not {branch.meta} '{variant.type}'")
-            self._check_clash(name, obj.members, branch.members, p.info,
-                              f" of branch '{case}'")
+                raise QAPIError(
+                    p.info,
+                    f"union '{name}': branch '{case}' must be an "
+                    f"object type, not {branch.meta} '{variant.type}'",
+                )
+            self._check_clash(name, obj.members, branch.members, p.info, f" of branch '{case}'")
 
     def _check_alternate(self, alt: AlternateType) -> None:
         info = alt.info
@@ -488,26 +543,33 @@ class _Builder:
         for b in alt.branches:
             t = self.schema.types[b.type]
             if isinstance(t, AlternateType):
-                raise QAPIError(info, f"alternate '{alt.name}': branch '{b.name}' "
-                                      "can't be an alternate")
+                raise QAPIError(
+                    info, f"alternate '{alt.name}': branch '{b.name}' can't be an alternate"
+                )
             kinds = _wire_kinds(t)
             for kind in kinds:
                 if kind in seen:
-                    raise QAPIError(info, f"alternate '{alt.name}': branch '{b.name}' can't "
-                                          f"be distinguished from '{seen[kind]}'")
+                    raise QAPIError(
+                        info,
+                        f"alternate '{alt.name}': branch '{b.name}' can't "
+                        f"be distinguished from '{seen[kind]}'",
+                    )
                 seen[kind] = b.name
 
-    def _check_arg_type(self, name: str, arg: str | None, boxed: bool,
-                        info: SourceInfo | None) -> None:
+    def _check_arg_type(
+        self, name: str, arg: str | None, boxed: bool, info: SourceInfo | None
+    ) -> None:
         if arg is None:
             return
         t = self.schema.types[arg]
         if not isinstance(t, ObjectType):
-            raise QAPIError(info, f"'data' of '{name}' must be an object type, "
-                                  f"not {t.meta} '{arg}'")
+            raise QAPIError(
+                info, f"'data' of '{name}' must be an object type, not {t.meta} '{arg}'"
+            )
         if t.is_union and not boxed:
-            raise QAPIError(info, f"'data' of '{name}' can be union '{arg}' only "
-                                  "with 'boxed': true")
+            raise QAPIError(
+                info, f"'data' of '{name}' can be union '{arg}' only with 'boxed': true"
+            )
 
 
 def _wire_kinds(t: TypeEntity) -> tuple[str, ...]:

@@ -37,8 +37,11 @@ def builtin_types() -> list[BuiltinType | EnumType]:
         lo, hi = INT_RANGES.get(name, (None, None))
         types.append(BuiltinType(name, json_type=json_type, minimum=lo, maximum=hi))
     # Builtin, so it counts among the implicit types, not the ones a schema defines.
-    types.append(EnumType("QType", values=[EnumValue(v) for v in QTYPE_VALUES], prefix="QTYPE",
-                          implicit=True))
+    types.append(
+        EnumType(
+            "QType", values=[EnumValue(v) for v in QTYPE_VALUES], prefix="QTYPE", implicit=True
+        )
+    )
     return types
 
 

@@ -44,7 +44,8 @@ def introspect(schema: Schema, *, mask: bool = True) -> list[dict[str, Any]]:
         name_of(EMPTY_OBJECT)  # QEMU numbers the empty object first
     for cmd in schema.commands.values():
         entry: dict[str, Any] = {
-            "name": cmd.name, "meta-type": "command",
+            "name": cmd.name,
+            "meta-type": "command",
             "arg-type": name_of(cmd.arg_type or EMPTY_OBJECT),
             "ret-type": name_of(cmd.ret_type or EMPTY_OBJECT),
         }
@@ -54,8 +55,11 @@ def introspect(schema: Schema, *, mask: bool = True) -> list[dict[str, Any]]:
         entries.append(entry)
         roots += [t for t in (cmd.arg_type, cmd.ret_type) if t]
     for ev in schema.events.values():
-        entry = {"name": ev.name, "meta-type": "event",
-                 "arg-type": name_of(ev.arg_type or EMPTY_OBJECT)}
+        entry = {
+            "name": ev.name,
+            "meta-type": "event",
+            "arg-type": name_of(ev.arg_type or EMPTY_OBJECT),
+        }
         _add_features(entry, ev.features)
         entries.append(entry)
         roots += [ev.arg_type] if ev.arg_type else []
@@ -71,8 +75,16 @@ def introspect(schema: Schema, *, mask: bool = True) -> list[dict[str, Any]]:
     return entries
 
 
-_BUILTIN_NAMES = {"string": "str", "number": "number", "boolean": "bool", "null": "null",
-                  "value": "any", "object": "any", "array": "any", "int": "int"}
+_BUILTIN_NAMES = {
+    "string": "str",
+    "number": "number",
+    "boolean": "bool",
+    "null": "null",
+    "value": "any",
+    "object": "any",
+    "array": "any",
+    "int": "int",
+}
 
 
 def _add_features(entry: dict[str, Any], features: tuple[str, ...]) -> None:
@@ -80,8 +92,7 @@ def _add_features(entry: dict[str, Any], features: tuple[str, ...]) -> None:
         entry["features"] = list(features)
 
 
-def _type_entry(schema: Schema, type_name: str, out_name: str,
-                name_of: Any) -> dict[str, Any]:
+def _type_entry(schema: Schema, type_name: str, out_name: str, name_of: Any) -> dict[str, Any]:
     t = schema.type(type_name)
     entry: dict[str, Any] = {"name": out_name}
     if isinstance(t, BuiltinType):
@@ -89,13 +100,20 @@ def _type_entry(schema: Schema, type_name: str, out_name: str,
     elif isinstance(t, ArrayType):
         entry.update({"meta-type": "array", "element-type": name_of(t.element_type)})
     elif isinstance(t, EnumType):
-        entry.update({"meta-type": "enum", "values": t.names,
-                      "members": [{"name": v.name, **({"features": list(v.features)}
-                                                      if v.features else {})}
-                                  for v in t.values]})
+        entry.update(
+            {
+                "meta-type": "enum",
+                "values": t.names,
+                "members": [
+                    {"name": v.name, **({"features": list(v.features)} if v.features else {})}
+                    for v in t.values
+                ],
+            }
+        )
     elif isinstance(t, AlternateType):
-        entry.update({"meta-type": "alternate",
-                      "members": [{"type": name_of(b.type)} for b in t.branches]})
+        entry.update(
+            {"meta-type": "alternate", "members": [{"type": name_of(b.type)} for b in t.branches]}
+        )
     else:
         assert isinstance(t, ObjectType)
         members = []

@@ -57,9 +57,13 @@ def read(entries: Any, source: str = "<introspection>") -> Schema:
         masked |= name.isdigit()
     schema.masked = masked
     uses: list[tuple[str, str | None]] = [
-        (f"type '{t.name}'", ref) for t in schema.types.values() for ref in referenced_types(t)]
-    uses += [(f"command '{c.name}'", ref) for c in schema.commands.values()
-             for ref in (c.arg_type, c.ret_type)]
+        (f"type '{t.name}'", ref) for t in schema.types.values() for ref in referenced_types(t)
+    ]
+    uses += [
+        (f"command '{c.name}'", ref)
+        for c in schema.commands.values()
+        for ref in (c.arg_type, c.ret_type)
+    ]
     uses += [(f"event '{e.name}'", e.arg_type) for e in schema.events.values()]
     for what, use in uses:
         if use is not None and use not in schema.types:
@@ -72,8 +76,12 @@ def _read_entry(schema: Schema, entry: dict[str, Any], name: str, meta: Any) -> 
     features = _features(entry)
     if meta == "command":
         schema.commands[name] = Command(
-            name, arg_type=entry["arg-type"], ret_type=entry["ret-type"],
-            allow_oob=bool(entry.get("allow-oob", False)), features=features)
+            name,
+            arg_type=entry["arg-type"],
+            ret_type=entry["ret-type"],
+            allow_oob=bool(entry.get("allow-oob", False)),
+            features=features,
+        )
     elif meta == "event":
         schema.events[name] = Event(name, arg_type=entry["arg-type"], features=features)
     elif meta == "object":
@@ -82,8 +90,9 @@ def _read_entry(schema: Schema, entry: dict[str, Any], name: str, meta: Any) -> 
             for m in entry["members"]
         ]
         variants = [Variant(v["case"], v["type"]) for v in entry.get("variants", [])]
-        schema.types[name] = ObjectType(name, members=members, tag=entry.get("tag"),
-                                        variants=variants, features=features)
+        schema.types[name] = ObjectType(
+            name, members=members, tag=entry.get("tag"), variants=variants, features=features
+        )
     elif meta == "enum":
         if "members" in entry:
             values = [EnumValue(m["name"], _features(m)) for m in entry["members"]]
@@ -106,9 +115,11 @@ def _read_entry(schema: Schema, entry: dict[str, Any], name: str, meta: Any) -> 
 
 def _drop_empty_args(schema: Schema) -> None:
     """Point "no arguments" / "returns {}" at None, as source schemas do."""
+
     def empty(ref: str | None) -> bool:
         t = schema.types.get(ref) if ref is not None else None
         return isinstance(t, ObjectType) and t.empty
+
     for cmd in schema.commands.values():
         if empty(cmd.arg_type):
             cmd.arg_type = None

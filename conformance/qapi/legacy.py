@@ -42,8 +42,10 @@ def _args(required: Any, optional: Any, info: SourceInfo) -> tuple[dict[str, Any
         raise QAPIError(info, "list-form command arguments must be objects")
     free_form = False
     members: dict[str, Any] = {}
-    for key, value, prefix in [*((k, v, "") for k, v in required.items()),
-                               *((k, v, "*") for k, v in optional.items())]:
+    for key, value, prefix in [
+        *((k, v, "") for k, v in required.items()),
+        *((k, v, "*") for k, v in optional.items()),
+    ]:
         if "**" in (key, value):
             free_form = True
             continue
@@ -54,7 +56,8 @@ def _args(required: Any, optional: Any, info: SourceInfo) -> tuple[dict[str, Any
 def translate(values: list[tuple[Any, SourceInfo, Doc | None]]) -> list[Expr]:
     """Modern expressions for the top-level ``values`` of a list-form schema."""
     signals = {
-        next(iter(v)) for v, _, _ in values
+        next(iter(v))
+        for v, _, _ in values
         if isinstance(v, dict) and len(v) == 1 and _SIGNAL.match(next(iter(v)))
     }
     exprs: list[Expr] = []

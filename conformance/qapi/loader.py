@@ -34,8 +34,9 @@ def find_entry_point(directory: str) -> str:
     raise QAPIError(directory, "no " + " or ".join(TREE_ENTRY_POINTS) + " in this folder")
 
 
-def load(source: str | os.PathLike[str] | list[Any] | dict[str, Any],
-         *, leniency: Leniency = "auto") -> Schema:
+def load(
+    source: str | os.PathLike[str] | list[Any] | dict[str, Any], *, leniency: Leniency = "auto"
+) -> Schema:
     """The model of ``source``: a QAPI file or tree folder, an introspection
     file, or an already parsed introspection list (or ``{"return": [...]}``).
 
@@ -78,8 +79,11 @@ def _as_introspection(text: str) -> Any:
         return None
     if isinstance(value, dict) and isinstance(value.get("return"), list):
         value = value["return"]
-    if isinstance(value, list) and value and all(
-            isinstance(e, dict) and "meta-type" in e for e in value[:8]):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(e, dict) and "meta-type" in e for e in value[:8])
+    ):
         return value
     return None
 

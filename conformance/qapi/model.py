@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 JsonType: TypeAlias = Literal[
-    "string", "int", "number", "boolean", "null", "object", "array", "value"]
+    "string", "int", "number", "boolean", "null", "object", "array", "value"
+]
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,10 @@ _TOKEN = re.compile(
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/"}
 _SYMBOL_LINE = re.compile(r"@([A-Za-z0-9_.-]+):?\s*$")
-_SECTION = re.compile(r"(Since|Returns|Notes?|Example|Examples|TODO|Errors|Features|Arguments)"
-                      r":\s*(.*)$")
+_SECTION = re.compile(
+    r"(Since|Returns|Notes?|Example|Examples|TODO|Errors|Features|Arguments)"
+    r":\s*(.*)$"
+)
 _MEMBER_DOC = re.compile(r"@([A-Za-z0-9_-]+):\s*(.*)$")
 
 
@@ -147,8 +149,9 @@ class _FileParser:
         while True:
             kind, key, key_offset = self._next("a member name")
             if kind != "str":
-                raise QAPISyntaxError(self.info(key_offset),
-                                      f"expected a string key, found {key!r}")
+                raise QAPISyntaxError(
+                    self.info(key_offset), f"expected a string key, found {key!r}"
+                )
             name = _unquote(key)
             if name in obj:
                 raise QAPISyntaxError(self.info(key_offset), f"duplicate key {name!r}")
@@ -264,15 +267,17 @@ def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             where = included_from or fname
-            raise QAPIError(where, f"can't read {'include ' if included_from else ''}"
-                                   f"file '{fname}': {reason}") from None
+            raise QAPIError(
+                where, f"can't read {'include ' if included_from else ''}file '{fname}': {reason}"
+            ) from None
         tree.files.append(fname)
         parser = _FileParser(text, fname, lenient)
         for value, info, doc in parser.top_level():
             if not isinstance(value, dict):
                 if isinstance(value, list):
-                    raise QAPIError(info, "top-level list: this is the 2011 list form, "
-                                          "not QAPI source")
+                    raise QAPIError(
+                        info, "top-level list: this is the 2011 list form, not QAPI source"
+                    )
                 raise QAPIError(info, "top-level expression must be an object")
             if "include" in value:
                 if len(value) != 1 or not isinstance(value["include"], str):

@@ -43,9 +43,11 @@ HANDLERS: dict[str, Handler] = {}
 
 def command(name: str) -> Callable[[Handler], Handler]:
     """Register the decorated coroutine as the handler of ``name``."""
+
     def register(fn: Handler) -> Handler:
         HANDLERS[name] = fn
         return fn
+
     return register
 
 
@@ -59,4 +61,5 @@ def load_all() -> dict[str, Handler]:
         migration,
         runstate,
     )
+
     return HANDLERS

@@ -14,8 +14,13 @@ from reference_server.machine import BlockNode, Machine
 
 #: Drivers the reference server can open; the schema lists all of QEMU's.
 _PROTOCOL_SIZES = {"null-co": 1 << 30, "null-aio": 1 << 30}
-_FILTERS = {"blkdebug": "image", "copy-on-read": "file", "raw": "file", "qcow2": "file",
-            "throttle": "file"}
+_FILTERS = {
+    "blkdebug": "image",
+    "copy-on-read": "file",
+    "raw": "file",
+    "qcow2": "file",
+    "throttle": "file",
+}
 _SUPPORTED = set(_PROTOCOL_SIZES) | set(_FILTERS) | {"file"}
 
 
@@ -83,8 +88,14 @@ class _Opener:
             raise QMPError(f"Duplicate nodes with node-name='{name}'")
         if driver not in _SUPPORTED:
             raise QMPError(f"Driver '{driver}' is not supported by the reference server")
-        node = BlockNode(name, driver, 0, options, read_only=bool(options.get("read-only")),
-                         auto_named="node-name" not in options)
+        node = BlockNode(
+            name,
+            driver,
+            0,
+            options,
+            read_only=bool(options.get("read-only")),
+            auto_named="node-name" not in options,
+        )
         if driver in _PROTOCOL_SIZES:
             node.size = int(options.get("size", _PROTOCOL_SIZES[driver]))
             if options.get("latency-ns", 0) < 0:
@@ -132,8 +143,8 @@ async def blockdev_del(ctx: CommandContext, args: dict[str, Any]) -> None:
     if node is None or node.auto_named:
         raise QMPError(f"Failed to find node with node-name='{name}'")
     if ctx.machine.parents_of(name) or any(
-            j.id == name or getattr(j, "node", None) == name
-            for j in ctx.machine.jobs.jobs.values()):
+        j.id == name or getattr(j, "node", None) == name for j in ctx.machine.jobs.jobs.values()
+    ):
         raise QMPError(f"Node {name} is in use")
     _drop_tree(ctx.machine, node)
 
@@ -164,7 +175,8 @@ def _injects_read_error(machine: Machine, node: BlockNode) -> bool:
         for name in [n.name, *n.children.values()]:
             candidate = machine.node(name)
             if candidate is not None and any(
-                    e.get("event") == "read_aio" for e in candidate.inject_errors):
+                e.get("event") == "read_aio" for e in candidate.inject_errors
+            ):
                 return True
     return False
 
@@ -183,20 +195,26 @@ async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
     if "base-node" in args:
         base_node = _find_node(machine, args["base-node"])
         if base_node not in chain[1:]:
-            raise QMPError(f"Node '{base_node.name}' is not a backing image of "
-                           f"'{node.name}'")
-    job = Job(args.get("job-id", ""), "stream", node.size if len(chain) > 1 else 0,
-              block=True, speed=args.get("speed", 0),
-              auto_finalize=args.get("auto-finalize", True),
-              auto_dismiss=args.get("auto-dismiss", True))
+            raise QMPError(f"Node '{base_node.name}' is not a backing image of '{node.name}'")
+    job = Job(
+        args.get("job-id", ""),
+        "stream",
+        node.size if len(chain) > 1 else 0,
+        block=True,
+        speed=args.get("speed", 0),
+        auto_finalize=args.get("auto-finalize", True),
+        auto_dismiss=args.get("auto-dismiss", True),
+    )
     failing = _injects_read_error(machine, node)
     action = {"stop": "stop", "enospc": "stop", "ignore": "ignore"}.get(
-        args.get("on-error", "report"), "report")
+        args.get("on-error", "report"), "report"
+    )
 
     async def body(j: Job) -> None:
         if failing and action != "ignore":
-            machine.events.emit("BLOCK_JOB_ERROR",
-                                {"device": j.id, "operation": "read", "action": action})
+            machine.events.emit(
+                "BLOCK_JOB_ERROR", {"device": j.id, "operation": "read", "action": action}
+            )
             if action == "stop":
                 j.io_status = "failed"
                 machine.jobs.pause(j)
@@ -217,10 +235,16 @@ async def blockdev_mirror(ctx: CommandContext, args: dict[str, Any]) -> None:
     target = _find_node(ctx.machine, args["target"])
     if source is target:
         raise QMPError("Can't mirror node into itself")
-    job = Job(args.get("job-id", ""), "mirror", source.size, block=True,
-              speed=args.get("speed", 0), needs_complete=True,
-              auto_finalize=args.get("auto-finalize", True),
-              auto_dismiss=args.get("auto-dismiss", True))
+    job = Job(
+        args.get("job-id", ""),
+        "mirror",
+        source.size,
+        block=True,
+        speed=args.get("speed", 0),
+        needs_complete=True,
+        auto_finalize=args.get("auto-finalize", True),
+        auto_dismiss=args.get("auto-dismiss", True),
+    )
     if job.speed < 0:
         raise QMPError("Parameter 'speed' expects a non-negative value")
     ctx.machine.jobs.create(job)
@@ -228,10 +252,17 @@ async def blockdev_mirror(ctx: CommandContext, args: dict[str, Any]) -> None:
 
 def _block_job_info(job: Job) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "auto-finalize": job.auto_finalize, "io-status": job.io_status, "device": job.id,
-        "auto-dismiss": job.auto_dismiss, "busy": job.status == "running",
-        "len": job.total, "offset": job.progress, "status": job.status,
-        "paused": job.user_paused, "speed": job.speed, "ready": job.status == "ready",
+        "auto-finalize": job.auto_finalize,
+        "io-status": job.io_status,
+        "device": job.id,
+        "auto-dismiss": job.auto_dismiss,
+        "busy": job.status == "running",
+        "len": job.total,
+        "offset": job.progress,
+        "status": job.status,
+        "paused": job.user_paused,
+        "speed": job.speed,
+        "ready": job.status == "ready",
         "type": job.type,
     }
     if job.error is not None:
@@ -259,6 +290,7 @@ async def block_job_cancel(ctx: CommandContext, args: dict[str, Any]) -> None:
 def _block_verb(name: str, key: str) -> None:
     """``block-job-NAME``: find the block job by its ``key`` argument, apply the verb
     (the job manager checks the verb against the job's status)."""
+
     @command(f"block-job-{name}")
     async def handler(ctx: CommandContext, args: dict[str, Any]) -> None:
         jobs = ctx.machine.jobs
@@ -266,6 +298,11 @@ def _block_verb(name: str, key: str) -> None:
 
 
 # QEMU names the job "device" in the older verbs and "id" in the newer ones.
-for _name, _key in (("pause", "device"), ("resume", "device"), ("complete", "device"),
-                    ("dismiss", "id"), ("finalize", "id")):
+for _name, _key in (
+    ("pause", "device"),
+    ("resume", "device"),
+    ("complete", "device"),
+    ("dismiss", "id"),
+    ("finalize", "id"),
+):
     _block_verb(_name, _key)

@@ -30,8 +30,11 @@ async def guest_info(ctx: CommandContext, args: dict[str, Any]) -> Any:
     return {
         "version": GUEST_AGENT_VERSION,
         "supported_commands": [
-            {"enabled": True, "name": name,
-             "success-response": ctx.schema.commands[name].success_response}
+            {
+                "enabled": True,
+                "name": name,
+                "success-response": ctx.schema.commands[name].success_response,
+            }
             for name in ctx.command_names
         ],
     }

@@ -14,8 +14,13 @@ from reference_server.machine import Machine
 async def query_jobs(ctx: CommandContext, args: dict[str, Any]) -> Any:
     out = []
     for job in ctx.machine.jobs.jobs.values():
-        info: dict[str, Any] = {"current-progress": job.progress, "status": job.status,
-                                "total-progress": job.total, "type": job.type, "id": job.id}
+        info: dict[str, Any] = {
+            "current-progress": job.progress,
+            "status": job.status,
+            "total-progress": job.total,
+            "type": job.type,
+            "id": job.id,
+        }
         if job.error is not None:
             info["error"] = job.error
         out.append(info)

@@ -11,5 +11,12 @@ from strategies.stateful.negotiation import NegotiationMachine
 from strategies.stateful.snapshots import SnapshotJobMachine
 from strategies.stateful.target import Connect, bind
 
-__all__ = ["LEGAL_TRANSITIONS", "BlockJobMachine", "Connect", "JobFrameworkMachine",
-           "NegotiationMachine", "SnapshotJobMachine", "bind"]
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "BlockJobMachine",
+    "Connect",
+    "JobFrameworkMachine",
+    "NegotiationMachine",
+    "SnapshotJobMachine",
+    "bind",
+]

@@ -77,7 +77,7 @@ class JobTracker(RuleBasedStateMachine):
         """Take in events: the ones already read, and any arriving within ``quiet``."""
         if quiet:
             self.session.collect(quiet=quiet, timeout=quiet * 4)
-        for event in self.session.events[self.seen:]:
+        for event in self.session.events[self.seen :]:
             self._event(event)
         self.seen = len(self.session.events)
 
@@ -88,7 +88,8 @@ class JobTracker(RuleBasedStateMachine):
             job, status = str(data.get("id")), str(data.get("status"))
             steps = self.history.setdefault(job, ["undefined"])
             assert status in LEGAL_TRANSITIONS[steps[-1]], (
-                f"job {job}: illegal transition {steps[-1]} -> {status}: {event.brief()}")
+                f"job {job}: illegal transition {steps[-1]} -> {status}: {event.brief()}"
+            )
             steps.append(status)
         elif name in TERMINAL_EVENTS and name != "BLOCK_JOB_ERROR":
             self.terminal.setdefault(str(data.get("device")), []).append(name)
@@ -113,7 +114,7 @@ class JobTracker(RuleBasedStateMachine):
                 continue  # left over from an earlier run on the same target
             steps = self.history.get(job, ["undefined"])
             # The listing was taken between the events read before and after it.
-            window = steps[max(before.get(job, 1) - 1, 0):]
+            window = steps[max(before.get(job, 1) - 1, 0) :]
             assert status in window, f"{job}: listed {status}, events say {steps}"
         for job, steps in self.history.items():
             if job in self.started and job not in listed:
@@ -135,11 +136,18 @@ class _JobMachine(JobTracker):
         n = next(self.names)
         source, target, job = f"src{n}", f"dst{n}", f"job{n}"
         for node in (source, target):
-            self.ask("blockdev-add", {"driver": "null-co", "node-name": node,
-                                      "size": IMAGE_SIZE})
-        reply = self.ask("blockdev-mirror", {
-            "job-id": job, "device": source, "target": target, "sync": "full",
-            "speed": speed, "auto-dismiss": False})
+            self.ask("blockdev-add", {"driver": "null-co", "node-name": node, "size": IMAGE_SIZE})
+        reply = self.ask(
+            "blockdev-mirror",
+            {
+                "job-id": job,
+                "device": source,
+                "target": target,
+                "sync": "full",
+                "speed": speed,
+                "auto-dismiss": False,
+            },
+        )
         assert reply.get("return") == {}, reply
         self.started.add(job)
         return job

@@ -26,7 +26,7 @@ KNOWN_QEMU_72 = {
     # QEMU 7.2 aborts (assertion on the in-band queue length) when one read
     # completes several requests or errors while OOB is on and the queue is full.
     "crash": "handle_qmp_command: Assertion `mon->qmp_requests->length < "
-             "QMP_REQ_QUEUE_LEN_MAX' failed",
+    "QMP_REQ_QUEUE_LEN_MAX' failed",
 }
 
 
@@ -65,9 +65,23 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     if server is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
-    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -88,15 +102,25 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 def cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``qmp-conform ARGS`` to completion, with a deadline."""
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], text=True,
-                          capture_output=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *args],
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @contextlib.contextmanager
 def cli_process(*args: str, stderr: Any = subprocess.PIPE) -> Iterator[subprocess.Popen[str]]:
     """``qmp-conform ARGS`` in its own process group, killed (group-wide) on exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", *args],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:

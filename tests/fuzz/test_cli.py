@@ -28,25 +28,41 @@ def _wait_for(predicate: object, timeout: float) -> bool:
 
 
 def test_unreachable_target_is_a_usage_error(tmp_path: Path) -> None:
-    result = cli("fuzz", "--target", f"unix:{tmp_path}/nobody.sock", "--duration", "5",
-                 "--out", str(tmp_path), timeout=60)
+    result = cli(
+        "fuzz",
+        "--target",
+        f"unix:{tmp_path}/nobody.sock",
+        "--duration",
+        "5",
+        "--out",
+        str(tmp_path),
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr
     assert "cannot connect" in result.stderr
 
 
 def test_malformed_target_and_database_are_usage_errors(tmp_path: Path) -> None:
     assert cli("fuzz", "--target", "bogus:x", "--out", str(tmp_path)).returncode == 2
-    result = cli("fuzz", "--target", "reference", "--db", "redis://127.0.0.1:1/0",
-                 "--out", str(tmp_path), timeout=60)
+    result = cli(
+        "fuzz",
+        "--target",
+        "reference",
+        "--db",
+        "redis://127.0.0.1:1/0",
+        "--out",
+        str(tmp_path),
+        timeout=60,
+    )
     assert result.returncode == 2 and "Redis" in result.stderr
 
 
-def test_sigkill_keeps_reported_findings_and_they_replay(reference: str,
-                                                         tmp_path: Path) -> None:
+def test_sigkill_keeps_reported_findings_and_they_replay(reference: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     findings = out / "findings"
-    with cli_process("fuzz", "--target", DEFECT, "--duration", "120", "--out", str(out),
-                     "--seed", "5", "--quiet") as proc:
+    with cli_process(
+        "fuzz", "--target", DEFECT, "--duration", "120", "--out", str(out), "--seed", "5", "--quiet"
+    ) as proc:
         assert _wait_for(lambda: any(findings.glob("*.qmp")), 60), "no finding in 60 s"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -68,9 +84,19 @@ def test_sigkill_keeps_reported_findings_and_they_replay(reference: str,
 
 def test_ctrl_c_ends_with_a_summary(reference: str, tmp_path: Path) -> None:
     log = tmp_path / "progress.log"
-    with log.open("w") as err, cli_process("fuzz", "--target", reference, "--duration", "120",
-                                           "--out", str(tmp_path / "out"),
-                                           stderr=err) as proc:
+    with (
+        log.open("w") as err,
+        cli_process(
+            "fuzz",
+            "--target",
+            reference,
+            "--duration",
+            "120",
+            "--out",
+            str(tmp_path / "out"),
+            stderr=err,
+        ) as proc,
+    ):
         # Progress lines (plain, the output is not a terminal) say it is fuzzing.
         assert _wait_for(lambda: "examples" in log.read_text(), 60), log.read_text()
         proc.send_signal(signal.SIGINT)
@@ -85,9 +111,19 @@ def test_ctrl_c_ends_with_a_summary(reference: str, tmp_path: Path) -> None:
 
 
 def test_max_examples_budget_and_exit_status(reference: str, tmp_path: Path) -> None:
-    result = cli("fuzz", "--target", "reference:defect=id-stringified", "--max-examples", "20",
-                 "--out", str(tmp_path),
-                 "--seed", "1", "--quiet", timeout=120)
+    result = cli(
+        "fuzz",
+        "--target",
+        "reference:defect=id-stringified",
+        "--max-examples",
+        "20",
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "1",
+        "--quiet",
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert summary["findings"] >= 1 and summary["examples"] <= 20 + 5
@@ -103,8 +139,19 @@ def test_a_socket_target_that_dies_for_good_keeps_its_finding(tmp_path: Path) ->
     sock = tmp_path / "qmp.sock"
     with cli_process("serve", "--unix", str(sock), "--defect", "dies-on-garbage") as server:
         assert _wait_for(sock.exists, 20), "the server did not start"
-        result = cli("fuzz", "--target", f"unix:{sock}", "--duration", "60", "--seed", "1",
-                     "--out", str(tmp_path / "out"), "--quiet", timeout=150)
+        result = cli(
+            "fuzz",
+            "--target",
+            f"unix:{sock}",
+            "--duration",
+            "60",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            timeout=150,
+        )
         assert server.poll() is not None, "the defect should have ended the server"
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads(result.stdout)

@@ -59,12 +59,14 @@ UNREACHABLE = {"oob-no-overtake", "side-effect-before-error"}
 #: Seconds a campaign gets to find its defect.
 BUDGET = 45.0
 
-pytestmark = pytest.mark.skipif(not reference_available(),
-                                reason="reference_server.launch is not available")
+pytestmark = pytest.mark.skipif(
+    not reference_available(), reason="reference_server.launch is not available"
+)
 
 
 def test_every_seeded_defect_is_classified() -> None:
     from reference_server.defects import CATALOGUE
+
     assert {d.name for d in CATALOGUE} == set(REACHABLE) | UNREACHABLE
     for d in CATALOGUE:
         if d.name in REACHABLE:
@@ -79,8 +81,9 @@ def correct_server() -> Iterator[Replayer]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("defect", sorted(REACHABLE))
-def test_campaign_finds_defect_and_it_replays(defect: str, tmp_path: Path,
-                                              correct_server: Replayer) -> None:
+def test_campaign_finds_defect_and_it_replays(
+    defect: str, tmp_path: Path, correct_server: Replayer
+) -> None:
     target = f"reference:defect={defect}"
     wanted = REACHABLE[defect]
     hits: list[str] = []
@@ -90,21 +93,32 @@ def test_campaign_finds_defect_and_it_replays(defect: str, tmp_path: Path,
             hits.append(path)
             raise CampaignOver
 
-    config = CampaignConfig(target=target, out_dir=str(tmp_path), duration=BUDGET, seed=0,
-                            probe_timeout=1.5, on_finding=stop_at_wanted)
+    config = CampaignConfig(
+        target=target,
+        out_dir=str(tmp_path),
+        duration=BUDGET,
+        seed=0,
+        probe_timeout=1.5,
+        on_finding=stop_at_wanted,
+    )
     start = time.monotonic()
     with Campaign(config) as campaign:
         campaign.run()
-    assert hits, (f"{defect}: nothing for {wanted} within {BUDGET:g} s; found "
-                  f"{sorted(campaign.stats.findings)}")
+    assert hits, (
+        f"{defect}: nothing for {wanted} within {BUDGET:g} s; found "
+        f"{sorted(campaign.stats.findings)}"
+    )
     finding = load(hits[0])
-    print(f"{defect}: {finding.ident} after {time.monotonic() - start:.1f} s, "
-          f"{campaign.stats.examples} examples")
+    print(
+        f"{defect}: {finding.ident} after {time.monotonic() - start:.1f} s, "
+        f"{campaign.stats.examples} examples"
+    )
     assert any(" <- " in line for line in finding.transcript), "no evidence received"
     with Replayer(target) as defective:
         assert defective.replay(finding).reproduced, f"{finding.ident} does not replay"
-    assert not correct_server.replay(finding).reproduced, \
+    assert not correct_server.replay(finding).reproduced, (
         f"{finding.ident} also 'reproduces' on the correct server"
+    )
 
 
 @pytest.mark.slow
@@ -112,8 +126,13 @@ def test_campaign_goes_on_after_the_server_dies(tmp_path: Path) -> None:
     """dies-on-garbage: the finding is saved, the server restarted, and the
     campaign keeps running examples until its deadline."""
     at_finding: list[int] = []
-    config = CampaignConfig(target="reference:defect=dies-on-garbage", out_dir=str(tmp_path),
-                            duration=20.0, seed=4, probe_timeout=1.5)
+    config = CampaignConfig(
+        target="reference:defect=dies-on-garbage",
+        out_dir=str(tmp_path),
+        duration=20.0,
+        seed=4,
+        probe_timeout=1.5,
+    )
     campaign = Campaign(config)
     config.on_finding = lambda ident, path: at_finding.append(campaign.stats.examples)
     start = time.monotonic()

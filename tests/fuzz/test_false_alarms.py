@@ -23,8 +23,9 @@ QEMU_ASSERTION = "Assertion `mon->qmp_requests->length < QMP_REQ_QUEUE_LEN_MAX' 
 
 
 def _campaign(target: str, out: Path) -> Campaign:
-    with Campaign(CampaignConfig(target=target, out_dir=str(out), duration=DURATION,
-                                 seed=1)) as campaign:
+    with Campaign(
+        CampaignConfig(target=target, out_dir=str(out), duration=DURATION, seed=1)
+    ) as campaign:
         campaign.run()
     return campaign
 
@@ -34,8 +35,7 @@ def _unexplained(out: Path, allowed: dict[str, str]) -> list[str]:
     for path in sorted((out / "findings").glob("*.qmp")):
         finding = load(path)
         text = path.read_text()
-        if not any(finding.rule == rule and evidence in text
-                   for rule, evidence in allowed.items()):
+        if not any(finding.rule == rule and evidence in text for rule, evidence in allowed.items()):
             bad.append(f"{path.name}: {finding.header.get('summary', '')}")
     return bad
 
@@ -46,8 +46,10 @@ def test_reference_server_without_defects(reference: str, tmp_path: Path) -> Non
     stats = campaign.stats
     assert stats.examples > 50 and len(stats.commands) > 10, "the campaign hardly ran"
     assert _unexplained(tmp_path, {}) == []
-    print(f"reference: {stats.examples} examples, {stats.messages} messages, "
-          f"{len(stats.findings)} finding(s), {len(stats.commands)} commands")
+    print(
+        f"reference: {stats.examples} examples, {stats.messages} messages, "
+        f"{len(stats.findings)} finding(s), {len(stats.commands)} commands"
+    )
 
 
 @pytest.mark.slow
@@ -58,8 +60,10 @@ def test_qemu_72(qemu: str, tmp_path: Path) -> None:
     assert stats.examples > 50 and len(stats.commands) > 20, "the campaign hardly ran"
     # Only QEMU's documented abort; it is a crash, and the campaign went on after it.
     assert _unexplained(tmp_path, {"Q32": QEMU_ASSERTION, "Q16": QEMU_ASSERTION}) == []
-    print(f"qemu: {stats.examples} examples, {stats.messages} messages, "
-          f"{len(stats.findings)} finding(s) (documented), restarts {stats.restarts}")
+    print(
+        f"qemu: {stats.examples} examples, {stats.messages} messages, "
+        f"{len(stats.findings)} finding(s) (documented), restarts {stats.restarts}"
+    )
 
 
 DOCUMENTED = Path(__file__).resolve().parents[2] / "docs/fuzz-findings/qemu-7.2-oob-queue-abort.qmp"
@@ -93,7 +97,8 @@ def _documented_replays() -> list[tuple[str, set[str]]]:
 @pytest.mark.qemu
 @pytest.mark.parametrize(("name", "releases"), _documented_replays())
 def test_documented_findings_reproduce_on_the_releases_the_docs_name(
-        name: str, releases: set[str]) -> None:
+    name: str, releases: set[str]
+) -> None:
     """What docs/findings.md says of each stored finding, checked on every
     fetched release: it reproduces where listed, and only there."""
     from conformance import releases as fetched

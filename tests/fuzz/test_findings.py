@@ -14,13 +14,25 @@ from conformance.fuzz.program import Program, Step, encode_request, probe_step
 
 
 def _program(extra: int = 0) -> Program:
-    steps = [Step("connect", 0),
-             Step("negotiate", 0, encode_request({"execute": "qmp_capabilities",
-                                                  "id": "qc-neg-0"}), {"oob": False})]
+    steps = [
+        Step("connect", 0),
+        Step(
+            "negotiate",
+            0,
+            encode_request({"execute": "qmp_capabilities", "id": "qc-neg-0"}),
+            {"oob": False},
+        ),
+    ]
     for i in range(1 + extra):
-        steps.append(Step("command", 0, encode_request({"execute": "query-name", "id": i}),
-                          {"name": "query-name", "expect": "any"}))
-    steps.append(Step("raw", 0, b"\xff\x00{\"a\":\r\n\x01"))
+        steps.append(
+            Step(
+                "command",
+                0,
+                encode_request({"execute": "query-name", "id": i}),
+                {"name": "query-name", "expect": "any"},
+            )
+        )
+    steps.append(Step("raw", 0, b'\xff\x00{"a":\r\n\x01'))
     steps.append(probe_step(0, 0))
     return Program(steps)
 
@@ -39,7 +51,7 @@ def test_round_trip_keeps_exact_bytes(tmp_path: Path) -> None:
     finding = load(path)
     assert finding.rule == "Q16" and finding.signature == _violation().signature
     assert [s.data for s in finding.program.steps] == [s.data for s in _program().steps]
-    assert finding.program.steps[3].data == b"\xff\x00{\"a\":\r\n\x01"
+    assert finding.program.steps[3].data == b'\xff\x00{"a":\r\n\x01'
 
 
 def test_same_rule_and_signature_fold_keeping_the_smaller(tmp_path: Path) -> None:

@@ -31,20 +31,52 @@ def test_pyproject_states_the_same_minimum() -> None:
 def test_a_campaign_finds_a_defect_on_the_oldest_hypothesis(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(lib),
-         f"hypothesis=={OLDEST}"], capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(lib),
+            f"hypothesis=={OLDEST}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if install.returncode != 0:
         pytest.skip(f"hypothesis {OLDEST} cannot be installed here: {install.stderr[-300:]}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lib), os.getcwd()])}
     version = "import hypothesis; print(hypothesis.__version__)"
-    probe = subprocess.run([sys.executable, "-c", version], env=env, capture_output=True,
-                           text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", version], env=env, capture_output=True, text=True, check=True
+    )
     assert probe.stdout.strip() == OLDEST
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "fuzz", "--target",
-         "reference:defect=id-stringified", "--duration", "20", "--seed", "1", "--quiet",
-         "--out", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=180, check=False)
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "fuzz",
+            "--target",
+            "reference:defect=id-stringified",
+            "--duration",
+            "20",
+            "--seed",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["findings"] >= 1

@@ -12,16 +12,18 @@ from conformance.fuzz.campaign import IN_FLIGHT, Campaign, CampaignConfig
 from conformance.fuzz.findings import load
 from tests.fuzz.conftest import reference_available
 
-pytestmark = pytest.mark.skipif(not reference_available(),
-                                reason="reference_server.launch is not available")
+pytestmark = pytest.mark.skipif(
+    not reference_available(), reason="reference_server.launch is not available"
+)
 
 
 @pytest.mark.slow
 def test_a_finding_judged_late_is_shrunk_in_a_run_of_its_own(tmp_path: Path) -> None:
     # Every reply's id comes back as a string: the first example with an
     # integer id shows it, and the smallest such program has one request.
-    config = CampaignConfig(target="reference:defect=id-stringified", out_dir=str(tmp_path),
-                            duration=20.0, seed=5)
+    config = CampaignConfig(
+        target="reference:defect=id-stringified", out_dir=str(tmp_path), duration=20.0, seed=5
+    )
     campaign = Campaign(config)
     shrink_runs: list[int] = []
     shrink_next = campaign._shrink_next

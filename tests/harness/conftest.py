@@ -25,8 +25,9 @@ def _wait_for(path: str, proc: subprocess.Popen[bytes], timeout: float = 10.0) -
 
 
 def _serve(argv: list[str], path: str) -> Iterator[str]:
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         _wait_for(path, proc)
         yield path
@@ -52,8 +53,19 @@ def qemu_unix(tmpdir_short: str) -> Iterator[str]:
     if QEMU is None:
         pytest.skip("qemu-system-x86_64 not installed")
     path = os.path.join(tmpdir_short, "qmp.sock")
-    yield from _serve([QEMU, "-machine", "none", "-nodefaults", "-display", "none",
-                       "-qmp", f"unix:{path},server=on,wait=off"], path)
+    yield from _serve(
+        [
+            QEMU,
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-qmp",
+            f"unix:{path},server=on,wait=off",
+        ],
+        path,
+    )
 
 
 @pytest.fixture
@@ -61,8 +73,16 @@ def qsd_unix(tmpdir_short: str) -> Iterator[str]:
     if QSD is None:
         pytest.skip("qemu-storage-daemon not installed")
     path = os.path.join(tmpdir_short, "qsd.sock")
-    yield from _serve([QSD, "--chardev", f"socket,path={path},server=on,wait=off,id=m0",
-                       "--monitor", "chardev=m0"], path)
+    yield from _serve(
+        [
+            QSD,
+            "--chardev",
+            f"socket,path={path},server=on,wait=off,id=m0",
+            "--monitor",
+            "chardev=m0",
+        ],
+        path,
+    )
 
 
 @pytest.fixture
@@ -70,5 +90,17 @@ def qga_unix(tmpdir_short: str) -> Iterator[str]:
     if QGA is None:
         pytest.skip("qemu-ga not installed")
     path = os.path.join(tmpdir_short, "qga.sock")
-    yield from _serve([QGA, "-m", "unix-listen", "-p", path, "-t", tmpdir_short,
-                       "-f", os.path.join(tmpdir_short, "qga.pid")], path)
+    yield from _serve(
+        [
+            QGA,
+            "-m",
+            "unix-listen",
+            "-p",
+            path,
+            "-t",
+            tmpdir_short,
+            "-f",
+            os.path.join(tmpdir_short, "qga.pid"),
+        ],
+        path,
+    )

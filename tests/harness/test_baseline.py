@@ -54,17 +54,31 @@ def test_the_baseline_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     # Another failure than the one expected still fails the gate.
     other = "reference:defect=id-stringified"
-    assert main(["check", "--only", "ids.*", "--target", other,
-                 "--baseline", str(base)]) == 1
+    assert main(["check", "--only", "ids.*", "--target", other, "--baseline", str(base)]) == 1
 
 
 def test_tap_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     base = tmp_path / "b.json"
-    assert main(["check", "--only", "ids.*", "--target", DEFECT,
-                 "--write-baseline", str(base)]) == 1
+    assert (
+        main(["check", "--only", "ids.*", "--target", DEFECT, "--write-baseline", str(base)]) == 1
+    )
     capsys.readouterr()
-    assert main(["check", "--only", "ids.*", "--target", DEFECT, "--baseline", str(base),
-                 "--format", "tap"]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "--only",
+                "ids.*",
+                "--target",
+                DEFECT,
+                "--baseline",
+                str(base),
+                "--format",
+                "tap",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "TAP version 14"
     plan = next(line for line in lines if line.startswith("1.."))
@@ -86,18 +100,31 @@ def test_tap_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert set(results.values()) <= {verdict.OK, verdict.SKIP, verdict.EXPECTEDFAIL}
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("[]", "not a baseline"),
-    ('{"qmp-conformance-baseline": 1, "entries": [{"check": "x"}]}', "'key'"),
-    ('{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
-     '"releases": "seven"}]}', "version specifier"),
-    ('{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
-     '"symptom": "("}]}', "regular expression"),
-    ('{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
-     '"colour": "red"}]}', "unknown member"),
-])
-def test_a_bad_baseline_is_a_usage_error(tmp_path: Path, content: str, message: str,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "not a baseline"),
+        ('{"qmp-conformance-baseline": 1, "entries": [{"check": "x"}]}', "'key'"),
+        (
+            '{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
+            '"releases": "seven"}]}',
+            "version specifier",
+        ),
+        (
+            '{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
+            '"symptom": "("}]}',
+            "regular expression",
+        ),
+        (
+            '{"qmp-conformance-baseline": 1, "entries": [{"key": "k", "check": "x", '
+            '"colour": "red"}]}',
+            "unknown member",
+        ),
+    ],
+)
+def test_a_bad_baseline_is_a_usage_error(
+    tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "b.json"
     path.write_text(content)
     with pytest.raises(BaselineError, match=message):
@@ -120,8 +147,19 @@ def dying_unix_server() -> Iterator[str]:
     the first JSON parse error."""
     directory = tempfile.mkdtemp(prefix="qc-b-")
     path = os.path.join(directory, "s.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "serve", "--unix", path,
-                             "--defect", "dies-on-garbage"], start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "serve",
+            "--unix",
+            path,
+            "--defect",
+            "dies-on-garbage",
+        ],
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(path):
@@ -139,10 +177,12 @@ def test_a_socket_target_that_dies_leaves_the_rest_not_run(dying_unix_server: st
     verdicts = [(r.id, r.status) for r in result.results]
     killer = next(r for r in result.results if r.status == "fail")
     assert "The server died in this check" in killer.message, verdicts
-    after = result.results[result.results.index(killer) + 1:]
+    after = result.results[result.results.index(killer) + 1 :]
     assert after, verdicts
-    assert all(r.status == "skip" and r.message.startswith(f"not run: the target died in "
-                                                           f"{killer.id}") for r in after)
+    assert all(
+        r.status == "skip" and r.message.startswith(f"not run: the target died in {killer.id}")
+        for r in after
+    )
 
 
 def test_qemus_deviations_do_not_excuse_another_server() -> None:

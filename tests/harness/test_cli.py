@@ -16,17 +16,18 @@ from conformance.cli import main
 RESULT_KEYS = {"id", "status", "rule", "message", "transcript", "duration"}
 
 
-def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_target_exits_0_with_the_json_format(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = os.path.join(str(tmp_path), "r.json")
     junit = os.path.join(str(tmp_path), "r.xml")
-    status = main(["check", "--target", "reference", "--only", "ids.*",
-                   "--json", out, "--junit", junit])
+    status = main(
+        ["check", "--target", "reference", "--only", "ids.*", "--json", out, "--junit", junit]
+    )
     assert status == 0
     with open(out, encoding="utf-8") as f:
         data = json.load(f)
-    assert set(data) == {"target", "dialect", "greeting", "server", "strict", "results",
-                         "summary"}
+    assert set(data) == {"target", "dialect", "greeting", "server", "strict", "results", "summary"}
     assert set(data["summary"]) == {"pass", "fail", "skip", "error", "xfail", "xpass"}
     assert data["server"]["version"] == "7.2.22"
     assert data["server"]["program"] == "qmp-conform-reference"
@@ -40,17 +41,29 @@ def test_clean_target_exits_0_with_the_json_format(tmp_path: object,
     assert "PASS  ids.echo" in capsys.readouterr().out
 
 
-def test_failure_exits_1_with_evidence(tmp_path: object,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_failure_exits_1_with_evidence(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = os.path.join(str(tmp_path), "r.json")
-    status = main(["check", "--target", "reference:defect=lf-only-line-ending",
-                   "--only", "framing.crlf", "--json", out, "--timeout", "2"])
+    status = main(
+        [
+            "check",
+            "--target",
+            "reference:defect=lf-only-line-ending",
+            "--only",
+            "framing.crlf",
+            "--json",
+            out,
+            "--timeout",
+            "2",
+        ]
+    )
     assert status == 1
     text = capsys.readouterr().out
     # The block a newcomer reads: the rule, what was expected, what was seen, the bytes.
     assert "FAIL: framing.crlf" in text and "rule: Q2" in text
     assert "expected: a line ending in \\r\\n" in text and "seen: " in text
-    assert "<- {\"QMP\"" in text and "-> {\"execute\"" in text
+    assert '<- {"QMP"' in text and '-> {"execute"' in text
     with open(out, encoding="utf-8") as f:
         [result] = json.load(f)["results"]
     assert result["status"] == "fail" and result["rule"] == "Q2" and result["transcript"]
@@ -71,16 +84,22 @@ def test_list_names_every_check_with_its_rule(capsys: pytest.CaptureFixture[str]
 
 
 def _pytest(*args: str, cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_pytest_plugin_runs_checks_as_items(tmp_path: object) -> None:
     cwd = str(tmp_path)
     ok = _pytest("--qmp-target=reference", "--qmp-only=ids.*", cwd=cwd)
     assert ok.returncode == 0 and "6 passed" in ok.stdout, ok.stdout + ok.stderr
-    bad = _pytest("--qmp-target=reference:defect=lf-only-line-ending",
-                  "--qmp-only=framing.crlf", cwd=cwd)
+    bad = _pytest(
+        "--qmp-target=reference:defect=lf-only-line-ending", "--qmp-only=framing.crlf", cwd=cwd
+    )
     assert bad.returncode == 1 and "rule Q2" in bad.stdout, bad.stdout
     inert = _pytest(cwd=cwd)  # no option: no items
     assert "no tests ran" in inert.stdout
@@ -92,14 +111,20 @@ def test_pytest_plugin_reads_baselines(tmp_path: Path) -> None:
     cwd = str(tmp_path)
     base = tmp_path / "b.json"
     target, only = "reference:defect=lf-only-line-ending", "framing.crlf"
-    assert main(["check", "--target", target, "--only", only,
-                 "--write-baseline", str(base)]) == 1
-    expected = _pytest(f"--qmp-target={target}", f"--qmp-only={only}",
-                       f"--qmp-baseline={base}", cwd=cwd)
+    assert main(["check", "--target", target, "--only", only, "--write-baseline", str(base)]) == 1
+    expected = _pytest(
+        f"--qmp-target={target}", f"--qmp-only={only}", f"--qmp-baseline={base}", cwd=cwd
+    )
     assert expected.returncode == 0 and "1 xfailed" in expected.stdout, expected.stdout
-    stale = _pytest("--qmp-target=reference", f"--qmp-only={only}",
-                    f"--qmp-baseline={base}", cwd=cwd)
+    stale = _pytest(
+        "--qmp-target=reference", f"--qmp-only={only}", f"--qmp-baseline={base}", cwd=cwd
+    )
     assert stale.returncode == 0 and "1 passed" in stale.stdout, stale.stdout
-    strict = _pytest("--qmp-target=reference", f"--qmp-only={only}",
-                     f"--qmp-baseline={base}", "--qmp-strict-baseline", cwd=cwd)
+    strict = _pytest(
+        "--qmp-target=reference",
+        f"--qmp-only={only}",
+        f"--qmp-baseline={base}",
+        "--qmp-strict-baseline",
+        cwd=cwd,
+    )
     assert strict.returncode == 1 and "STALE BASELINE ENTRY" in strict.stdout, strict.stdout

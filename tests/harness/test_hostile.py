@@ -21,8 +21,10 @@ from conformance.runner import SILENT_LIMIT, Runner
 from conformance.session import Session
 from conformance.transport import open_target
 
-GREETING = (b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, '
-            b'"package": ""}, "capabilities": ["oob"]}}\r\n')
+GREETING = (
+    b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, '
+    b'"package": ""}, "capabilities": ["oob"]}}\r\n'
+)
 EVENT = b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"}\r\n'
 
 Behaviour = Callable[[socket.socket], None]
@@ -87,8 +89,9 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[str]:
     os.rmdir(directory)
 
 
-@pytest.mark.parametrize("hostile", [_flood, _deep_answers], indirect=True,
-                         ids=["event-flood", "deep-answers"])
+@pytest.mark.parametrize(
+    "hostile", [_flood, _deep_answers], indirect=True, ids=["event-flood", "deep-answers"]
+)
 def test_a_target_that_stopped_answering_is_given_up(hostile: str) -> None:
     with Runner(hostile, reply_timeout=0.5) as runner:
         results = [runner.run_check(check) for check in runner.checks]
@@ -104,8 +107,9 @@ def test_a_target_that_stopped_answering_is_given_up(hostile: str) -> None:
 
 
 @pytest.mark.parametrize("hostile", [_silent], indirect=True, ids=["silent-after-greeting"])
-def test_the_cli_reports_the_silence_and_exits_1(hostile: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_reports_the_silence_and_exits_1(
+    hostile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["check", "--target", hostile, "--timeout", "0.5"]) == 1
     out = capsys.readouterr().out
     assert "not run: the target stopped answering" in out

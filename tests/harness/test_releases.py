@@ -13,10 +13,15 @@ from conformance import baseline, releases
 from conformance.runner import RunResult, run
 
 FETCHED = releases.available()
-CASES = [pytest.param(r, program, target, id=f"{r.name}-{program}")
-         for r in FETCHED for program, target in r.targets()]
-pytestmark = [pytest.mark.qemu, pytest.mark.skipif(
-    not CASES, reason="no QEMU release fetched (scripts/fetch-releases.sh)")]
+CASES = [
+    pytest.param(r, program, target, id=f"{r.name}-{program}")
+    for r in FETCHED
+    for program, target in r.targets()
+]
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(not CASES, reason="no QEMU release fetched (scripts/fetch-releases.sh)"),
+]
 
 KNOWN = {e.key: e for e in baseline.builtin().entries}
 
@@ -35,7 +40,8 @@ def _explained(result: RunResult, release: releases.Release, program: str) -> No
 
 @pytest.mark.parametrize(("release", "program", "target"), CASES)
 def test_release_passes_with_every_failure_explained(
-        release: releases.Release, program: str, target: str) -> None:
+    release: releases.Release, program: str, target: str
+) -> None:
     result = run(target)
     _explained(result, release, program)
     assert result.program == program
@@ -61,8 +67,10 @@ def test_a_server_that_dies_is_reported_once_and_restarted() -> None:
     release = next((r for r in FETCHED if r.name == "5.2"), None)
     if release is None:
         pytest.skip("QEMU 5.2 not fetched")
-    result = run(release.target("qemu-storage-daemon"),
-                 only=["returns.query", "robustness.malformed", "errors.shape"])
+    result = run(
+        release.target("qemu-storage-daemon"),
+        only=["returns.query", "robustness.malformed", "errors.shape"],
+    )
     died = result.by_id()["returns.query"]
     assert died.status == "xfail" and died.expected is not None and died.expected.key == "KD-3"
     assert "died in this check" in died.message and "exit status -6" in died.message

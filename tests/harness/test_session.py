@@ -44,7 +44,9 @@ def test_parse_target_forms() -> None:
     assert parse_target("tcp:127.0.0.1:4444").address == ("127.0.0.1", 4444)
     assert parse_target("spawn:qemu -qmp stdio").command == "qemu -qmp stdio"
     assert parse_target("reference:dialect=qga,defect=a,defect=b").options == {
-        "dialect": ["qga"], "defect": ["a", "b"]}
+        "dialect": ["qga"],
+        "defect": ["a", "b"],
+    }
     for bad in ("nope", "tcp:host", "unix:", "spawn:", "reference:junk"):
         with pytest.raises(TargetError):
             parse_target(bad)
@@ -65,8 +67,9 @@ def test_json_equal_compares_values_not_text() -> None:
 def test_decoding_survives_anything(pair: tuple[Session, socket.socket]) -> None:
     session, peer = pair
     deep = b'{"return": {}, "id": ' + b"[" * 1000 + b"]" * 1000 + b"}\r\n"
-    peer.sendall(b'{"return": {}, "id": 1}\r\n' + deep + b"\xff\xfe garbage\r\n"
-                 + b'[1, 2]\r\n{"partial": ')
+    peer.sendall(
+        b'{"return": {}, "id": 1}\r\n' + deep + b"\xff\xfe garbage\r\n" + b'[1, 2]\r\n{"partial": '
+    )
     first = session.recv(2)
     assert first is not None and first.ok and first.id == 1
     second = session.recv(2)
@@ -99,8 +102,10 @@ def test_oversized_line_is_cut_not_buffered(pair: tuple[Session, socket.socket])
 
 def test_demultiplexing_replies_and_events(pair: tuple[Session, socket.socket]) -> None:
     session, peer = pair
-    peer.sendall(b'{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}\r\n'
-                 b'{"return": 2, "id": "b"}\r\n{"return": 1, "id": "a"}\r\n')
+    peer.sendall(
+        b'{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}\r\n'
+        b'{"return": 2, "id": "b"}\r\n{"return": 1, "id": "a"}\r\n'
+    )
     assert session.wait_reply("a", 2).value["return"] == 1
     assert session.wait_reply("b", 2).value["return"] == 2  # from the inbox
     assert [e.value["event"] for e in session.events] == ["STOP"]

@@ -177,8 +177,16 @@ def _start_qemu(path: str, stderr: int) -> subprocess.Popen[bytes]:
     """QEMU with its QMP monitor on a unix socket; returns once the socket exists."""
     assert QEMU_BIN is not None
     proc = subprocess.Popen(
-        [QEMU_BIN, "-machine", "none", "-nodefaults", "-display", "none",
-         "-qmp", f"unix:{path},server=on,wait=off"],
+        [
+            QEMU_BIN,
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-qmp",
+            f"unix:{path},server=on,wait=off",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

@@ -29,8 +29,11 @@ SOURCE_SCHEMAS = [
 ]
 # Some real files indent a top-level expression; 'type' is only a metatype at
 # column 0 (indented, it is the 'type' key of a member definition).
-_TOP = re.compile(r"^(?:[ \t]*\{\s*'(struct|union|alternate|enum|command|event)'"
-                  r"|\{\s*'(type)')", re.M)
+_TOP = re.compile(
+    r"^(?:[ \t]*\{\s*'(struct|union|alternate|enum|command|event)'"
+    r"|\{\s*'(type)')",
+    re.M,
+)
 
 
 def _hand_count(files: list[str]) -> dict[str, int]:
@@ -40,8 +43,9 @@ def _hand_count(files: list[str]) -> dict[str, int]:
         for groups in _TOP.findall(text):
             kind = groups[0] or groups[1]
             counts["structs" if kind in ("struct", "type") else kind + "s"] += 1
-    return {k: counts[k] for k in ("commands", "events", "structs", "unions", "alternates",
-                                   "enums")}
+    return {
+        k: counts[k] for k in ("commands", "events", "structs", "unions", "alternates", "enums")
+    }
 
 
 @pytest.mark.corpus
@@ -70,18 +74,30 @@ def test_v1_1_needs_and_gets_lenient_mode(corpus: Path) -> None:
 @pytest.mark.corpus
 def test_v7_2_tree_includes_every_module(corpus: Path) -> None:
     schema = load(corpus / "qapi/v7.2.0")
-    listed = {ln for ln in (corpus / "qapi/v7.2.0/FILES.txt").read_text().split()
-              if ln.startswith("qapi/") and ln.endswith(".json")}
+    listed = {
+        ln
+        for ln in (corpus / "qapi/v7.2.0/FILES.txt").read_text().split()
+        if ln.startswith("qapi/") and ln.endswith(".json")
+    }
     read = {str(Path(f).relative_to(corpus / "qapi/v7.2.0")) for f in schema.files}
     assert read == listed
     assert schema.commands["blockdev-add"].boxed
-    assert schema.summary()["allow-oob"] == ["migrate-pause", "migrate-recover",
-                                             "query-yank", "yank"]
+    assert schema.summary()["allow-oob"] == [
+        "migrate-pause",
+        "migrate-recover",
+        "query-yank",
+        "yank",
+    ]
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("rel", ["qapi/prehistory-2011/01-list4-first/qmp-schema.json",
-                                 "qapi/prehistory-2011/03-list3-last/qmp-schema.json"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "qapi/prehistory-2011/01-list4-first/qmp-schema.json",
+        "qapi/prehistory-2011/03-list3-last/qmp-schema.json",
+    ],
+)
 def test_2011_list_form_counts(corpus: Path, rel: str) -> None:
     text = (corpus / rel).read_text()
     code = re.sub(r"#[^\n]*", "", text)

@@ -21,11 +21,17 @@ def test_masked_introspection_round_trip(write_schema: Callable[..., Path]) -> N
     assert by_name["add"]["arg-type"].isdigit()
     count_args = by_name[by_name["count"]["arg-type"]]
     assert [(m["name"], m["type"], "default" in m) for m in count_args["members"]] == [
-        ("n", "int", False), ("big", "int", True), ("x", "number", True)]
+        ("n", "int", False),
+        ("big", "int", True),
+        ("x", "number", True),
+    ]
     union = by_name[by_name["add"]["arg-type"]]
     assert union["tag"] == "driver" and {v["case"] for v in union["variants"]} == {"file", "raw"}
     assert by_name[by_name["ping"]["arg-type"]] == {
-        "name": by_name["ping"]["arg-type"], "meta-type": "object", "members": []}
+        "name": by_name["ping"]["arg-type"],
+        "meta-type": "object",
+        "members": [],
+    }
 
     again = load(entries)
     assert again.masked and set(again.commands) == set(source.commands)
@@ -33,9 +39,13 @@ def test_masked_introspection_round_trip(write_schema: Callable[..., Path]) -> N
     # the same values are valid or invalid through either model, apart from
     # the integer widths that introspection cannot carry
     a, b = Specs(source), Specs(again)
-    for value in ({"driver": "raw", "file": "n"}, {"driver": "null", "x": 1},
-                  {"driver": "file", "filename": "f", "size": 3}):
-        assert (a.errors("arguments", "add", value) == []) == \
-               (b.errors("arguments", "add", value) == [])
+    for value in (
+        {"driver": "raw", "file": "n"},
+        {"driver": "null", "x": 1},
+        {"driver": "file", "filename": "f", "size": 3},
+    ):
+        assert (a.errors("arguments", "add", value) == []) == (
+            b.errors("arguments", "add", value) == []
+        )
     assert a.errors("arguments", "count", {"n": 40000}) != []
     assert b.errors("arguments", "count", {"n": 40000}) == []

@@ -22,8 +22,10 @@ from conformance.qapi import load
 from conformance.specs import Specs
 
 QEMU = shutil.which("qemu-system-x86_64")
-pytestmark = [pytest.mark.qemu,
-              pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")]
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed"),
+]
 
 
 class _Lines:
@@ -58,9 +60,20 @@ def qemu() -> Iterator[tuple[dict[str, Any], _Lines]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "qmp.sock")
         assert QEMU is not None
-        proc = subprocess.Popen([QEMU, "-machine", "none", "-nodefaults", "-display", "none",
-                                 "-qmp", f"unix:{path},server=on,wait=off"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                QEMU,
+                "-machine",
+                "none",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-qmp",
+                f"unix:{path},server=on,wait=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 20
             while not os.path.exists(path):
@@ -79,13 +92,15 @@ def qemu() -> Iterator[tuple[dict[str, Any], _Lines]]:
 
 
 def test_live_introspection_loads_and_validates_replies(
-        qemu: tuple[dict[str, Any], _Lines]) -> None:
+    qemu: tuple[dict[str, Any], _Lines],
+) -> None:
     greeting, lines = qemu
     reply = lines.call("query-qmp-schema", "schema")
     schema = load(reply["return"])
     summary = schema.summary()
-    assert summary["commands"] == len({e["name"] for e in reply["return"]
-                                       if e["meta-type"] == "command"})
+    assert summary["commands"] == len(
+        {e["name"] for e in reply["return"] if e["meta-type"] == "command"}
+    )
     assert "query-version" in schema.commands and schema.masked
     specs = Specs(schema)
 
@@ -95,29 +110,42 @@ def test_live_introspection_loads_and_validates_replies(
     assert not list(specs.wire_validator("greeting").iter_errors(greeting))
     # the schema has teeth: a reply with a member missing or mistyped fails
     broken = {**version["return"], "package": 7}
-    assert specs.errors("return", "query-version", broken) == [
-        "package: 7 is not of type 'string'"]
+    assert specs.errors("return", "query-version", broken) == ["package: 7 is not of type 'string'"]
     status = lines.call("query-status", "s")
     assert specs.errors("return", "query-status", status["return"]) == []
     assert specs.errors("return", "query-status", {**status["return"], "status": "dancing"})
 
 
-def test_schema_cli_reads_a_live_target(qemu: tuple[dict[str, Any], _Lines],
-                                       tmp_path: Path) -> None:
+def test_schema_cli_reads_a_live_target(
+    qemu: tuple[dict[str, Any], _Lines], tmp_path: Path
+) -> None:
     """``qmp-conform schema spawn:...`` reads introspection from the running
     server, and its JSON Schema export validates what QEMU sends."""
     target = f"spawn:{QEMU} -machine none -nodefaults -display none -qmp stdio"
-    proc = subprocess.run([sys.executable, "-m", "conformance", "schema", target, "--summary",
-                           "--jsonschema", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "schema",
+            target,
+            "--summary",
+            "--jsonschema",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert summary["origin"] == "introspection" and summary["commands"] > 150
     assert "yank" in summary["allow-oob"]
     greeting, lines = qemu
     exported = json.loads((tmp_path / "wire/qemu/greeting.schema.json").read_text())
     assert Draft202012Validator(exported).is_valid(greeting)
     assert not Draft202012Validator(exported).is_valid(
-        {"QMP": {**greeting["QMP"], "version": {"qemu": {"major": 7}}}})
+        {"QMP": {**greeting["QMP"], "version": {"qemu": {"major": 7}}}}
+    )
     status = json.loads((tmp_path / "commands/query-status.return.schema.json").read_text())
     assert Draft202012Validator(status).is_valid(lines.call("query-status", "cli")["return"])

@@ -93,20 +93,29 @@ def test_modern_schema_builds_every_construct(write_schema: Callable[..., Path])
     assert schema.events["BOXED_PAINTED"].boxed
 
     assert schema.summary() == {
-        "origin": "qapi", "commands": 5, "events": 3, "structs": 5, "unions": 2,
-        "alternates": 1, "enums": 1, "allow-oob": ["oob-ping"],
+        "origin": "qapi",
+        "commands": 5,
+        "events": 3,
+        "structs": 5,
+        "unions": 2,
+        "alternates": 1,
+        "enums": 1,
+        "allow-oob": ["oob-ping"],
     }
 
 
 def test_old_forms_type_keyword_simple_union_and_anonymous_union(
-        write_schema: Callable[..., Path]) -> None:
-    schema = load(write_schema("""
+    write_schema: Callable[..., Path],
+) -> None:
+    schema = load(
+        write_schema("""
 { 'type': 'Snap', 'data': { 'device': 'str', 'nested': { 'a': 'int', '*b': 'str' } } }
 { 'union': 'Action', 'data': { 'snap': 'Snap', 'count': 'int' } }
 { 'union': 'Anon', 'discriminator': {}, 'data': { 'n': 'int', 's': 'Snap' } }
 { 'command': 'act', 'data': { 'a': 'Action' }, 'gen': 'no', 'returns': 'visitor' }
 { 'command': 'quiet', 'success-response': 'no' }
-"""))
+""")
+    )
     snap = schema.types["Snap"]
     assert isinstance(snap, ObjectType)
     nested = schema.object_type(snap.members[1].type)
@@ -134,7 +143,8 @@ def test_lenient_mode_is_picked_by_itself(write_schema: Callable[..., Path]) -> 
 
 
 def test_list_form_of_2011(write_schema: Callable[..., Path]) -> None:
-    schema = load(write_schema("""
+    schema = load(
+        write_schema("""
 # the first form: name, required, optional, returns
 [ 'eject', {'device': 'str'}, {'force': 'bool'}, 'none' ]
 [ 'device_add', {'driver': 'str'}, {'**': 'dict'}, 'none' ]
@@ -147,11 +157,14 @@ def test_list_form_of_2011(write_schema: Callable[..., Path]) -> None:
 [ 'get-shutdown-event', {}, 'SHUTDOWN' ]
 [ 'put-event', {'tag': 'int'}, 'none' ]
 [ 'change', {'device': 'str', '*arg': 'str'}, 'none' ]
-"""))
+""")
+    )
     assert schema.origin == "legacy-2011"
     eject = schema.object_type(schema.commands["eject"].arg_type)
     assert eject is not None and [(m.name, m.optional) for m in eject.members] == [
-        ("device", False), ("force", True)]
+        ("device", False),
+        ("force", True),
+    ]
     add = schema.commands["device_add"]
     assert not add.gen
     assert schema.commands["query-block"].ret_type == "[VersionInfo]"

@@ -39,32 +39,39 @@ def specs(write_schema: Callable[..., Path]) -> Specs:
 def test_integer_widths_are_ranges(specs: Specs) -> None:
     assert specs.errors("arguments", "count", {"n": 32767, "big": 2**64 - 1, "x": 1}) == []
     assert specs.errors("arguments", "count", {"n": 32768}) == [
-        "n: 32768 is greater than the maximum of 32767"]
+        "n: 32768 is greater than the maximum of 32767"
+    ]
     assert specs.errors("arguments", "count", {"n": -32769}) == [
-        "n: -32769 is less than the minimum of -32768"]
+        "n: -32769 is less than the minimum of -32768"
+    ]
     assert specs.errors("arguments", "count", {"n": 1, "big": -1}) == [
-        "big: -1 is less than the minimum of 0"]
+        "big: -1 is less than the minimum of 0"
+    ]
     assert specs.errors("arguments", "count", {"n": 1.5}) == ["n: 1.5 is not of type 'integer'"]
     assert specs.errors("arguments", "count", {}) == ["(root): 'n' is a required property"]
     assert specs.errors("arguments", "count", {"n": 1, "m": 2}) == [
-        "(root): Additional properties are not allowed ('m' was unexpected)"]
+        "(root): Additional properties are not allowed ('m' was unexpected)"
+    ]
 
 
 def test_recursive_union_and_alternate(specs: Specs) -> None:
-    good = {"driver": "raw", "file": {"driver": "raw", "file": {"driver": "file",
-                                                               "filename": "x"}}}
+    good = {"driver": "raw", "file": {"driver": "raw", "file": {"driver": "file", "filename": "x"}}}
     assert specs.errors("arguments", "add", good) == []
     assert specs.errors("arguments", "add", {"driver": "raw", "file": "node0"}) == []
     assert specs.errors("arguments", "add", {"driver": "null"}) == []  # branch-less value
     assert specs.errors("arguments", "add", {"driver": "null", "filename": "x"}) == [
-        "(root): Additional properties are not allowed ('filename' was unexpected)"]
+        "(root): Additional properties are not allowed ('filename' was unexpected)"
+    ]
     assert specs.errors("arguments", "add", {"driver": "floppy"}) == [
-        "driver: 'floppy' is not one of ['file', 'raw', 'null']"]
+        "driver: 'floppy' is not one of ['file', 'raw', 'null']"
+    ]
     deep = {"driver": "raw", "file": {"driver": "file", "filename": "x", "size": 256}}
     assert specs.errors("arguments", "add", deep) == [
-        "file.size: 256 is greater than the maximum of 255"]
+        "file.size: 256 is greater than the maximum of 255"
+    ]
     assert specs.errors("arguments", "add", {"driver": "raw", "file": 7}) == [
-        "file: 7 is not valid under any of the given schemas"]
+        "file: 7 is not valid under any of the given schemas"
+    ]
 
 
 def test_gen_false_takes_extra_members_and_no_args_takes_none(specs: Specs) -> None:
@@ -77,15 +84,18 @@ def test_gen_false_takes_extra_members_and_no_args_takes_none(specs: Specs) -> N
     assert specs.errors("data", "DONE", {"ok": "yes"}) == ["ok: 'yes' is not of type 'boolean'"]
 
 
-@pytest.mark.parametrize(("timestamp", "valid"), [
-    ({"seconds": 1795307112, "microseconds": 408789}, True),
-    ({"seconds": -1, "microseconds": -1}, True),
-    ({"seconds": 0, "microseconds": 999999}, True),
-    ({"seconds": 5, "microseconds": 1000000}, False),
-    ({"seconds": -1, "microseconds": 5}, False),
-    ({"seconds": 5}, False),
-    ({"seconds": 5, "microseconds": 1, "nanoseconds": 1}, False),
-])
+@pytest.mark.parametrize(
+    ("timestamp", "valid"),
+    [
+        ({"seconds": 1795307112, "microseconds": 408789}, True),
+        ({"seconds": -1, "microseconds": -1}, True),
+        ({"seconds": 0, "microseconds": 999999}, True),
+        ({"seconds": 5, "microseconds": 1000000}, False),
+        ({"seconds": -1, "microseconds": 5}, False),
+        ({"seconds": 5}, False),
+        ({"seconds": 5, "microseconds": 1, "nanoseconds": 1}, False),
+    ],
+)
 def test_event_timestamps(specs: Specs, timestamp: dict[str, int], valid: bool) -> None:
     event = {"event": "DONE", "data": {"ok": True}, "timestamp": timestamp}
     assert specs.wire_validator("event").is_valid(event) is valid
@@ -109,12 +119,24 @@ def test_wire_messages_by_dialect(specs: Specs) -> None:
     assert not greeting.is_valid({"QMP": {"version": {}, "capabilities": ["oob"]}})
 
 
-def test_export_writes_valid_standalone_documents(write_schema: Callable[..., Path],
-                                                  tmp_path: Path) -> None:
+def test_export_writes_valid_standalone_documents(
+    write_schema: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "conformance", "schema",
-                           str(write_schema(SCHEMA)), "--jsonschema", str(out)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "schema",
+            str(write_schema(SCHEMA)),
+            "--jsonschema",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json"))
     assert "commands/add.arguments.schema.json" in files

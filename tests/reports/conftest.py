@@ -21,8 +21,13 @@ SCHEMAS = HERE / "schemas"
 CORPUS = HERE.parents[1] / ".." / "shared" / "corpus"
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -38,6 +43,7 @@ def corpus_introspection() -> Callable[[str], Path]:
         if not p.is_file():
             pytest.skip(f"corpus not available ({p})")
         return p
+
     return path
 
 
@@ -74,8 +80,10 @@ def _shuffled_mask(entries: list[dict[str, Any]], seed: int) -> list[dict[str, A
 @pytest.fixture
 def masked() -> Callable[[Schema, int], Schema]:
     """``masked(schema, seed)``: the schema as a QEMU build would introspect it."""
+
     def make(schema: Schema, seed: int) -> Schema:
         return load(_shuffled_mask(introspect(schema, mask=True), seed))
+
     return make
 
 
@@ -89,11 +97,21 @@ def browser_dom(tmp_path: Path) -> Callable[[Path], str]:
     def dump(page: Path) -> str:
         with tempfile.TemporaryDirectory(dir=tmp_path) as profile:
             proc = subprocess.run(
-                [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                 page.resolve().as_uri()],
-                capture_output=True, text=True, timeout=90, check=False)
+                [
+                    binary,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    "--dump-dom",
+                    page.resolve().as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=90,
+                check=False,
+            )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
+
     return dump
 
 
@@ -101,22 +119,46 @@ def browser_dom(tmp_path: Path) -> Callable[[Path], str]:
 def results_doc() -> dict[str, Any]:
     """A result document in the harness's format, one check of each status."""
     return {
-        "target": "unix:/run/qemu/qmp.sock", "dialect": "qemu",
-        "greeting": {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
-                                         "package": ""}, "capabilities": ["oob"]}},
+        "target": "unix:/run/qemu/qmp.sock",
+        "dialect": "qemu",
+        "greeting": {
+            "QMP": {
+                "version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""},
+                "capabilities": ["oob"],
+            }
+        },
         "results": [
-            {"id": "greeting.shape", "status": "pass", "rule": "Q7",
-             "message": "greeting has QMP.version and QMP.capabilities",
-             "transcript": ['12:00:00.000 <- {"QMP": {"version": {}, "capabilities": ["oob"]}}']},
-            {"id": "ids.echo-float", "status": "fail", "rule": "Q15",
-             "message": "id 1e400 was echoed as <a> & \x01 garbage",
-             "transcript": ['12:00:00.001 -> {"execute": "query-name", "id": 1e400}',
-                            "12:00:00.002 <- {\"return\": {}, \"id\": \"<a>\"}"]},
-            {"id": "oob.overtake", "status": "skip", "rule": "Q23",
-             "message": "the target offers no oob capability", "transcript": []},
-            {"id": "robustness.nesting", "status": "error", "rule": "Q32",
-             "message": "connection closed by the server",
-             "transcript": '12:00:01.000 -> [[[[[[\n12:00:01.500 (connection closed)'},
+            {
+                "id": "greeting.shape",
+                "status": "pass",
+                "rule": "Q7",
+                "message": "greeting has QMP.version and QMP.capabilities",
+                "transcript": ['12:00:00.000 <- {"QMP": {"version": {}, "capabilities": ["oob"]}}'],
+            },
+            {
+                "id": "ids.echo-float",
+                "status": "fail",
+                "rule": "Q15",
+                "message": "id 1e400 was echoed as <a> & \x01 garbage",
+                "transcript": [
+                    '12:00:00.001 -> {"execute": "query-name", "id": 1e400}',
+                    '12:00:00.002 <- {"return": {}, "id": "<a>"}',
+                ],
+            },
+            {
+                "id": "oob.overtake",
+                "status": "skip",
+                "rule": "Q23",
+                "message": "the target offers no oob capability",
+                "transcript": [],
+            },
+            {
+                "id": "robustness.nesting",
+                "status": "error",
+                "rule": "Q32",
+                "message": "connection closed by the server",
+                "transcript": "12:00:01.000 -> [[[[[[\n12:00:01.500 (connection closed)",
+            },
         ],
         "summary": {"pass": 1, "fail": 1, "skip": 1, "error": 1},
     }

@@ -13,14 +13,27 @@ SCHEMAS = Path(__file__).parent / "schemas"
 
 
 def qmp_conform(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True,
-                          text=True, timeout=60, check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def test_breaking_changes_fail_the_gate(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    proc = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                       "--format", "json", "--out", str(out))
+    proc = qmp_conform(
+        "diff",
+        str(SCHEMAS / "old.json"),
+        str(SCHEMAS / "new.json"),
+        "--format",
+        "json",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == ""
     report = json.loads(out.read_text())
@@ -29,10 +42,10 @@ def test_breaking_changes_fail_the_gate(tmp_path: Path) -> None:
 
 
 def test_allow_file_accepts_known_breaking_changes(tmp_path: Path) -> None:
-    first = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                        "--format", "json")
-    breaking = [c["path"] for c in json.loads(first.stdout)["changes"]
-                if c["class"] == "breaking"]
+    first = qmp_conform(
+        "diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"), "--format", "json"
+    )
+    breaking = [c["path"] for c in json.loads(first.stdout)["changes"] if c["class"] == "breaking"]
     allow = tmp_path / "allow.txt"
     # All but one, partly through a wildcard; the last one keeps the gate shut.
     keep_out = breaking[-1]
@@ -40,13 +53,15 @@ def test_allow_file_accepts_known_breaking_changes(tmp_path: Path) -> None:
     lines += [p for p in breaking[:-1] if not p.startswith("keep.arguments.")]
     allow.write_text("\n".join(lines) + "\n")
     assert not keep_out.startswith("keep.arguments.")
-    proc = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                       "--allow", str(allow))
+    proc = qmp_conform(
+        "diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"), "--allow", str(allow)
+    )
     assert proc.returncode == 1
     assert "(1 not allowed)" in proc.stderr
     allow.write_text("\n".join([*lines, keep_out]) + "\n")
-    proc = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                       "--allow", str(allow))
+    proc = qmp_conform(
+        "diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"), "--allow", str(allow)
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# Compatibility report")
 
@@ -56,10 +71,13 @@ def test_compatible_only_passes(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("args", [
-    ["missing-old.json", "x.json"],
-    ["NEW_IS_BAD"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["missing-old.json", "x.json"],
+        ["NEW_IS_BAD"],
+    ],
+)
 def test_load_errors_are_one_line_exit_2(tmp_path: Path, args: list[str]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{ 'command': 'x', 'data': { 'a': 'NoSuchType' } }\n")
@@ -71,16 +89,28 @@ def test_load_errors_are_one_line_exit_2(tmp_path: Path, args: list[str]) -> Non
 
 
 def test_unreadable_allow_file_is_a_usage_error(tmp_path: Path) -> None:
-    proc = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                       "--allow", str(tmp_path / "none.txt"))
+    proc = qmp_conform(
+        "diff",
+        str(SCHEMAS / "old.json"),
+        str(SCHEMAS / "new.json"),
+        "--allow",
+        str(tmp_path / "none.txt"),
+    )
     assert proc.returncode == 2
     assert "allow file" in proc.stderr
 
 
 def test_html_and_markdown_reports_show_breaking_first(tmp_path: Path) -> None:
     page = tmp_path / "compat.html"
-    proc = qmp_conform("diff", str(SCHEMAS / "old.json"), str(SCHEMAS / "new.json"),
-                       "--format", "html", "--out", str(page))
+    proc = qmp_conform(
+        "diff",
+        str(SCHEMAS / "old.json"),
+        str(SCHEMAS / "new.json"),
+        "--format",
+        "html",
+        "--out",
+        str(page),
+    )
     assert proc.returncode == 1
     html = page.read_text()
     assert '<details id="breaking" open>' in html

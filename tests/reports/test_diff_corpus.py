@@ -24,7 +24,8 @@ def real_changes() -> dict[str, tuple[str, str, str]]:
 
 
 def test_removed_migrate_arguments_are_breaking(
-        real_changes: dict[str, tuple[str, str, str]]) -> None:
+    real_changes: dict[str, tuple[str, str, str]],
+) -> None:
     """Found by hand: 7.2's ``migrate`` takes uri, blk, inc, detach, resume; 10.0's
     takes uri, channels, detach, resume (blk/inc went in 9.1).  7.2 did not yet
     mark them deprecated, so from 7.2's point of view this is a plain removal."""
@@ -35,23 +36,26 @@ def test_removed_migrate_arguments_are_breaking(
 
 
 def test_removed_deprecated_event_is_a_deprecated_removal(
-        real_changes: dict[str, tuple[str, str, str]]) -> None:
+    real_changes: dict[str, tuple[str, str, str]],
+) -> None:
     """Found by hand: 7.2 lists MEM_UNPLUG_ERROR with features [deprecated]; 10.0 has no such
     event."""
-    assert real_changes["MEM_UNPLUG_ERROR"] == ("deprecated-removal", "receive",
-                                                "policy.deprecated")
+    assert real_changes["MEM_UNPLUG_ERROR"] == (
+        "deprecated-removal",
+        "receive",
+        "policy.deprecated",
+    )
 
 
-def test_unchanged_release_has_no_changes(
-        corpus_introspection: Callable[[str], Path]) -> None:
+def test_unchanged_release_has_no_changes(corpus_introspection: Callable[[str], Path]) -> None:
     schema = load(corpus_introspection("10.0"))
     entries = json.loads(corpus_introspection("10.0").read_text())
     assert diff(schema, load(list(reversed(entries)))).changes == []
 
 
 def test_every_real_path_starts_at_a_command_or_event(
-        real_changes: dict[str, tuple[str, str, str]],
-        corpus_introspection: Callable[[str], Path]) -> None:
+    real_changes: dict[str, tuple[str, str, str]], corpus_introspection: Callable[[str], Path]
+) -> None:
     old, new = load(corpus_introspection("7.2")), load(corpus_introspection("10.0"))
     names = old.commands.keys() | new.commands.keys() | old.events.keys() | new.events.keys()
     for path in real_changes:

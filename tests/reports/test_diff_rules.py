@@ -85,7 +85,8 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
 def triples(old: Schema, new: Schema) -> dict[str, tuple[str, str, str]]:
     report = diff(old, new)
     found: dict[str, tuple[str, str, str]] = {
-        c.path: (c.category, c.direction, c.rule) for c in report.changes}
+        c.path: (c.category, c.direction, c.rule) for c in report.changes
+    }
     assert len(found) == len(report.changes), "one change per path in this fixture"
     return found
 
@@ -96,8 +97,7 @@ def test_every_change_classified_as_the_rules_say(schema_pair: tuple[Schema, Sch
     assert set(found) - set(EXPECTED) == set(), "unexpected changes reported"
 
 
-def test_every_change_cites_a_known_rule_and_says_why(
-        schema_pair: tuple[Schema, Schema]) -> None:
+def test_every_change_cites_a_known_rule_and_says_why(schema_pair: tuple[Schema, Schema]) -> None:
     report = diff(*schema_pair)
     for change in report.changes:
         assert change.rule in RULES
@@ -128,14 +128,19 @@ def test_counts_follow_the_changes(schema_pair: tuple[Schema, Schema]) -> None:
     counts = report.counts()
     assert sum(counts.values()) == len(report.changes)
     assert counts["breaking"] == sum(1 for v in EXPECTED.values() if v[0] == B)
-    assert list(counts) == ["breaking", "deprecated-removal", "unstable",
-                            "introspection-only", "compatible"]
+    assert list(counts) == [
+        "breaking",
+        "deprecated-removal",
+        "unstable",
+        "introspection-only",
+        "compatible",
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_masked_introspection_diffs_like_the_source(
-        schema_pair: tuple[Schema, Schema], masked: Callable[[Schema, int], Schema],
-        seed: int) -> None:
+    schema_pair: tuple[Schema, Schema], masked: Callable[[Schema, int], Schema], seed: int
+) -> None:
     """Type names masked to numbers, numbered differently on each side, entries
     shuffled: structural matching must still find exactly the same changes."""
     old, new = schema_pair
@@ -148,7 +153,8 @@ def test_masked_introspection_diffs_like_the_source(
 
 
 def test_source_against_masked_introspection(
-        schema_pair: tuple[Schema, Schema], masked: Callable[[Schema, int], Schema]) -> None:
+    schema_pair: tuple[Schema, Schema], masked: Callable[[Schema, int], Schema]
+) -> None:
     old, new = schema_pair
     assert triples(old, masked(new, 7)) == triples(old, new)
     assert diff(old, masked(old, 8)).changes == []

@@ -11,16 +11,23 @@ from pathlib import Path
 import pytest
 
 QEMU = "spawn:qemu-system-x86_64 -machine none -nodefaults -display none -qmp stdio"
-CORPUS_72 = (Path(__file__).parents[2] / ".." / "shared" / "corpus" / "introspection"
-             / "qemu-7.2.json")
+CORPUS_72 = (
+    Path(__file__).parents[2] / ".." / "shared" / "corpus" / "introspection" / "qemu-7.2.json"
+)
 
-needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
-                                reason="qemu-system-x86_64 is not installed")
+needs_qemu = pytest.mark.skipif(
+    shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86_64 is not installed"
+)
 
 
 def qmp_conform(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @needs_qemu
@@ -53,8 +60,17 @@ def test_live_qemu_against_libvirts_capture_of_the_same_release() -> None:
 @needs_qemu
 @pytest.mark.qemu
 def test_compare_reference_server_with_qemu() -> None:
-    proc = qmp_conform("compare", "--target", "reference", "--target", QEMU,
-                       "--only", "greeting.*", "--format", "json")
+    proc = qmp_conform(
+        "compare",
+        "--target",
+        "reference",
+        "--target",
+        QEMU,
+        "--only",
+        "greeting.*",
+        "--format",
+        "json",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     matrix = json.loads(proc.stdout)
     labels = [t["label"] for t in matrix["targets"]]
@@ -74,11 +90,11 @@ def test_unreachable_target_is_a_usage_error(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_diff_between_live_releases_equals_the_diff_of_their_introspection(
-        tmp_path: Path) -> None:
+def test_diff_between_live_releases_equals_the_diff_of_their_introspection(tmp_path: Path) -> None:
     """QEMU 5.2 against 10.0.2, both running: the same changes as the diff of the
     two introspection files written from them."""
     from conformance import releases
+
     fetched = {r.name: r for r in releases.available()}
     if not {"5.2", "10.0"} <= set(fetched):
         pytest.skip("QEMU 5.2 and 10.0 not fetched (scripts/fetch-releases.sh)")

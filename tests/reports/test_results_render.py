@@ -41,7 +41,11 @@ def test_junit_has_the_structure_ci_tools_read(results_doc: dict[str, Any]) -> N
     assert root.tag == "testsuites"
     [suite] = root.findall("testsuite")
     assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "4", "failures": "1", "errors": "1", "skipped": "1"}
+        "tests": "4",
+        "failures": "1",
+        "errors": "1",
+        "skipped": "1",
+    }
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [r["id"] for r in results_doc["results"]]
     for case in cases:
@@ -94,8 +98,9 @@ def test_html_is_self_contained(results_doc: dict[str, Any]) -> None:
     assert "&lt;a&gt; &amp;" in page, "messages are escaped"
 
 
-def test_html_reads_well_in_a_browser(results_doc: dict[str, Any], tmp_path: Path,
-                                      browser_dom: Callable[[Path], str]) -> None:
+def test_html_reads_well_in_a_browser(
+    results_doc: dict[str, Any], tmp_path: Path, browser_dom: Callable[[Path], str]
+) -> None:
     page = tmp_path / "report.html"
     page.write_text(render_html(results_doc).replace("</body>", PROBE + "</body>"))
     dom = browser_dom(page)
@@ -108,8 +113,10 @@ def test_html_reads_well_in_a_browser(results_doc: dict[str, Any], tmp_path: Pat
     failed = seen["check-ids.echo-float"]
     assert failed["open"] and failed["transcriptShown"]
     assert '"id": 1e400' in failed["transcriptText"]
-    assert seen["check-robustness.nesting"]["open"] and seen[
-        "check-robustness.nesting"]["transcriptShown"]
+    assert (
+        seen["check-robustness.nesting"]["open"]
+        and seen["check-robustness.nesting"]["transcriptShown"]
+    )
     passed = seen["check-greeting.shape"]
     assert not passed["open"] and not passed["transcriptShown"]
 
@@ -118,12 +125,31 @@ def test_report_cli_renders_a_saved_run(results_doc: dict[str, Any], tmp_path: P
     saved = tmp_path / "run.json"
     saved.write_text(json.dumps(results_doc))
     out = tmp_path / "junit.xml"
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "report", str(saved),
-                           "--format", "junit", "--out", str(out)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "report",
+            str(saved),
+            "--format",
+            "junit",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert ET.parse(out).getroot().find("testsuite") is not None
     saved.write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "report", str(saved)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "report", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2 and "can't read results" in proc.stderr

@@ -25,8 +25,9 @@ DEFAULT_TIMEOUT = 5.0
 class WireClient:
     """One connection; ``lines`` keeps every raw line received, in order."""
 
-    def __init__(self, path: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 terminator: bytes = b"\n") -> None:
+    def __init__(
+        self, path: str, *, timeout: float = DEFAULT_TIMEOUT, terminator: bytes = b"\n"
+    ) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
@@ -106,16 +107,29 @@ class WireClient:
             out.append(msg)
         return out
 
-    def command(self, name: str, arguments: dict[str, Any] | None = None, *,
-                id: Any = "c", oob: bool = False) -> tuple[Any, list[Any]]:
+    def command(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        id: Any = "c",
+        oob: bool = False,
+    ) -> tuple[Any, list[Any]]:
         """Send one command; return (its reply, events seen before it)."""
         import json
+
         msg: dict[str, Any] = {"exec-oob" if oob else "execute": name, "id": id}
         if arguments is not None:
             msg["arguments"] = arguments
         self.send(json.dumps(msg))
-        got = self.read_until(lambda m: isinstance(m, dict) and "event" not in m
-                              and json_equal(m.get("id"), id) and "id" in m)
+        got = self.read_until(
+            lambda m: (
+                isinstance(m, dict)
+                and "event" not in m
+                and json_equal(m.get("id"), id)
+                and "id" in m
+            )
+        )
         return got[-1], [m for m in got[:-1] if "event" in m]
 
     def drain_lines(self, quiet: float = 0.2) -> list[bytes]:
@@ -158,9 +172,20 @@ def qemu_server() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="qmp-qemu-") as tmp:
         path = os.path.join(tmp, "qmp.sock")
         proc = subprocess.Popen(
-            [QEMU, "-machine", "none", "-nodefaults", "-display", "none",
-             "-qmp", f"unix:{path},server=on,wait=off"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                QEMU,
+                "-machine",
+                "none",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-qmp",
+                f"unix:{path},server=on,wait=off",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             wait_for_path(path)
             yield path

@@ -31,8 +31,9 @@ def load_cases() -> list[dict[str, Any]]:
 
 
 def _is_reply_to(msg: Any, rid: Any) -> bool:
-    return (isinstance(msg, dict) and "event" not in msg and "id" in msg
-            and json_equal(msg["id"], rid))
+    return (
+        isinstance(msg, dict) and "event" not in msg and "id" in msg and json_equal(msg["id"], rid)
+    )
 
 
 def run_case(path: str, case: dict[str, Any], timeout: float = 10.0) -> list[Any]:
@@ -77,8 +78,13 @@ def observe(messages: list[Any]) -> dict[str, Any]:
             replies.append(["not-an-object"])
         elif "QMP" in msg:
             body = msg["QMP"]
-            replies.append(["greeting", sorted(body.get("capabilities", [])),
-                            body.get("version", {}).get("qemu")])
+            replies.append(
+                [
+                    "greeting",
+                    sorted(body.get("capabilities", [])),
+                    body.get("version", {}).get("qemu"),
+                ]
+            )
         elif "event" in msg:
             events[msg["event"]] += 1
         elif "return" in msg:
@@ -98,10 +104,15 @@ def same(a: dict[str, Any], b: dict[str, Any], *, unordered_after_first: bool = 
         key = json.dumps
         a = {**a, "replies": a["replies"][:1] + sorted(a["replies"][1:], key=key)}
         b = {**b, "replies": b["replies"][:1] + sorted(b["replies"][1:], key=key)}
-    return all(len(x) == len(y) and all(json_equal(p, q) for p, q in zip(x, y, strict=True))
-               for x, y in zip(a["replies"], b["replies"], strict=True))
+    return all(
+        len(x) == len(y) and all(json_equal(p, q) for p, q in zip(x, y, strict=True))
+        for x, y in zip(a["replies"], b["replies"], strict=True)
+    )
 
 
 def descs(messages: list[Any]) -> list[str]:
-    return [m["error"].get("desc", "") for m in messages
-            if isinstance(m, dict) and isinstance(m.get("error"), dict)]
+    return [
+        m["error"].get("desc", "")
+        for m in messages
+        if isinstance(m, dict) and isinstance(m.get("error"), dict)
+    ]

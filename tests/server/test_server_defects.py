@@ -63,13 +63,21 @@ def negotiate_twice(path: str) -> Any:
 
 
 def unknown_capability(path: str) -> Any:
-    return _session(path, '{"execute":"qmp_capabilities","arguments":{"enable":["nope"]},'
-                          '"id":"n"}', '{"execute":"query-name","id":"q"}', negotiate=False)[1:]
+    return _session(
+        path,
+        '{"execute":"qmp_capabilities","arguments":{"enable":["nope"]},"id":"n"}',
+        '{"execute":"query-name","id":"q"}',
+        negotiate=False,
+    )[1:]
 
 
 def ids(path: str) -> Any:
-    return _session(path, '{"execute":"query-name","id":{"k":[1,2]}}',
-                    '{"execute":"query-name","id":7}', '{"execute":"query-name","id":"s"}')
+    return _session(
+        path,
+        '{"execute":"query-name","id":{"k":[1,2]}}',
+        '{"execute":"query-name","id":7}',
+        '{"execute":"query-name","id":"s"}',
+    )
 
 
 def pipelined(path: str) -> Any:
@@ -77,8 +85,12 @@ def pipelined(path: str) -> Any:
 
 
 def empty_return(path: str) -> Any:
-    return _session(path, '{"execute":"query-name","id":1}', '{"execute":"stop","id":2}',
-                    '{"execute":"cont","id":3}')
+    return _session(
+        path,
+        '{"execute":"query-name","id":1}',
+        '{"execute":"stop","id":2}',
+        '{"execute":"cont","id":3}',
+    )
 
 
 def errors(path: str) -> Any:
@@ -90,9 +102,20 @@ def oob_overtake(path: str) -> Any:
         fifo = os.path.join(os.path.dirname(path), "d.fifo")
         os.mkfifo(fifo)
         c.greet_and_negotiate()
-        c.send(json.dumps({"execute": "blockdev-add", "id": "blocker", "arguments": {
-            "driver": "blkdebug", "node-name": "b", "config": fifo,
-            "image": {"driver": "null-co"}}}))
+        c.send(
+            json.dumps(
+                {
+                    "execute": "blockdev-add",
+                    "id": "blocker",
+                    "arguments": {
+                        "driver": "blkdebug",
+                        "node-name": "b",
+                        "config": fifo,
+                        "image": {"driver": "null-co"},
+                    },
+                }
+            )
+        )
         c.send('{"exec-oob":"query-yank","id":"oob"}')
         first = c.read_message(timeout=0.5)
         release_fifo(fifo)
@@ -138,41 +161,54 @@ def invalid_arguments(path: str) -> Any:
 
 
 def side_effect(path: str) -> Any:
-    out = _session(path, '{"execute":"stop","arguments":{"bogus":1},"id":1}',
-                   '{"execute":"query-status","id":2}', '{"execute":"cont","id":3}')
+    out = _session(
+        path,
+        '{"execute":"stop","arguments":{"bogus":1},"id":1}',
+        '{"execute":"query-status","id":2}',
+        '{"execute":"cont","id":3}',
+    )
     return [m for m in out if "event" in m or m.get("id") == 2]
 
 
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
     "no-greeting": (greeting_raw, lambda obs: obs is None),
     "greeting-version-mismatch": (greeting_and_version, lambda obs: obs[0] is False),
-    "greeting-without-capabilities": (greeting_and_version,
-                                      lambda obs: "capabilities" not in obs[1]),
-    "commands-before-negotiation": (before_negotiation,
-                                    lambda obs: "return" in obs[0]),
-    "events-before-negotiation": (events_while_negotiating,
-                                  lambda obs: obs == ["STOP", "RESUME"]),
+    "greeting-without-capabilities": (
+        greeting_and_version,
+        lambda obs: "capabilities" not in obs[1],
+    ),
+    "commands-before-negotiation": (before_negotiation, lambda obs: "return" in obs[0]),
+    "events-before-negotiation": (events_while_negotiating, lambda obs: obs == ["STOP", "RESUME"]),
     "renegotiation-accepted": (negotiate_twice, lambda obs: obs[0].get("return") == {}),
-    "unknown-capability-accepted": (unknown_capability,
-                                    lambda obs: obs[0].get("return") == {}
-                                    and obs[1].get("return") == {}),
+    "unknown-capability-accepted": (
+        unknown_capability,
+        lambda obs: obs[0].get("return") == {} and obs[1].get("return") == {},
+    ),
     "reply-drops-id": (ids, lambda obs: all("id" not in m for m in obs)),
     "id-stringified": (ids, lambda obs: obs[0]["id"] == '{"k": [1, 2]}'),
     "lost-reply": (pipelined, lambda obs: [m.get("id") for m in obs] == [1, 3]),
-    "duplicate-reply": (pipelined, lambda obs: [m["id"] for m in obs] == [0, 0, 1, 1, 2, 2,
-                                                                        3, 3]),
+    "duplicate-reply": (pipelined, lambda obs: [m["id"] for m in obs] == [0, 0, 1, 1, 2, 2, 3, 3]),
     "empty-return-null": (empty_return, lambda obs: obs[0]["return"] is None),
     "error-without-desc": (errors, lambda obs: "desc" not in obs[0]["error"]),
     "wrong-error-class": (errors, lambda obs: obs[0]["error"]["class"] == "GenericError"),
-    "in-band-reordered": (pipelined,  # the held-back negotiation reply comes late
-                          lambda obs: [m.get("id") for m in obs] == [0, None, 2, 1]),
+    "in-band-reordered": (
+        pipelined,  # the held-back negotiation reply comes late
+        lambda obs: [m.get("id") for m in obs] == [0, None, 2, 1],
+    ),
     "oob-no-overtake": (oob_overtake, lambda obs: obs[0] == "blocker"),
     "exec-oob-any-command": (oob_non_oob_command, lambda obs: obs[0].get("return") == {}),
     "oob-without-negotiation": (oob_not_negotiated, lambda obs: obs[0].get("return") == {}),
     "bad-event-timestamp": (event_timestamps, lambda obs: obs and not any(obs)),
-    "event-inside-reply": (raw_lines, lambda raw: b'{"timestamp"' in raw
-                           and any(line.startswith(b'{"return"') and b"timestamp" in line
-                                   for line in raw.split(b"\r\n"))),
+    "event-inside-reply": (
+        raw_lines,
+        lambda raw: (
+            b'{"timestamp"' in raw
+            and any(
+                line.startswith(b'{"return"') and b"timestamp" in line
+                for line in raw.split(b"\r\n")
+            )
+        ),
+    ),
     "no-parser-recovery": (garbage_then_command, lambda obs: len(obs[0]) == 1),
     "dies-on-garbage": (garbage_then_command, lambda obs: obs[1] is True and not obs[0]),
     "accepts-invalid-arguments": (invalid_arguments, lambda obs: "return" in obs[0]),

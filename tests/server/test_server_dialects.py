@@ -23,8 +23,10 @@ def test_oob_draft_dialect_runs_control_run_oob() -> None:
     with launch(dialect="oob-draft") as path, WireClient(path) as c:
         c.greet_and_negotiate(oob=True)
         c.send('{"execute":"query-yank","control":{"run-oob":true},"id":"d"}')
-        assert c.read_message() == {"return": [{"type": "chardev", "id": "compat_monitor0"}],
-                                    "id": "d"}
+        assert c.read_message() == {
+            "return": [{"type": "chardev", "id": "compat_monitor0"}],
+            "id": "d",
+        }
         c.send('{"exec-oob":"query-yank","id":"e"}')
         assert "unexpected" in c.read_message()["error"]["desc"]
 
@@ -58,8 +60,7 @@ def test_qga_dialect() -> None:
         c.send('{"execute":"guest-info"}')
         info = c.read_message()["return"]
         shutdown = [x for x in info["supported_commands"] if x["name"] == "guest-shutdown"]
-        assert shutdown == [{"enabled": True, "name": "guest-shutdown",
-                             "success-response": False}]
+        assert shutdown == [{"enabled": True, "name": "guest-shutdown", "success-response": False}]
         c.send('{"execute":"guest-shutdown","id":"bye"}')
         assert c.read_line(timeout=0.5) is None  # success-response: false
 
@@ -68,8 +69,10 @@ def test_cli_stdio_serves_one_monitor() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "conformance.cli", "serve", "--stdio"],
         input=b'{"execute":"qmp_capabilities"}{"execute":"query-name","id":1}'
-              b'{"execute":"quit","id":"q"}',
-        capture_output=True, timeout=30)
+        b'{"execute":"quit","id":"q"}',
+        capture_output=True,
+        timeout=30,
+    )
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines[0]["QMP"]["capabilities"] == ["oob"]
     assert lines[1:3] == [{"return": {}}, {"return": {}, "id": 1}]
@@ -81,14 +84,20 @@ def test_cli_stdio_serves_one_monitor() -> None:
 def test_cli_refuses_remote_tcp_without_flag() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "conformance.cli", "serve", "--tcp", "192.0.2.1:4444"],
-        capture_output=True, timeout=30)
+        capture_output=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert b"--allow-remote" in proc.stderr
 
 
 def test_cli_lists_defects() -> None:
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "serve", "--list-defects"],
-                          capture_output=True, timeout=30, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "serve", "--list-defects"],
+        capture_output=True,
+        timeout=30,
+        text=True,
+    )
     assert proc.returncode == 0
     rows = proc.stdout.splitlines()
     assert len(rows) >= 20 and all(" Q" in row for row in rows)

@@ -21,10 +21,10 @@ async def _session(path: str) -> None:
         assert "oob" in client.greeting.QMP.capabilities
         version = await asyncio.wait_for(client.execute("query-version"), 5)
         assert version == dict(client.greeting.QMP.version)
-        assert await asyncio.wait_for(
-            client.execute("yank", {"instances": []}, oob=True), 5) == {}
+        assert await asyncio.wait_for(client.execute("yank", {"instances": []}, oob=True), 5) == {}
         assert await asyncio.wait_for(client.execute("query-yank", oob=True), 5) == [
-            {"type": "chardev", "id": "compat_monitor0"}]
+            {"type": "chardev", "id": "compat_monitor0"}
+        ]
         with pytest.raises(qmp.ExecuteError) as err:
             await asyncio.wait_for(client.execute("query-name", oob=True), 5)
         assert err.value.error_class == "GenericError"
@@ -46,9 +46,17 @@ async def _oob_overtakes(path: str, fifo: str) -> None:
     client = qmp.QMPClient("conformance-oob")
     await asyncio.wait_for(client.connect(path), 5)
     try:
-        blocker = asyncio.ensure_future(client.execute("blockdev-add", {
-            "driver": "blkdebug", "node-name": "blk", "config": fifo,
-            "image": {"driver": "null-co"}}))
+        blocker = asyncio.ensure_future(
+            client.execute(
+                "blockdev-add",
+                {
+                    "driver": "blkdebug",
+                    "node-name": "blk",
+                    "config": fifo,
+                    "image": {"driver": "null-co"},
+                },
+            )
+        )
         quick = asyncio.ensure_future(client.execute("query-name"))
         await asyncio.sleep(0.1)
         # The in-band pair is stuck behind the FIFO; OOB still answers.

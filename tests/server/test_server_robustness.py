@@ -74,9 +74,20 @@ def test_disconnect_while_command_blocked(ref_path: str, tmp_path: object) -> No
     os.mkfifo(fifo)
     with WireClient(ref_path) as a:
         a.greet_and_negotiate()
-        a.send(json.dumps({"execute": "blockdev-add", "id": "A", "arguments": {
-            "driver": "blkdebug", "node-name": "b", "config": fifo,
-            "image": {"driver": "null-co"}}}))
+        a.send(
+            json.dumps(
+                {
+                    "execute": "blockdev-add",
+                    "id": "A",
+                    "arguments": {
+                        "driver": "blkdebug",
+                        "node-name": "b",
+                        "config": fifo,
+                        "image": {"driver": "null-co"},
+                    },
+                }
+            )
+        )
         time.sleep(0.1)
     with WireClient(ref_path) as b:
         b.read_message()

@@ -35,13 +35,15 @@ def test_cases_cover_the_areas() -> None:
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_reference_agrees_with_qemu(case: dict[str, Any],
-                                    results: dict[str, dict[str, Any]]) -> None:
+def test_reference_agrees_with_qemu(
+    case: dict[str, Any], results: dict[str, dict[str, Any]]
+) -> None:
     ref = observe(results["ref"][case["name"]])
     qemu = observe(results["qemu"][case["name"]])
     loose = bool(case.get("unordered_after_first"))
     if case.get("differs"):
-        assert not same(ref, qemu, unordered_after_first=loose), \
+        assert not same(ref, qemu, unordered_after_first=loose), (
             f"documented difference no longer differs: {case['differs']}"
+        )
         return
     assert same(ref, qemu, unordered_after_first=loose), f"\nreference: {ref}\nqemu:      {qemu}"

@@ -51,12 +51,26 @@ class QemuUnderTest:
         path = os.path.join(self.workdir, "qmp.sock")
         if os.path.exists(path):
             os.unlink(path)
-        argv = [self.binary, "-machine", "none", "-nodefaults", "-display", "none", "-S",
-                "-qmp", f"unix:{path},server=on,wait=off"]
+        argv = [
+            self.binary,
+            "-machine",
+            "none",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-qmp",
+            f"unix:{path},server=on,wait=off",
+        ]
         if os.geteuid() == 0:
             argv += _drop_privileges(self.binary)
-        self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 10
         while not os.path.exists(path):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -134,9 +148,9 @@ class QemuUnderTest:
 
 def _drop_privileges(binary: str) -> list[str]:
     """The options that make QEMU run as ``nobody``: 9.1 replaced ``-runas``."""
-    help_text = subprocess.run([binary, "-help"], capture_output=True, text=True,
-                               timeout=30, check=False).stdout
+    help_text = subprocess.run(
+        [binary, "-help"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
     if "-run-with" in help_text and "-runas" not in help_text:
         return ["-run-with", "user=nobody"]
     return ["-runas", "nobody"]
-

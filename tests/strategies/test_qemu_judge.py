@@ -32,11 +32,15 @@ from conformance.specs import Specs
 from tests.strategies.qemu import QEMU, QemuUnderTest
 
 #: The system emulators judged: each fetched release's, else the one on PATH.
-JUDGES = [pytest.param(str(r.binary(QEMU)), id=f"qemu-{r.name}")
-          for r in releases.available()] or [pytest.param(QEMU, id="qemu")]
+JUDGES = [pytest.param(str(r.binary(QEMU)), id=f"qemu-{r.name}") for r in releases.available()] or [
+    pytest.param(QEMU, id="qemu")
+]
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow,
-              pytest.mark.parametrize("qemu", JUDGES, indirect=True, scope="module")]
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.slow,
+    pytest.mark.parametrize("qemu", JUDGES, indirect=True, scope="module"),
+]
 
 
 #: Commands left out, and why (docs/strategies.md carries the same list).
@@ -57,9 +61,11 @@ EXCLUDED = {
     "chardev-change": "same as chardev-add",
 }
 
-_VISITOR = (r"Parameter '[^']*' (is missing|is unexpected|does not accept value .*"
-            r"|expects (u?int(8|16|32|64)|size|integer|number|boolean|string))"
-            r"|Invalid parameter type for '[^']*', expected: .*")
+_VISITOR = (
+    r"Parameter '[^']*' (is missing|is unexpected|does not accept value .*"
+    r"|expects (u?int(8|16|32|64)|size|integer|number|boolean|string))"
+    r"|Invalid parameter type for '[^']*', expected: .*"
+)
 
 #: Argument-level rejections (QEMU's visitor and dispatcher messages).
 ARGUMENT_ERROR = re.compile(rf"^({_VISITOR})$", re.S)
@@ -73,8 +79,10 @@ REJECTED_ARGUMENT = re.compile(rf"^({_VISITOR}|Invalid parameter '.*')$", re.S)
 #: Commands that do not follow their own introspected argument type, by
 #: release (docs/findings.md): what the judge finds there is expected.
 SCHEMA_DEVIATIONS: dict[str, dict[str, str]] = {
-    "5.2": {"query-qmp-schema": "findings section 5: accepts arguments it does not have",
-            "object-add": "findings section 6: checks its arguments itself, not by its type"},
+    "5.2": {
+        "query-qmp-schema": "findings section 5: accepts arguments it does not have",
+        "object-add": "findings section 6: checks its arguments itself, not by its type",
+    },
 }
 
 #: Commands that crash QEMU on valid arguments, by release (docs/findings.md,
@@ -89,8 +97,13 @@ INVALID_EXAMPLES = 8
 
 
 def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, database=None, deadline=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def _commands(schema: Schema) -> list[str]:
@@ -106,8 +119,7 @@ def _deviating(qemu: QemuUnderTest) -> dict[str, str]:
     return SCHEMA_DEVIATIONS.get(qemu.release, {})
 
 
-def _judge(check: Callable[[], None], name: str, qemu: QemuUnderTest,
-           failures: list[str]) -> None:
+def _judge(check: Callable[[], None], name: str, qemu: QemuUnderTest, failures: list[str]) -> None:
     """Run one command's examples; a failure is a finding unless the command
     departs from its schema on this release (then it is printed as expected)."""
     try:
@@ -122,8 +134,11 @@ def _judge(check: Callable[[], None], name: str, qemu: QemuUnderTest,
 
 def _unexplained_deaths(qemu: QemuUnderTest) -> list[str]:
     known = KNOWN_CRASHES.get(qemu.release, set())
-    return [f"QEMU {qemu.release} died after {command} (exit status {status}): {err}"
-            for command, status, err in qemu.deaths if command not in known]
+    return [
+        f"QEMU {qemu.release} died after {command} (exit status {status}): {err}"
+        for command, status, err in qemu.deaths
+        if command not in known
+    ]
 
 
 def test_valid_arguments_are_accepted_by_qemu(qemu: QemuUnderTest, live_schema: Schema) -> None:
@@ -132,6 +147,7 @@ def test_valid_arguments_are_accepted_by_qemu(qemu: QemuUnderTest, live_schema: 
     failures: list[str] = []
     examples = 0
     for name in commands:
+
         @_settings(VALID_EXAMPLES)
         @given(strategies.arguments(live_schema, name))
         def check(args: dict[str, Any]) -> None:
@@ -143,29 +159,34 @@ def test_valid_arguments_are_accepted_by_qemu(qemu: QemuUnderTest, live_schema: 
             if reply is None or not reply.is_error:
                 return
             assert not ARGUMENT_ERROR.match(reply.desc), (
-                f"{name}: QEMU rejected valid arguments (Q33): {reply.desc}\n"
-                + _transcript(qemu))
+                f"{name}: QEMU rejected valid arguments (Q33): {reply.desc}\n" + _transcript(qemu)
+            )
+
         _judge(check, name, qemu, failures)
-    print(f"\nvalid: {len(commands)} commands, {examples} examples, "
-          f"{len(qemu.restarts)} restarts {qemu.restarts}")
+    print(
+        f"\nvalid: {len(commands)} commands, {examples} examples, "
+        f"{len(qemu.restarts)} restarts {qemu.restarts}"
+    )
     # A crash on valid arguments is a finding: the judge goes on after it, and
     # only crashes written up for this release are expected.
     failures += _unexplained_deaths(qemu)
     assert not failures, "\n\n".join(failures)
 
 
-def test_invalid_arguments_are_rejected_by_qemu(qemu: QemuUnderTest,
-                                                live_schema: Schema) -> None:
+def test_invalid_arguments_are_rejected_by_qemu(qemu: QemuUnderTest, live_schema: Schema) -> None:
     compiled = strategies.compiled(live_schema)
-    commands = [n for n in _commands(live_schema)
-                if live_schema.commands[n].arg_type is not None
-                or n not in compiled.lenient_commands]
+    commands = [
+        n
+        for n in _commands(live_schema)
+        if live_schema.commands[n].arg_type is not None or n not in compiled.lenient_commands
+    ]
     deviating = _deviating(qemu)
     failures: list[str] = []
     examples = 0
     labels: dict[str, int] = {}
     not_argument_level: list[str] = []
     for name in commands:
+
         @_settings(INVALID_EXAMPLES)
         @given(strategies.invalid_arguments(live_schema, name))
         def check(ex: strategies.Invalid) -> None:
@@ -177,17 +198,27 @@ def test_invalid_arguments_are_rejected_by_qemu(qemu: QemuUnderTest,
             assert reply is not None, f"{name}: no reply to {ex.message!r}"
             assert reply.error_class == "GenericError", (
                 f"{name}: QEMU did not reject {ex.label} at {ex.path} "
-                f"({ex.detail}): {json.dumps(ex.arguments)[:500]}\n" + _transcript(qemu))
+                f"({ex.detail}): {json.dumps(ex.arguments)[:500]}\n" + _transcript(qemu)
+            )
             # gen: false commands check their own arguments, in their own words.
-            if (name not in compiled.lenient_commands and name not in deviating
-                    and not REJECTED_ARGUMENT.match(reply.desc)):
+            if (
+                name not in compiled.lenient_commands
+                and name not in deviating
+                and not REJECTED_ARGUMENT.match(reply.desc)
+            ):
                 not_argument_level.append(f"{name}/{ex.label}: {reply.desc}")
+
         _judge(check, name, qemu, failures)
-    print(f"\ninvalid: {len(commands)} commands, {examples} examples, labels {labels}, "
-          f"{len(qemu.restarts)} restarts")
+    print(
+        f"\ninvalid: {len(commands)} commands, {examples} examples, labels {labels}, "
+        f"{len(qemu.restarts)} restarts"
+    )
     failures += _unexplained_deaths(qemu)
     if not_argument_level:
-        print("rejected, but not with an argument-level message:",
-              *not_argument_level[:20], sep="\n  ")
+        print(
+            "rejected, but not with an argument-level message:",
+            *not_argument_level[:20],
+            sep="\n  ",
+        )
     assert not failures, "\n\n".join(failures)
     assert not not_argument_level

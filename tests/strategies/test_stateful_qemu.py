@@ -24,8 +24,13 @@ from tests.strategies.qemu import QemuUnderTest
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
-SETTINGS = settings(max_examples=6, stateful_step_count=12, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=6,
+    stateful_step_count=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def _connector(qemu: QemuUnderTest):  # type: ignore[no-untyped-def]
@@ -39,6 +44,7 @@ def _connector(qemu: QemuUnderTest):  # type: ignore[no-untyped-def]
         session = Session(connect_socket(socket.AF_UNIX, path, f"unix:{path}"))
         assert session.read_greeting() is not None, "no greeting"
         return session
+
     return connect
 
 
@@ -60,11 +66,12 @@ def test_snapshot_job_machine(qemu: QemuUnderTest) -> None:
 
     def qcow2_node(name: str) -> dict[str, Any]:
         image = os.path.join(qemu.workdir, f"{name}-{next(counter)}.qcow2")
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"],
-                       check=True, timeout=30)
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"], check=True, timeout=30
+        )
         os.chmod(image, 0o666)  # QEMU may run as nobody
-        return {"driver": "qcow2", "node-name": name,
-                "file": {"driver": "file", "filename": image}}
+        return {"driver": "qcow2", "node-name": name, "file": {"driver": "file", "filename": image}}
 
-    run_state_machine_as_test(bind(SnapshotJobMachine, _connector(qemu),
-                                   node_arguments=qcow2_node), settings=SETTINGS)
+    run_state_machine_as_test(
+        bind(SnapshotJobMachine, _connector(qemu), node_arguments=qcow2_node), settings=SETTINGS
+    )

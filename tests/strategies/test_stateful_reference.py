@@ -23,23 +23,29 @@ from strategies.stateful import (
     bind,
 )
 
-SETTINGS = settings(max_examples=8, stateful_step_count=12, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=8,
+    stateful_step_count=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module")
 def connect() -> Iterator[Callable[[], Session]]:
     with reference_server.launch() as path:
+
         def connect() -> Session:
             session = Session(connect_socket(socket.AF_UNIX, path, f"unix:{path}"))
             assert session.read_greeting() is not None, "no greeting"
             return session
+
         yield connect
 
 
 @pytest.mark.parametrize("machine", [NegotiationMachine, BlockJobMachine, JobFrameworkMachine])
-def test_machine_against_reference_server(connect: Callable[[], Session],
-                                          machine: type) -> None:
+def test_machine_against_reference_server(connect: Callable[[], Session], machine: type) -> None:
     run_state_machine_as_test(bind(machine, connect), settings=SETTINGS)
 
 
@@ -48,5 +54,6 @@ def qcow2_node(name: str) -> dict[str, Any]:
 
 
 def test_snapshot_jobs_against_reference_server(connect: Callable[[], Session]) -> None:
-    run_state_machine_as_test(bind(SnapshotJobMachine, connect, node_arguments=qcow2_node),
-                              settings=SETTINGS)
+    run_state_machine_as_test(
+        bind(SnapshotJobMachine, connect, node_arguments=qcow2_node), settings=SETTINGS
+    )
