@@ -41,11 +41,12 @@ from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.strategies import SearchStrategy
 
+from conformance.fuzz.confirm import Confirmer, TargetGone
 from conformance.fuzz.database import KEY
 from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
-from conformance.fuzz.hypothesis_compat import current_choices, in_example, pin_database_key
+from conformance.fuzz.hypothesis_compat import current_choices, pin_database_key
 from conformance.fuzz.measure import Measure
 from conformance.fuzz.oracles import Judge, Violation
 from conformance.fuzz.probe import TargetProfile, probe
@@ -59,9 +60,6 @@ from conformance.transport import TargetError
 #: Examples sent and not yet judged, at most, when examples overlap: enough
 #: that the server always has one queued while the campaign judges another.
 IN_FLIGHT = 3
-#: Failing examples per finding and Hypothesis run that keep shrinking going.
-SHRINK_BUDGET = 60
-SHRINK_BUDGET_SLOW = 8
 
 
 class CampaignOver(BaseException):
@@ -70,11 +68,6 @@ class CampaignOver(BaseException):
 
 class FoundBug(Exception):
     """A new confirmed finding: makes Hypothesis shrink the example."""
-
-
-class TargetGone(BaseException):
-    """The target died and cannot be reached again (a socket that nobody
-    restarts): the campaign ends with what it has recorded."""
 
 
 class Deferred(BaseException):
@@ -157,13 +150,9 @@ class Campaign:
     def __init__(self, config: CampaignConfig, stats: Stats | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
-        self.store = FindingStore(config.out_dir, config.target)
-        self.known: set[str] = set()  # idents recorded by earlier Hypothesis runs
-        self.seen_this_run: set[str] = set()
-        #: Failing calls per finding in this Hypothesis run: shrinking stops
-        #: (the example no longer fails) past SHRINK_BUDGET, so that a slow
-        #: failure (a hang costs a probe timeout per try) cannot eat the campaign.
-        self.shrink_calls: dict[str, int] = {}
+        self.confirmer = Confirmer(
+            FindingStore(config.out_dir, config.target), self.stats, config.on_finding
+        )
         #: What the campaign runs on, once set up (see :class:`Rig`).
         self._rig: Rig | None = None
         #: Whether the running Hypothesis test judges its examples in place.
@@ -256,7 +245,7 @@ class Campaign:
                 except Deferred:
                     # Found late: shrunk by the next turn of the loop, so it
                     # is not "known" yet.
-                    self.seen_this_run = set()
+                    self.confirmer.seen_this_run = set()
                     failures_in_a_row = 0
                 except (CampaignOver, KeyboardInterrupt):
                     raise
@@ -279,9 +268,12 @@ class Campaign:
         return self.stats
 
     def _end_run(self) -> None:
-        self.known |= self.seen_this_run
-        self.seen_this_run = set()
-        self.shrink_calls.clear()
+        self.confirmer.end_run()
+
+    @property
+    def known(self) -> set[str]:
+        """Findings recorded by earlier Hypothesis runs of this campaign."""
+        return self.confirmer.known
 
     def _shrink_next(self, strategy: SearchStrategy[Program], run_index: int) -> None:
         """Replay one example found wrong late, in step, and let Hypothesis shrink it."""
@@ -304,7 +296,7 @@ class Campaign:
                 for value in scratch.fetch(KEY):
                     self.config.database.save(KEY, value)
             # Whatever happened, these findings are on disk: stop chasing them.
-            self.seen_this_run |= idents
+            self.confirmer.seen_this_run |= idents
             self._end_run()
 
     def request_stop(self) -> None:
@@ -425,7 +417,7 @@ class Campaign:
                 # Whichever example killed it, its own transcript is the evidence.
                 for _choices, other, other_violations in judged[index + 1 :]:
                     for v in other_violations:
-                        self._record(v, other)
+                        self.confirmer.record(v, other)
                 raise
             if new:
                 self.to_shrink.append((choices, new))
@@ -452,47 +444,8 @@ class Campaign:
         self.rig.executor.restart()
 
     def _confirm(self, obs: Observation, violations: list[Violation]) -> set[str]:
-        """Re-run on fresh connections; record what reproduces; the idents new to this run."""
-        self.stats.confirmations += 1
-        try:
-            if any(v.oracle in ("crash", "hang") for v in violations):
-                self._restart()
-            again = self._execute(obs.program, fresh=True)
-        except TargetError as exc:
-            # Gone for good (a socket nobody restarts): the example's own
-            # transcript is all the evidence there is.
-            for v in violations:
-                self._record(v, obs)
-            raise TargetGone(str(exc)) from exc
-        confirmed = {v.ident: v for v in self.rig.judge(again)}
-        gone: TargetError | None = None
-        if any(v.oracle in ("crash", "hang") for v in confirmed.values()):
-            try:
-                self._restart()
-            except TargetError as exc:
-                gone = exc
-        new: set[str] = set()
-        for v in violations:
-            if v.ident not in confirmed:
-                self.stats.unconfirmed += 1
-                continue
-            self._record(confirmed[v.ident], again)
-            if v.ident not in self.known:
-                self.seen_this_run.add(v.ident)
-                calls = self.shrink_calls[v.ident] = self.shrink_calls.get(v.ident, 0) + 1
-                slow = v.oracle in ("crash", "hang")
-                if calls <= (SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET):
-                    new.add(v.ident)
-        if gone is not None:
-            raise TargetGone(str(gone)) from gone
-        return new
+        """See :meth:`Confirmer.confirm`; raises TargetGone."""
+        return self.confirmer.confirm(obs, violations, self._rerun, self._restart, self.rig.judge)
 
-    def _record(self, violation: Violation, obs: Observation) -> None:
-        """Write (or fold into) the violation's finding file, and say so."""
-        path, _first = self.store.record(violation, obs)
-        if violation.ident not in self.stats.findings:
-            self.stats.findings[violation.ident] = str(path)
-            if self.config.on_finding is not None:
-                self.config.on_finding(violation.ident, str(path))
-        if in_example():
-            hypothesis.event(f"finding:{violation.ident}")
+    def _rerun(self, program: Program) -> Observation:
+        return self._execute(program, fresh=True)
