@@ -31,17 +31,22 @@ class Workload(Protocol):
     """What a shared workload keeps: its session and where its transcript starts."""
 
     @property
-    def session(self) -> Session: ...
+    def session(self) -> Session:
+        """The session the workload ran on."""
+        ...
 
     @property
-    def mark(self) -> int: ...
+    def mark(self) -> int:
+        """The transcript entry the workload's evidence starts from."""
+        ...
 
 
 W = TypeVar("W", bound=Workload)
 
 
 class Context:
-    """See the module docstring; one per run."""
+    """See the module docstring; one per run.  Construction raises :class:`ValueError`
+    when ``dialect`` names no known dialect."""
 
     def __init__(
         self, target: Target, dialect: Dialect | str | None = None, reply_timeout: float = 5.0
@@ -109,11 +114,15 @@ class Context:
             self.dialect = forced or QGA
             self._learn_commands(session)
         except ConnectionClosed as exc:
-            raise TargetError(f"{self.target.spec}: connection closed: {exc}") from exc
+            # A process the harness started can say how it ended (stderr).
+            diagnostics = getattr(conn, "diagnostics", None)
+            fate = diagnostics() if callable(diagnostics) else ""
+            raise TargetError(f"{self.target.spec}: connection closed: {fate or exc}") from exc
         finally:
             session.close()
 
     def close(self) -> None:
+        """Close every session, then the target (stopping what the run started for it)."""
         self.close_sessions()
         self.target.close()
 
@@ -133,6 +142,8 @@ class Context:
         return answered, unanswered
 
     def evidence(self) -> list[str]:
+        """The transcript lines of every session the current check used, each from where the
+        check began using it."""
         lines: list[str] = []
         for session, mark in self._used:
             lines += session.transcript.render(mark)
@@ -160,7 +171,9 @@ class Context:
         """A new session on a new connection (a new process for spawned targets),
         greeted, and negotiated when asked: ``True`` enables every offered
         capability, a list enables exactly those.  A missing greeting or a failed
-        negotiation is a finding (Q7, Q12) and raises Fail."""
+        negotiation is a finding (Q7, Q12) and raises :class:`Fail`; raises
+        :class:`TargetError` when the target cannot be reached, and
+        :class:`ConnectionClosed` when it hangs up before the session is ready."""
         if not keep_shared:
             self.close_sessions()
         self._sessions += 1
@@ -195,7 +208,8 @@ class Context:
         return session
 
     def shared(self) -> Session:
-        """The run's long-lived session, negotiated with every offered capability."""
+        """The run's long-lived session, negotiated with every offered capability.
+        Opening it raises as :meth:`open` does."""
         if self._shared is None or self._shared.closed:
             self._shared = self.open(negotiate=True)
         self._track(self._shared)
@@ -222,7 +236,8 @@ class Context:
 
     def workload(self, key: str, build: Callable[[], W]) -> W:
         """A workload several checks judge: built by the first check that asks,
-        then cited as evidence, from its mark, by every later one."""
+        then cited as evidence, from its mark, by every later one.  Raises what
+        ``build`` raises (a Fail or Skip), and the next check that asks tries again."""
         cached = self.memo.get(key)
         if cached is not None:
             self.reuse(cached.session, cached.mark)
@@ -233,6 +248,7 @@ class Context:
 
     @property
     def probe_command(self) -> str:
+        """The dialect's cheapest harmless command, used as a probe and as a fence."""
         return self.dialect.probe_command
 
     def probe(self, session: Session, timeout: float | None = None) -> Message | None:
@@ -244,8 +260,9 @@ class Context:
 
     def fenced(self, session: Session, raw: bytes, after: str) -> list[Message]:
         """Send ``raw`` then the probe command; the messages that came before
-        the probe's reply.  A probe left unanswered is a finding (Q32): the
-        server stopped answering after ``after``."""
+        the probe's reply.  A probe left unanswered is a finding (Q32): raises
+        :class:`Fail` saying the server stopped answering after ``after``, and
+        :class:`ConnectionClosed` when the connection is found closed while sending."""
         session.send_raw(raw)
         fence = session.request(self.probe_command)
         session.send(fence)
@@ -264,7 +281,8 @@ class Context:
     def call(
         self, session: Session, name: str, arguments: dict[str, Any] | None = None, **kw: Any
     ) -> Message:
-        """Execute and wait; a missing reply or a closed connection is a finding."""
+        """Execute and wait; a missing reply or a closed connection is a finding and
+        raises :class:`Fail`."""
         try:
             return session.execute(name, arguments, timeout=self.reply_timeout, **kw)
         except ReplyTimeout as exc:
@@ -323,12 +341,14 @@ class Context:
         return self._schema
 
     def require_schema(self) -> Schema:
+        """The target's own schema.  Raises :class:`Skip` when it has none, saying why."""
         schema = self.schema()
         if schema is None:
             raise Skip(self._schema_error or "no schema")
         return schema
 
     def specs(self) -> Specs:
+        """JSON Schemas derived from the target's schema (an empty one without it), built once."""
         if self._specs is None:
             self._specs = Specs(self.schema() or Schema())
         return self._specs
@@ -339,7 +359,8 @@ class Context:
         return commands
 
     def require_command(self, *names: str) -> str:
-        """The first of ``names`` the target offers, else Skip."""
+        """The first of ``names`` the target offers.  Raises :class:`Skip` when it
+        offers none of them."""
         offered = self.commands()
         for name in names:
             if name in offered:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +130,20 @@ def test_a_flood_is_counted_not_kept(hostile: str, monkeypatch: pytest.MonkeyPat
             assert len(session.events) == 2000
     finally:
         target.close()
+
+
+def test_a_spawned_server_that_dies_at_once_is_an_error_with_its_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Greets, reads one byte, complains on stderr and exits: the run cannot
+    start, and says how the process ended."""
+    script = tmp_path / "greet-and-die.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.stdout.buffer.write({GREETING!r}); sys.stdout.flush()\n"
+        "os.read(0, 1)\n"
+        "sys.stderr.write('gave up on purpose\\n'); sys.exit(3)\n"
+    )
+    assert main(["check", "--target", f"spawn:{sys.executable} {script}"]) == 2
+    err = capsys.readouterr().err
+    assert "exit status 3" in err and "gave up on purpose" in err
