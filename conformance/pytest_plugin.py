@@ -17,6 +17,7 @@ import pytest
 
 from conformance.baseline import BaselineError, load_all
 from conformance.checks import Check, catalogue
+from conformance.protocol.dialects import NAMES
 from conformance.runner import CheckResult, Runner
 from conformance.transport import TargetError
 
@@ -24,6 +25,7 @@ _RUNNER = pytest.StashKey[Runner]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``--qmp-*`` options; without ``--qmp-target`` the plugin stays inert."""
     group = parser.getgroup("qmp-conformance")
     group.addoption(
         "--qmp-target",
@@ -36,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--qmp-dialect",
         metavar="D",
         default=None,
+        choices=NAMES,
         help="force the QMP dialect (default: from the greeting)",
     )
     group.addoption(
@@ -72,6 +75,9 @@ class QMPCheckItem(pytest.Item):
         self.check = check
 
     def runtest(self) -> None:
+        """Run the check, starting the target on the first item, and map its verdict onto
+        pytest's.  Raises :class:`CheckFailed` with the evidence when the check fails or
+        breaks, or the target cannot be used; skip and xfail verdicts end as pytest's own."""
         runner = self.config.stash[_RUNNER]
         if runner.ctx is None:
             try:
@@ -89,11 +95,13 @@ class QMPCheckItem(pytest.Item):
             raise CheckFailed(_evidence(result))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """The evidence block, as is, for a failed check; pytest's usual report otherwise."""
         if isinstance(excinfo.value, CheckFailed):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[str, int | None, str]:
+        """How pytest names the item: no file, the check id and its rule."""
         return "qmp", None, f"qmp::{self.check.id} [{self.check.rule}]"
 
 
@@ -111,6 +119,9 @@ def _evidence(result: CheckResult) -> str:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    """With ``--qmp-target``, set up the run's :class:`Runner` and append one item per
+    selected check.  Raises :class:`pytest.UsageError` when a ``--qmp-baseline`` file
+    cannot be used."""
     target = config.getoption("--qmp-target")
     if not target:
         return
@@ -130,6 +141,7 @@ def pytest_collection_modifyitems(
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the target at the end of the session, if the plugin set up a run."""
     runner = config.stash.get(_RUNNER, None)
     if runner is not None:
         runner.close()

@@ -230,8 +230,9 @@ class Context:
 
     def reuse(self, session: Session, mark: int) -> None:
         """Cite ``session`` from transcript entry ``mark`` as this check's evidence
-        (checks sharing one workload)."""
-        self._used.append((session, mark))
+        (checks sharing one workload); a session already cited is cited once."""
+        if all(s is not session for s, _ in self._used):
+            self._used.append((session, mark))
         self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
 
     def workload(self, key: str, build: Callable[[], W]) -> W:
