@@ -92,6 +92,8 @@ class Entry:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as a baseline file holds it: members left at their defaults and the source
+        file are left out."""
         data = asdict(self)
         data.pop("source")
         data["seen_on"] = list(self.seen_on)
@@ -228,7 +230,8 @@ def load(path: str) -> Baseline:
 
 
 def load_all(paths: Sequence[str] | None) -> Baseline:
-    """The baselines named (in order), or the built-in one when none is."""
+    """The baselines named (in order), or the built-in one when none is.  Raises
+    :class:`BaselineError` when a named file cannot be read or is not a baseline."""
     if not paths:
         return builtin()
     combined = Baseline()

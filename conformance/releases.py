@@ -42,10 +42,12 @@ class Release:
     package: str
 
     def binary(self, program: str) -> Path:
+        """The path of ``program``'s launcher in this release (it may not exist)."""
         return self.path / "bin" / program
 
     def target(self, program: str) -> str:
-        """The target string that runs ``program`` of this release."""
+        """The target string that runs ``program`` of this release.  Raises
+        :class:`KeyError` for a program :data:`SERVERS` does not know."""
         command = SERVERS[program].replace("{bin}", shlex.quote(str(self.binary(program))))
         return f"spawn:{command}"
 
@@ -57,6 +59,7 @@ class Release:
 
 
 def directory() -> Path:
+    """Where the fetched releases are: ``$QMP_CONFORM_RELEASES``, else :data:`DEFAULT_DIR`."""
     return Path(os.environ.get("QMP_CONFORM_RELEASES") or DEFAULT_DIR)
 
 

@@ -46,6 +46,8 @@ SILENT_LIMIT = 3
 
 @dataclass
 class CheckResult:
+    """One check's verdict, with its message and the transcript lines that are its evidence."""
+
     id: str
     status: str
     rule: str
@@ -57,6 +59,7 @@ class CheckResult:
     expected: Entry | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The result as the JSON report holds it (a baseline entry by its key)."""
         data: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
@@ -72,6 +75,8 @@ class CheckResult:
 
 @dataclass
 class RunResult:
+    """Every verdict of one run against one target, and what the target said it is."""
+
     target: str
     dialect: str
     greeting: dict[str, Any] | None
@@ -93,6 +98,7 @@ class RunResult:
 
     @property
     def summary(self) -> dict[str, int]:
+        """How many results have each verdict; every verdict is listed, zero counts included."""
         counts = dict.fromkeys(STATUSES, 0)
         for r in self.results:
             counts[r.status] += 1
@@ -104,9 +110,11 @@ class RunResult:
         return gate_ok(self.summary, self.strict)
 
     def by_id(self) -> dict[str, CheckResult]:
+        """The results keyed by check id."""
         return {r.id: r for r in self.results}
 
     def to_json(self) -> dict[str, Any]:
+        """The run as the JSON report holds it, with the summary."""
         return {
             "target": self.target,
             "dialect": self.dialect,
@@ -147,7 +155,9 @@ class Runner:
         self.silent: list[str] = []
 
     def start(self) -> Context:
-        """Start the target and learn its dialect; raises TargetError."""
+        """Start the target and learn its dialect.  Raises :class:`TargetError` when the
+        target cannot be started or reached, and :class:`ValueError` when the forced
+        dialect is not a known one."""
         target = open_target(self.spec)
         try:
             ctx = Context(target, self.forced_dialect or target.dialect, self.reply_timeout)
@@ -161,6 +171,7 @@ class Runner:
         return ctx
 
     def close(self) -> None:
+        """Close the sessions and the target; :meth:`start` may open them again."""
         if self.ctx is not None:
             self.ctx.close()
             self.ctx = None
@@ -173,6 +184,8 @@ class Runner:
         self.close()
 
     def run_check(self, check: Check) -> CheckResult:
+        """Run one check (after :meth:`start`) and judge its outcome against the baseline.
+        Never raises for what the target does: a check that breaks is an ``error`` verdict."""
         ctx = self.ctx
         assert ctx is not None, "Runner.start() first"
         if self.gone is not None:
@@ -288,7 +301,8 @@ class Runner:
         )
 
     def run(self) -> RunResult:
-        """Every selected check; starts and closes the target itself."""
+        """Every selected check; starts and closes the target itself.  Raises as
+        :meth:`start` does."""
         started = time.monotonic()
         ctx = self.start()
         try:
@@ -316,5 +330,6 @@ def run(
     strict: bool = False,
 ) -> RunResult:
     """Run the catalogue against ``target``, judged against ``baseline`` (the
-    built-in known deviations by default); raises TargetError if unreachable."""
+    built-in known deviations by default); raises TargetError if unreachable, and
+    ValueError when ``dialect`` is not a known one."""
     return Runner(target, dialect, only, baseline=baseline, strict=strict).run()

@@ -69,6 +69,7 @@ class Entry:
     size: int
 
     def render(self, keep: int = ENTRY_KEEP) -> str:
+        """The entry as one transcript line; bytes past ``keep`` are only counted."""
         text = escape(self.data[:keep])
         if self.size > keep:
             text += f" ... [{self.size - keep} more bytes, {self.size} in all]"
@@ -103,6 +104,8 @@ class Transcript:
     dropped: int = 0
 
     def add(self, direction: str, data: bytes) -> None:
+        """Record ``data`` going ``direction``, at most ``2 * ENTRY_KEEP`` bytes of it;
+        once the session's budget is spent, only its size is counted."""
         if self.kept > TRANSCRIPT_BUDGET:
             self.dropped += len(data)
             return
@@ -111,9 +114,11 @@ class Transcript:
         self.entries.append(Entry(time.monotonic() - self.start, direction, kept, len(data)))
 
     def note(self, text: str) -> None:
+        """Record a remark of the harness (``--``), such as why the stream ended."""
         self.add("--", text.encode("utf-8", "replace"))
 
     def mark(self) -> int:
+        """Where the next entry goes: pass it as ``since`` to render only what follows."""
         return len(self.entries)
 
     def render(self, since: int = 0, max_entries: int = 400) -> list[str]:
@@ -162,10 +167,12 @@ class Message:
 
     @property
     def is_greeting(self) -> bool:
+        """The line is the server's greeting."""
         return self.kind == "greeting"
 
     @property
     def is_event(self) -> bool:
+        """The line is an asynchronous event."""
         return self.kind == "event"
 
     @property
@@ -175,14 +182,17 @@ class Message:
 
     @property
     def id(self) -> Any:
+        """The ``id`` member as the server sent it, or :data:`MISSING` without one."""
         return self.obj.get("id", MISSING)
 
     @property
     def is_error(self) -> bool:
+        """The line is an error reply (it has an ``error`` member)."""
         return "error" in self.obj
 
     @property
     def error_class(self) -> str | None:
+        """The error's ``class``; None when the line is no error or the class no string."""
         error = self.obj.get("error")
         if not isinstance(error, dict):
             return None
@@ -191,11 +201,13 @@ class Message:
 
     @property
     def desc(self) -> str:
+        """The error's ``desc``; "" when the line is no error or the desc no string."""
         err = self.obj.get("error")
         desc = err.get("desc") if isinstance(err, dict) else None
         return desc if isinstance(desc, str) else ""
 
     def brief(self, keep: int = 300) -> str:
+        """The raw line as escaped text for messages, cut after ``keep`` characters."""
         text = escape(self.raw.rstrip(b"\r\n"))
         return text if len(text) <= keep else text[:keep] + f"... ({len(self.raw)} bytes)"
 
@@ -223,10 +235,16 @@ class Session:
     # -- sending -------------------------------------------------------------
 
     def next_id(self) -> str:
+        """A fresh request id (``qc-1``, ``qc-2``, ...), unique within the session."""
         return f"qc-{next(self._ids)}"
 
     def send_raw(self, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Send bytes exactly as given (malformed input included)."""
+        """Send bytes exactly as given (malformed input included).
+
+        Raises :class:`ConnectionClosed` when the server has hung up (the session
+        is then marked closed), and TimeoutError when it stops reading for
+        ``timeout`` seconds.
+        """
         self.transcript.add("->", data)
         try:
             self.conn.send(data, timeout)
@@ -236,7 +254,10 @@ class Session:
             raise
 
     def send(self, message: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Send one JSON value as UTF-8 (non-ASCII left raw, as clients may)."""
+        """Send one JSON value as UTF-8 (non-ASCII left raw, as clients may).
+
+        Raises :class:`ConnectionClosed` or TimeoutError as :meth:`send_raw` does.
+        """
         self.send_raw(json.dumps(message, ensure_ascii=False).encode("utf-8"), timeout)
 
     def request(
@@ -266,7 +287,13 @@ class Session:
         oob: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Message:
-        """Send a command and wait for the reply carrying its id."""
+        """Send a command and wait for the reply carrying its id.
+
+        Sent without an id (``id=MISSING``), the next non-event message is taken
+        as its reply.  Raises :class:`ReplyTimeout` when no reply comes within
+        ``timeout``, :class:`ConnectionClosed` when the server hangs up first, and
+        TimeoutError when it stops reading the request.
+        """
         msg = self.request(name, arguments, id=id, oob=oob)
         self.send(msg)
         if "id" not in msg:
@@ -356,8 +383,10 @@ class Session:
         Raises :class:`ReplyTimeout` when none comes within ``timeout``, and
         :class:`ConnectionClosed` when the stream ends first.
         """
-        if self.inbox:
-            return self.inbox.pop(0)
+        for i, held in enumerate(self.inbox):
+            if not held.is_event:
+                self.answered += 1
+                return self.inbox.pop(i)
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(deadline - time.monotonic())
@@ -441,7 +470,9 @@ class Session:
 
     def read_greeting(self, timeout: float = GREETING_TIMEOUT) -> dict[str, Any] | None:
         """The greeting object, or None when nothing came within ``timeout``
-        (the guest-agent dialect sends none)."""
+        (the guest-agent dialect sends none) or another message came first (it is
+        kept for :meth:`next_reply`).  Raises :class:`ConnectionClosed` when the
+        stream ends before anything came."""
         msg = self.recv(timeout)
         if msg is None:
             return None
@@ -453,6 +484,7 @@ class Session:
 
     @property
     def capabilities(self) -> list[str]:
+        """The capabilities the greeting offers ([] without a greeting that lists any)."""
         if not self.greeting:
             return []
         qmp = self.greeting.get("QMP")
@@ -462,11 +494,16 @@ class Session:
     def negotiate(
         self, enable: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Message:
-        """``qmp_capabilities`` (enabling ``enable`` when given); the reply."""
+        """``qmp_capabilities`` (enabling ``enable`` when given); the reply.
+
+        Raises :class:`ReplyTimeout` when no reply comes within ``timeout``, and
+        :class:`ConnectionClosed` when the server hangs up first.
+        """
         args = {"enable": list(enable)} if enable is not None else None
         return self.execute("qmp_capabilities", args, timeout=timeout)
 
     def close(self) -> None:
+        """Close the connection (on a ``spawn:`` target, its process is stopped too)."""
         if not self.closed:
             self.closed = True
         self.conn.close()
@@ -487,6 +524,7 @@ def _short(value: Any, keep: int = 80) -> str:
 
 
 def iter_errors(messages: Iterable[Message]) -> Iterator[Message]:
+    """The error replies among ``messages``, in order."""
     return (m for m in messages if m.is_error)
 
 
@@ -515,14 +553,14 @@ def read_schema(
     except ReplyTimeout:
         # Nothing within its own deadline: the schema gets no longer than that.
         timeout = min(timeout, negotiation_timeout or timeout)
-    for attempt in range(attempts):
+    for attempt in range(max(attempts, 1)):
         request = session.request("query-qmp-schema")
         session.send(request)
         try:
             reply = session.wait_reply(request["id"], timeout)
             break
         except ReplyTimeout as exc:
-            if attempt == attempts - 1:
+            if attempt >= attempts - 1:
                 raise TargetError(f"query-qmp-schema: {exc}") from exc
     entries = reply.obj.get("return")
     if not isinstance(entries, list):
@@ -536,7 +574,9 @@ def fetch_schema(
     on_greeting: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Any]:
     """The live ``query-qmp-schema`` of ``target`` (a target string or object);
-    ``on_greeting`` is handed the server's greeting.  Raises TargetError."""
+    ``on_greeting`` is handed the server's greeting.  Raises :class:`TargetError`
+    when the target cannot be reached, sends no QMP greeting, gives no schema
+    or hangs up."""
     owned = isinstance(target, str)
     tgt = open_target(target) if isinstance(target, str) else target
     try:
@@ -560,7 +600,9 @@ def fetch_schema(
 def schema_from(source: str, leniency: str = "auto") -> Schema:
     """A schema from a path (QAPI source, a tree, introspection) or, for a
     target string, from the live server's ``query-qmp-schema``, named as the
-    server names itself.  Raises TargetError or QAPIError (ConformanceErrors)."""
+    server names itself.  Raises :class:`TargetError` when the path does not
+    exist or the target gives no schema, and :class:`QAPIError` when what was
+    read is not a valid schema (both are ConformanceErrors)."""
     if not looks_like_target(source):
         if not os.path.exists(source):
             raise TargetError(f"{source}: no such file or folder")

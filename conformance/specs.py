@@ -75,7 +75,8 @@ class Specs:
     # -- types ---------------------------------------------------------------
 
     def type_ref(self, name: str) -> JSONSchema:
-        """A schema for a value of type ``name``: a ``$ref`` unless inlined."""
+        """A schema for a value of type ``name``: a ``$ref`` unless inlined.  Raises
+        :class:`KeyError` when the schema defines no type ``name``."""
         t = self.schema.type(name)
         if isinstance(t, ArrayType):
             return {"type": "array", "items": self.type_ref(t.element_type)}
@@ -84,7 +85,7 @@ class Specs:
         return _ref(name)
 
     def definition(self, name: str) -> JSONSchema:
-        """The ``$defs`` entry of type ``name``."""
+        """The ``$defs`` entry of type ``name``; KeyError when it is not defined."""
         if name not in self._defs:
             self._defs[name] = self._build(self.schema.type(name))
         return self._defs[name]
@@ -171,14 +172,16 @@ class Specs:
     # -- commands and events ---------------------------------------------------
 
     def type_document(self, name: str) -> JSONSchema:
-        """A standalone document for a value of type ``name``."""
+        """A standalone document for a value of type ``name``; KeyError when the
+        schema defines no such type."""
         key = ("type", name)
         if key not in self._docs:
             self._docs[key] = self._document(self.type_ref(name), [name], name)
         return self._docs[key]
 
     def command_arguments(self, name: str) -> JSONSchema:
-        """The ``arguments`` object of command ``name`` (``{}`` when it takes none)."""
+        """The ``arguments`` object of command ``name`` (``{}`` when it takes none);
+        KeyError for a command the schema does not have."""
         key = ("arguments", name)
         if key not in self._docs:
             cmd = self.schema.commands[name]
@@ -193,7 +196,8 @@ class Specs:
         return self._docs[key]
 
     def command_return(self, name: str) -> JSONSchema:
-        """The ``return`` value of command ``name`` (``{}`` when it returns none)."""
+        """The ``return`` value of command ``name`` (``{}`` when it returns none);
+        KeyError for a command the schema does not have."""
         key = ("return", name)
         if key not in self._docs:
             cmd = self.schema.commands[name]
@@ -207,7 +211,8 @@ class Specs:
         return self._docs[key]
 
     def event_data(self, name: str) -> JSONSchema:
-        """The ``data`` object of event ``name``; events without data send none."""
+        """The ``data`` object of event ``name``; events without data send none.
+        KeyError for an event the schema does not have."""
         key = ("data", name)
         if key not in self._docs:
             ev = self.schema.events[name]
@@ -237,7 +242,8 @@ class Specs:
         self, kind: Literal["arguments", "return", "data", "type"], name: str
     ) -> Draft202012Validator:
         """A compiled validator for a command's arguments or return, an
-        event's data, or a type; built once."""
+        event's data, or a type; built once.  KeyError when the schema has no
+        such command, event or type."""
         key = (kind, name)
         if key not in self._validators:
             doc = {
@@ -252,7 +258,8 @@ class Specs:
     def errors(
         self, kind: Literal["arguments", "return", "data", "type"], name: str, value: Any
     ) -> list[str]:
-        """Every way ``value`` breaks the schema, as ``path: message`` lines."""
+        """Every way ``value`` breaks the schema, as ``path: message`` lines;
+        KeyError as :meth:`validator` raises it."""
         return [line for e in self.validator(kind, name).iter_errors(value) for line in _explain(e)]
 
     # -- wire messages -----------------------------------------------------------
@@ -269,7 +276,8 @@ class Specs:
     def wire_validator(
         self, kind: WireKind, dialect: Dialect | str = DEFAULT
     ) -> Draft202012Validator:
-        """A compiled validator for :meth:`wire`'s schema."""
+        """A compiled validator for :meth:`wire`'s schema; KeyError for an unknown
+        dialect name."""
         key = (f"wire-{resolve(dialect).name}", kind)
         if key not in self._validators:
             self._validators[key] = Draft202012Validator(self.wire(kind, dialect))
@@ -348,7 +356,9 @@ class Specs:
         return list(DEFAULT_ERROR_CLASSES)
 
     def export(self, directory: str, dialects: Iterable[Dialect | str] = (DEFAULT,)) -> list[str]:
-        """Write every document under ``directory``; returns the paths written."""
+        """Write every document under ``directory``; returns the paths written.
+        Raises :class:`KeyError` for an unknown dialect name and :class:`OSError`
+        when a file cannot be written."""
         written: list[str] = []
         documents = dict(self.all_documents())
         for dialect in map(resolve, dialects):

@@ -66,13 +66,15 @@ class Connection(Protocol):
     description: str
 
     def send(self, data: bytes, timeout: float) -> None:
-        """Write all of ``data`` or raise TimeoutError when the peer stops reading."""
+        """Write all of ``data`` or raise TimeoutError when the peer stops reading.
+        Raises :class:`ConnectionClosed` when the peer has gone."""
 
     def recv(self, size: int, timeout: float) -> bytes:
         """Up to ``size`` bytes; b"" when nothing came within ``timeout``.
         Raises :class:`ConnectionClosed` at end of stream."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the stream (and stop what was started for it); a second call does nothing."""
 
 
 def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
@@ -104,9 +106,16 @@ class SocketConnection:
         self.server = server
 
     def send(self, data: bytes, timeout: float) -> None:
+        """Write all of ``data`` within ``timeout`` seconds.
+
+        Raises TimeoutError when the peer stops reading, and
+        :class:`ConnectionClosed` when it has gone.
+        """
         _send_all(self.sock, data, timeout)
 
     def recv(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes; b"" when nothing came within ``timeout``.
+        Raises :class:`ConnectionClosed` at end of stream or on a reset."""
         self.sock.settimeout(max(timeout, 0.0) or 1e-6)
         try:
             data = self.sock.recv(size)
@@ -123,6 +132,7 @@ class SocketConnection:
         return self.server.diagnostics() if self.server is not None else ""
 
     def close(self) -> None:
+        """Close the socket; a second call does nothing."""
         if not self.closed:
             self.closed = True
             self.sock.close()
@@ -135,7 +145,11 @@ def connect_socket(
     timeout: float = CONNECT_TIMEOUT,
     server: ServerProcess | None = None,
 ) -> SocketConnection:
-    """Connect with a deadline: QEMU's listen backlog makes a blocking connect hang."""
+    """Connect with a deadline: QEMU's listen backlog makes a blocking connect hang.
+
+    Raises :class:`TargetError` when the connection fails or times out (with the
+    fate of ``server`` when it has died).
+    """
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -154,7 +168,8 @@ def connect_unix_retrying(
 ) -> SocketConnection:
     """Connect to a server the harness started: it may have bound its socket
     (or not yet created it) before listening, so refusals are retried until
-    ``timeout`` unless the process has died."""
+    ``timeout`` unless the process has died.  Raises :class:`TargetError` when
+    no connection can be made by then."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -167,19 +182,33 @@ def connect_unix_retrying(
             time.sleep(0.02)
 
 
+def split_command(command: str) -> list[str]:
+    """A ``spawn:`` command as an argument vector, split like a shell would.
+
+    Raises :class:`TargetError` when it is empty or its quoting is unbalanced.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise TargetError(f"spawn:{command}: {exc}") from None
+    if not argv:
+        raise TargetError("spawn: needs a command")
+    return argv
+
+
 class ServerProcess:
     """A server the harness starts once for the run, listening on a UNIX
     socket whose path replaces ``{socket}`` in its command line (``{dir}``
     becomes a private scratch directory, also its working directory).
 
     Its stdout and stderr go to one temporary file, so when it dies every
-    connection can say how (exit status and output) as evidence.
+    connection can say how (exit status and output) as evidence.  Construction
+    starts the process and raises :class:`TargetError` when the command is empty
+    or cannot be started; :meth:`wait_listening` then waits for the socket.
     """
 
     def __init__(self, command: str) -> None:
-        argv = shlex.split(command)
-        if not argv:
-            raise TargetError("spawn: needs a command")
+        argv = split_command(command)
         self.command = command
         self.directory = tempfile.mkdtemp(prefix="qmp-conform-")
         self.path = os.path.join(self.directory, "qmp.sock")
@@ -246,13 +275,15 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class SpawnConnection:
-    """The stdio of a child process, read through pexpect over a socketpair."""
+    """The stdio of a child process, read through pexpect over a socketpair.
+
+    Construction starts the process and raises :class:`TargetError` when the
+    command is empty or cannot be started.
+    """
 
     def __init__(self, command: str) -> None:
         self.description = f"spawn:{command}"
-        argv = shlex.split(command)
-        if not argv:
-            raise TargetError("spawn: needs a command")
+        argv = split_command(command)
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the child)
         try:
@@ -265,6 +296,7 @@ class SpawnConnection:
             )
         except OSError as exc:
             ours.close()
+            self.stderr.close()
             raise TargetError(f"cannot start {command!r}: {exc}") from exc
         finally:
             theirs.close()
@@ -273,9 +305,16 @@ class SpawnConnection:
         self.closed = False
 
     def send(self, data: bytes, timeout: float) -> None:
+        """Write all of ``data`` to the process's stdin within ``timeout`` seconds.
+
+        Raises TimeoutError when the process stops reading, and
+        :class:`ConnectionClosed` when it has closed its end (or died).
+        """
         _send_all(self.sock, data, timeout)
 
     def recv(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes of the process's stdout; b"" when nothing came within
+        ``timeout``.  Raises :class:`ConnectionClosed` when the output has ended."""
         try:
             data = cast(bytes, self.reader.read_nonblocking(size, max(timeout, 0.0)))
         except pexpect.TIMEOUT:
@@ -285,10 +324,12 @@ class SpawnConnection:
         return data
 
     def exit_status(self) -> str:
+        """The process's fate in words: "still running" or "exit status N"."""
         code = self.proc.poll()
         return "still running" if code is None else f"exit status {code}"
 
     def stderr_text(self, limit: int = 2000) -> str:
+        """Up to ``limit`` bytes of what the process wrote to stderr ("" once closed)."""
         if self.stderr.closed:
             return ""
         self.stderr.seek(0)
@@ -332,6 +373,7 @@ class Target:
 
     @property
     def restarts(self) -> bool:
+        """Whether every connection starts a server process of its own (``spawn:``)."""
         return self.kind == "spawn"
 
     @property
@@ -353,7 +395,10 @@ class Target:
             return REFERENCE_PROGRAM
         if self.kind not in ("spawn", "served"):
             return ""
-        argv = shlex.split(self.command)
+        try:
+            argv = shlex.split(self.command)
+        except ValueError:
+            return ""
         return os.path.basename(argv[0]) if argv else ""
 
     @property
@@ -364,6 +409,11 @@ class Target:
         )
 
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> Connection:
+        """A new connection (on ``spawn:``, a new process), closed by :meth:`close`.
+
+        Raises :class:`TargetError` when the server cannot be reached within
+        ``timeout`` or its process cannot be started.
+        """
         conn: Connection
         if self.kind == "spawn":
             conn = SpawnConnection(self.command)
@@ -394,7 +444,10 @@ class Target:
 
 
 def parse_options(text: str) -> dict[str, list[str]]:
-    """``dialect=qga,defect=a,defect=b`` as ``{"dialect": ["qga"], "defect": ["a", "b"]}``."""
+    """``dialect=qga,defect=a,defect=b`` as ``{"dialect": ["qga"], "defect": ["a", "b"]}``.
+
+    Raises :class:`TargetError` for an item that is not ``KEY=VALUE``.
+    """
     out: dict[str, list[str]] = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
@@ -436,7 +489,11 @@ def parse_target(spec: str) -> Target:
 def open_target(spec: str, own_process: bool = False) -> Target:
     """A ready target: the reference server is started here (in a process of
     its own when ``own_process`` or when a seeded defect may make it exit) and
-    stopped by ``close``; a ``spawn:`` server on ``{socket}`` likewise."""
+    stopped by ``close``; a ``spawn:`` server on ``{socket}`` likewise.
+
+    Raises :class:`TargetError` when ``spec`` is malformed, or when the server
+    cannot be started or does not start listening in time.
+    """
     target = parse_target(spec)
     if target.kind == "reference":
         target.address = target._stack.enter_context(_launch_reference(target, own_process))
@@ -478,7 +535,10 @@ def _launch_reference(target: Target, own_process: bool) -> Iterator[str]:
 
 
 def fifo_path(directory: str | None = None) -> str:
-    """A new FIFO in a private directory, for the blkdebug blocker recipe."""
+    """A new FIFO in a private directory, for the blkdebug blocker recipe.
+
+    Raises OSError when the directory or the FIFO cannot be created.
+    """
     base = tempfile.mkdtemp(prefix="qmp-conform-", dir=directory)
     path = os.path.join(base, "blocker.fifo")
     os.mkfifo(path, 0o600)

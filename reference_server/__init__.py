@@ -47,6 +47,9 @@ def launch(
     """Start a reference server on a fresh UNIX socket; yield the socket path.
 
     The server stops when the block exits (or earlier, on ``quit``).
+    Raises :class:`RuntimeError` when the server is not up within ``timeout``
+    seconds, whatever the cause (an unknown dialect or defect, a schema that
+    does not load, a socket that cannot be bound).
     """
     config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema)
     with contextlib.ExitStack() as stack:

@@ -28,6 +28,8 @@ from conformance.protocol.monitor import Quirks
 
 
 class Flag(enum.Enum):
+    """A behaviour switch of a defect, carried out by the monitor or checked by the server."""
+
     SKIP_GREETING = "skip-greeting"
     COMMANDS_BEFORE_NEGOTIATION = "commands-before-negotiation"
     EVENTS_BEFORE_NEGOTIATION = "events-before-negotiation"
@@ -59,6 +61,8 @@ Rewrite = Callable[[dict[str, Any], bytes, dict[str, Any]], list[bytes]]
 
 @dataclass(frozen=True)
 class Defect:
+    """One seeded defect: its name, the rule it breaks, a summary, and its hook."""
+
     name: str
     rule: str
     summary: str
@@ -343,7 +347,10 @@ BY_NAME: dict[str, Defect] = {d.name: d for d in CATALOGUE}
 
 
 class DefectSet:
-    """The defects switched on for one server; empty means a correct server."""
+    """The defects switched on for one server; empty means a correct server.
+
+    Raises :class:`KeyError` for a name that is not in :data:`CATALOGUE`.
+    """
 
     def __init__(self, names: Iterable[str] = ()) -> None:
         self.defects: list[Defect] = []
@@ -360,15 +367,21 @@ class DefectSet:
         )
 
     def has(self, flag: Flag) -> bool:
+        """Whether a switched-on defect sets ``flag``."""
         return flag in self._flags
 
     @property
     def rewrites_output(self) -> bool:
+        """Whether a switched-on defect rewrites outgoing messages."""
         return bool(self._rewrites)
 
     def outgoing(
         self, message: dict[str, Any], data: bytes, scratch: dict[str, Any]
     ) -> list[bytes]:
+        """The chunks to write for ``message`` (encoded as ``data``) after every rewrite.
+
+        ``scratch`` is the connection's own state, for rewrites that hold output back.
+        """
         chunks = [data]
         for rewrite in self._rewrites:
             chunks = [out for chunk in chunks for out in rewrite(message, chunk, scratch)]

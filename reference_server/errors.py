@@ -22,4 +22,5 @@ class QMPError(Exception):
         self.error_class: ErrorClass = error_class
 
     def as_json(self) -> dict[str, str]:
+        """The ``error`` member of the reply: the class and the description."""
         return {"class": self.error_class, "desc": self.desc}

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 class EventSink(Protocol):
     """A monitor, as far as events are concerned."""
 
-    def deliver_event(self, message: dict[str, Any]) -> None: ...
+    def deliver_event(self, message: dict[str, Any]) -> None:
+        """Send ``message``, one complete event, to this monitor's peer if it may have it."""
 
 
 def timestamp() -> dict[str, int]:
@@ -33,13 +34,16 @@ class EventBus:
         self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] = lambda m: m
 
     def attach(self, sink: EventSink) -> None:
+        """Deliver every later event to ``sink`` too."""
         self._sinks.append(sink)
 
     def detach(self, sink: EventSink) -> None:
+        """Deliver no more events to ``sink``; one that is not attached is ignored."""
         if sink in self._sinks:
             self._sinks.remove(sink)
 
     def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
+        """Timestamp the event ``name`` (with ``data`` when given) and deliver it to every sink."""
         message: dict[str, Any] = {"timestamp": timestamp(), "event": name}
         if data is not None:
             message["data"] = data

@@ -63,6 +63,7 @@ def _cancelled(job: Job) -> bool:
 
 
 def transition_allowed(old: str, new: str) -> bool:
+    """Whether QEMU's job state machine lets a job go from status ``old`` to ``new``."""
     return _TRANSITIONS[old][STATUSES.index(new)] == "1"
 
 
@@ -109,7 +110,11 @@ class JobManager:
         job.wake.set()
 
     def create(self, job: Job, body: Callable[[Job], Awaitable[None]] | None = None) -> Job:
-        """Register and start ``job``; ``body`` does the work (default: copy data)."""
+        """Register and start ``job``; ``body`` does the work (default: copy data).
+
+        Raises :class:`QMPError` when the job id is not a valid identifier or is
+        already taken.
+        """
         if (
             not job.id
             or not (job.id[0].isalpha())
@@ -210,12 +215,20 @@ class JobManager:
     # -- verbs -----------------------------------------------------------------
 
     def find(self, job_id: str) -> Job:
+        """The job with id ``job_id``, block job or not.
+
+        Raises :class:`QMPError` (GenericError) when there is none.
+        """
         job = self.jobs.get(job_id)
         if job is None:
             raise QMPError("Job not found")
         return job
 
     def find_block(self, device: str) -> Job:
+        """The block job with id ``device`` (the block-job-* commands' name for it).
+
+        Raises :class:`QMPError` with class DeviceNotActive when no block job has it.
+        """
         job = self.jobs.get(device)
         if job is None or not job.block:
             raise QMPError(f"Block job '{device}' not found", "DeviceNotActive")
@@ -229,6 +242,11 @@ class JobManager:
             )
 
     def pause(self, job: Job) -> None:
+        """Pause ``job`` for the user: running becomes paused, ready becomes standby.
+
+        Raises :class:`QMPError` when its status does not take the pause verb or the
+        user has paused it already.
+        """
         self._verb(job, "pause")
         if job.user_paused:
             raise QMPError("Job is already paused")
@@ -239,6 +257,11 @@ class JobManager:
             self._set(job, "standby")
 
     def resume(self, job: Job) -> None:
+        """Undo a user's pause: paused goes back to running, standby to ready.
+
+        Raises :class:`QMPError` when its status does not take the resume verb or the
+        user did not pause it.
+        """
         self._verb(job, "resume")
         if not job.user_paused:
             raise QMPError("Can't resume a job that was not paused")
@@ -250,12 +273,22 @@ class JobManager:
         job.wake.set()
 
     def set_speed(self, job: Job, speed: int) -> None:
+        """Set ``job``'s rate limit in bytes per second (0: unlimited).
+
+        Raises :class:`QMPError` when its status does not take the verb or ``speed`` is
+        negative.
+        """
         self._verb(job, "set-speed")
         if speed < 0:
             raise QMPError("Parameter 'speed' expects a non-negative value")
         job.speed = speed
 
     def cancel(self, job: Job, force: bool = False) -> None:
+        """Cancel ``job``: at once when created or pending, else at its next step.
+
+        A ready job cancelled without ``force`` completes instead of aborting, as a
+        mirror does.  Raises :class:`QMPError` when its status does not take the verb.
+        """
         self._verb(job, "cancel")
         if job.status == "pending":
             job.cancelled = job.force_cancel = True
@@ -277,19 +310,32 @@ class JobManager:
         job.wake.set()
 
     def complete(self, job: Job) -> None:
+        """Let a job waiting in ready finish.
+
+        Raises :class:`QMPError` unless the job is ready.
+        """
         self._verb(job, "complete")
         job.completed_by_user = True
         job.wake.set()
 
     def finalize(self, job: Job) -> None:
+        """Finalize a pending job (``auto-finalize`` off): emit its end and conclude it.
+
+        Raises :class:`QMPError` unless the job is pending.
+        """
         self._verb(job, "finalize")
         self._finalize(job, False)
 
     def dismiss(self, job: Job) -> None:
+        """Drop a concluded job (``auto-dismiss`` off) from the job list.
+
+        Raises :class:`QMPError` unless the job is concluded.
+        """
         self._verb(job, "dismiss")
         self._dismiss(job)
 
     async def shutdown(self) -> None:
+        """Cancel every job's task and wait for it, without the events a normal end emits."""
         for job in list(self.jobs.values()):
             if job.task is not None:
                 job.task.cancel()

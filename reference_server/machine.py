@@ -37,6 +37,7 @@ class BlockNode:
 
     @property
     def backing(self) -> str | None:
+        """The name of the node's backing child, or None when it has none."""
         return self.children.get("backing")
 
 
@@ -57,12 +58,15 @@ class Machine:
         self.jobs = JobManager(self.events)
 
     def auto_node_name(self) -> str:
+        """A fresh ``#blockNNN`` name for a child node opened without a ``node-name``."""
         return f"#block{next(self._auto_names) * 100 + 11:03d}"
 
     def node(self, name: str) -> BlockNode | None:
+        """The node called ``name``, or None when there is none."""
         return self.nodes.get(name)
 
     def parents_of(self, name: str) -> list[str]:
+        """The names of the nodes that have ``name`` as a child (backing or otherwise)."""
         return [n.name for n in self.nodes.values() if name in n.children.values()]
 
     def backing_chain(self, name: str) -> list[BlockNode]:

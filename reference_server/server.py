@@ -69,7 +69,11 @@ class ServerConfig:
 
 
 class ReferenceServer:
-    """One emulated QEMU process: shared machine state, many monitors."""
+    """One emulated QEMU process: shared machine state, many monitors.
+
+    Construction loads the schema.  Raises :class:`KeyError` for an unknown
+    dialect or defect and :class:`QAPIError` when the schema does not load.
+    """
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
@@ -114,7 +118,10 @@ class ReferenceServer:
         await self.close()
 
     async def listen_unix(self, path: str) -> None:
-        """Listen on a UNIX socket created with mode 0600 (owner only)."""
+        """Listen on a UNIX socket created with mode 0600 (owner only).
+
+        Raises :class:`OSError` when the socket cannot be created or bound.
+        """
         with contextlib.suppress(FileNotFoundError):
             if os.path.exists(path) and not os.path.isdir(path):
                 os.unlink(path)
@@ -130,7 +137,9 @@ class ReferenceServer:
     async def listen_tcp(self, host: str, port: int, *, allow_remote: bool = False) -> int:
         """Listen on TCP; only loopback addresses unless ``allow_remote``.
 
-        Returns the bound port (useful with port 0).
+        Returns the bound port (useful with port 0).  Raises :class:`ValueError`
+        for a non-loopback ``host`` without ``allow_remote`` and :class:`OSError`
+        when the port cannot be bound.
         """
         if not allow_remote and not is_loopback(host):
             raise ValueError(
@@ -211,6 +220,10 @@ class ReferenceServer:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address, or a name all of whose addresses are.
+
+    A name that does not resolve is not loopback.
+    """
     if host in ("localhost", "localhost6"):
         return True
     try:
@@ -266,6 +279,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start serving a new peer: attach it to the event bus and let the monitor greet it."""
         self.transport = transport
         if self.writer is None and isinstance(transport, asyncio.WriteTransport):
             self.writer = transport
@@ -275,16 +289,19 @@ class Connection(asyncio.Protocol):
         self.pump()
 
     def data_received(self, data: bytes) -> None:
+        """Feed the peer's bytes to the monitor and act on them (not once deaf or closing)."""
         if self.deaf or self.closing:
             return
         self.monitor.receive_data(data)
         self.pump()
 
     def eof_received(self) -> bool | None:
+        """The peer stopped sending: close the connection."""
         self.shutdown()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection: its queue, its events, its place in the server; set ``closed``."""
         self.closing = True
         self.monitor.connection_lost()
         self.server.machine.events.detach(self)
@@ -294,10 +311,12 @@ class Connection(asyncio.Protocol):
         self.closed.set()
 
     def pause_writing(self) -> None:
+        """The peer is not reading our output: stop reading its input until it does."""
         self._write_paused = True
         self._update_reading()
 
     def resume_writing(self) -> None:
+        """The peer caught up on our output: carry on reading and acting."""
         self._write_paused = False
         self.pump()
 
@@ -388,6 +407,7 @@ class Connection(asyncio.Protocol):
     # -- events.EventSink / commands.Session -------------------------------------------
 
     def deliver_event(self, message: dict[str, Any]) -> None:
+        """Queue an event for this peer if the monitor takes it (not while negotiating)."""
         if self.closing:
             return
         if self.monitor.send_event(
@@ -396,6 +416,7 @@ class Connection(asyncio.Protocol):
             self.pump(at_least_one=True)
 
     def close_after_reply(self) -> None:
+        """Close this connection once the running command's reply is written."""
         self._close_after_reply = True
 
     # -- teardown -------------------------------------------------------------------
@@ -408,6 +429,7 @@ class Connection(asyncio.Protocol):
             self.closed.set()
 
     def abort(self) -> None:
+        """Drop the connection at once, discarding unwritten output (as a crash does)."""
         if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.abort()
         elif self.transport is not None:
@@ -423,7 +445,12 @@ async def serve(
     stdio: bool = False,
     ready: asyncio.Future[Any] | None = None,
 ) -> int:
-    """Run a server until ``quit`` (exit status 0) or a seeded crash (134)."""
+    """Run a server until ``quit`` (exit status 0) or a seeded crash (134).
+
+    Raises :class:`KeyError` for an unknown dialect or defect, :class:`QAPIError`
+    when the schema does not load, :class:`ValueError` for a non-loopback TCP
+    host without ``allow_remote``, and :class:`OSError` when it cannot listen.
+    """
     server = ReferenceServer(config)
     bound: Any = None
     if unix is not None:

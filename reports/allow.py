@@ -24,10 +24,13 @@ class AllowFileError(ConformanceError, ValueError):
 
 @dataclass(frozen=True)
 class AllowList:
+    """The patterns of one allow file, each matched against a change's whole path."""
+
     patterns: tuple[str, ...]
 
     @classmethod
     def parse(cls, text: str) -> AllowList:
+        """The allow list in ``text``: one pattern a line, comments and blank lines dropped."""
         patterns = []
         for line in text.splitlines():
             line = re.sub(r"(^|\s)#.*$", "", line).strip()
@@ -37,6 +40,10 @@ class AllowList:
 
     @classmethod
     def read(cls, path: str) -> AllowList:
+        """The allow list in the file at ``path``.
+
+        Raises :class:`AllowFileError` when the file cannot be read or is not UTF-8.
+        """
         try:
             return cls.parse(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
@@ -47,9 +54,11 @@ class AllowList:
         return re.compile("(?:" + "|".join(alternatives) + ")\\Z" if self.patterns else "(?!)")
 
     def allows(self, path: str) -> bool:
+        """Whether some pattern matches the whole of ``path``."""
         return self._regex().match(path) is not None
 
     def unallowed(self, changes: Iterable[Change]) -> list[Change]:
+        """The changes no pattern matches, in their order: the ones a gate should fail on."""
         regex = self._regex()
         return [c for c in changes if regex.match(c.path) is None]
 

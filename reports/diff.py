@@ -47,6 +47,7 @@ class Change:
     reason: str
 
     def to_dict(self) -> dict[str, str]:
+        """The change as JSON, with the text of the rule it cites."""
         return {
             "path": self.path,
             "class": self.category,
@@ -59,22 +60,28 @@ class Change:
 
 @dataclass
 class DiffReport:
+    """Every change from schema ``old`` to schema ``new`` (each named by its source)."""
+
     old: str
     new: str
     changes: list[Change] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """How many changes fall in each category; every category, in report order."""
         tally = Counter(c.category for c in self.changes)
         return {cat: tally.get(cat, 0) for cat in CATEGORIES}
 
     def of(self, category: Category) -> list[Change]:
+        """The changes in ``category``, in the report's (path) order."""
         return [c for c in self.changes if c.category == category]
 
     @property
     def breaking(self) -> list[Change]:
+        """The changes that can make an existing client fail."""
         return self.of("breaking")
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON: both sources, the counts and every change."""
         return {
             "old": self.old,
             "new": self.new,

@@ -30,14 +30,17 @@ def _context(report: DiffReport) -> dict[str, Any]:
 
 
 def render_markdown(report: DiffReport) -> str:
+    """The report as Markdown: counts, then one table of changes per category."""
     return render("diff.md.j2", **_context(report))
 
 
 def render_html(report: DiffReport) -> str:
+    """The report as one self-contained HTML page, laid out as the Markdown one."""
     return render("diff.html.j2", **_context(report))
 
 
 def render_json(report: DiffReport) -> str:
+    """The report as indented JSON (see :meth:`DiffReport.to_dict`), newline-terminated."""
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
 

@@ -14,11 +14,14 @@ from reports.templating import render, transcript_text
 
 @dataclass(frozen=True)
 class Cell:
+    """One target's verdict on one check: status, message and transcript text."""
+
     status: str
     message: str
     transcript: str
 
     def to_dict(self) -> dict[str, str]:
+        """The cell as JSON."""
         return {"status": self.status, "message": self.message, "transcript": self.transcript}
 
 
@@ -28,26 +31,33 @@ MISSING = Cell("absent", "the target's run has no such check", "")
 
 @dataclass(frozen=True)
 class Row:
+    """One check across the targets: its id, its rule and a cell per target."""
+
     id: str
     rule: str
     cells: tuple[Cell, ...]
 
     @property
     def differs(self) -> bool:
+        """Whether the targets' statuses disagree (a check one lacks counts as ``absent``)."""
         return len({c.status for c in self.cells}) > 1
 
 
 @dataclass(frozen=True)
 class Matrix:
+    """Checks by targets: the target labels, a row per check, each target's summary."""
+
     targets: tuple[str, ...]
     rows: tuple[Row, ...]
     summaries: tuple[dict[str, int], ...]
 
     @property
     def differing(self) -> list[Row]:
+        """The rows whose verdicts differ between targets."""
         return [r for r in self.rows if r.differs]
 
     def to_dict(self) -> dict[str, Any]:
+        """The matrix as JSON: targets with their summaries, then each check by target."""
         return {
             "targets": [
                 {"label": t, "summary": s}
@@ -77,7 +87,10 @@ def _unique_labels(docs: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def build(docs: Sequence[dict[str, Any]]) -> Matrix:
-    """The matrix of ``docs`` (one result document per target), rows in first-seen order."""
+    """The matrix of ``docs`` (one result document per target), rows in first-seen order.
+
+    Raises :class:`ResultsError` when a document does not have the documented shape.
+    """
     docs = [validate(d) for d in docs]
     by_target = [{r["id"]: r for r in d["results"]} for d in docs]
     ids: dict[str, str] = {}
@@ -101,14 +114,17 @@ def build(docs: Sequence[dict[str, Any]]) -> Matrix:
 
 
 def render_markdown(matrix: Matrix) -> str:
+    """The matrix as Markdown, with the evidence of the differing checks."""
     return render("matrix.md.j2", m=matrix)
 
 
 def render_html(matrix: Matrix) -> str:
+    """The matrix as one self-contained HTML page."""
     return render("matrix.html.j2", m=matrix)
 
 
 def render_json(matrix: Matrix) -> str:
+    """The matrix as indented JSON (see :meth:`Matrix.to_dict`), newline-terminated."""
     return json.dumps(matrix.to_dict(), indent=2) + "\n"
 
 

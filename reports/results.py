@@ -39,6 +39,7 @@ def validate(doc: Any) -> dict[str, Any]:
 
     The summary is recomputed from the results when absent, so a partial
     document still renders; a summary that disagrees with them is an error.
+    Raises :class:`ResultsError` when the shape is wrong or the summary disagrees.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ResultsError("a result document is an object with a 'results' list")
@@ -58,6 +59,11 @@ def validate(doc: Any) -> dict[str, Any]:
 
 
 def load_results(path: str) -> dict[str, Any]:
+    """The result document in the JSON file at ``path``, validated.
+
+    Raises :class:`ResultsError` when the file cannot be read, is not JSON, or does
+    not have the documented shape.
+    """
     try:
         with open(path, encoding="utf-8") as f:
             return validate(json.load(f))
@@ -94,14 +100,26 @@ def _context(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
+    """``doc`` as Markdown: the counts, every check, then the problems with evidence.
+
+    Raises :class:`ResultsError` when ``doc`` does not have the documented shape.
+    """
     return render("results.md.j2", **_context(doc))
 
 
 def render_html(doc: dict[str, Any]) -> str:
+    """``doc`` as one self-contained HTML page.
+
+    Raises :class:`ResultsError` when ``doc`` does not have the documented shape.
+    """
     return render("results.html.j2", **_context(doc))
 
 
 def render_json(doc: dict[str, Any]) -> str:
+    """``doc`` as indented JSON with the summary filled in, newline-terminated.
+
+    Raises :class:`ResultsError` when ``doc`` does not have the documented shape.
+    """
     return json.dumps(validate(doc), indent=2) + "\n"
 
 
@@ -126,7 +144,8 @@ def render_junit(doc: dict[str, Any]) -> str:
     One ``testsuite`` per target holding one ``testcase`` per check; a failure
     carries the message as ``message`` and the transcript as its text, an
     error likewise, a skip its reason.  Transcripts of passing checks go to
-    ``system-out`` so the evidence is never lost.
+    ``system-out`` so the evidence is never lost.  Raises :class:`ResultsError`
+    when ``doc`` does not have the documented shape.
     """
     doc = validate(doc)
     summary = doc["summary"]
@@ -192,7 +211,8 @@ def render_tap(doc: dict[str, Any]) -> str:
     block; a skip is ``ok # SKIP``; an expected failure (``xfail``) is
     ``not ok # TODO`` (TAP's own expected failure); a stale baseline entry
     (``xpass``) is ``ok # TODO`` (TAP's bonus pass), or ``not ok`` when the
-    document is strict.
+    document is strict.  Raises :class:`ResultsError` when ``doc`` does not have
+    the documented shape.
     """
     doc = validate(doc)
     strict = bool(doc.get("strict"))

@@ -31,11 +31,14 @@ CATEGORIES: tuple[Category, ...] = (
 
 @dataclass(frozen=True)
 class Rule:
+    """One compatibility rule: its id, the section it comes from, and what it says."""
+
     id: str
     section: str
     text: str
 
     def cite(self) -> str:
+        """The rule as a report cites it: section, then text."""
         return f"{self.section}: {self.text}"
 
 

@@ -64,5 +64,9 @@ def environment(kind: str) -> jinja2.Environment:
 
 
 def render(template: str, **context: Any) -> str:
+    """The template file ``template`` rendered with ``context``.
+
+    ``.html.j2`` templates are autoescaped; the others are Markdown and are not.
+    """
     kind = "html" if template.endswith(".html.j2") else "md"
     return environment(kind).get_template(template).render(**context)

@@ -60,6 +60,7 @@ def values(model: Schema, type_name: str, *, depth: int = 4) -> st.SearchStrateg
     """Valid values of QAPI type ``type_name`` (``[T]`` for arrays of T).
 
     ``depth`` is the budget of nested levels through recursive types.
+    Raises :class:`KeyError` when ``model`` has no type ``type_name``.
 
     >>> strategies.values(schema, "str").example()  # doctest: +SKIP
     '\\U0001f600"'
@@ -70,6 +71,8 @@ def values(model: Schema, type_name: str, *, depth: int = 4) -> st.SearchStrateg
 def arguments(model: Schema, command: str, *, depth: int = 4) -> st.SearchStrategy[dict[str, Any]]:
     """Valid ``arguments`` objects of ``command``, optional members present
     and absent; ``gen: false`` commands also get extra members.
+
+    Raises :class:`KeyError` when ``model`` has no command ``command``.
 
     >>> strategies.arguments(schema, "qom-list").example()  # doctest: +SKIP
     {'path': ''}

@@ -210,7 +210,10 @@ class Compiled:
         return lo, hi
 
     def kinds(self, name: str) -> frozenset[str]:
-        """The JSON kinds a value of type ``name`` may have."""
+        """The JSON kinds a value of type ``name`` may have.
+
+        Raises :class:`KeyError` when the schema has no type ``name``.
+        """
         t = self.schema.type(name)
         if isinstance(t, BuiltinType):
             return _BUILTIN_KINDS[t.json_type]
@@ -245,7 +248,11 @@ class Compiled:
     # -- strategies --------------------------------------------------------------
 
     def value(self, name: str, budget: int | None = None) -> st.SearchStrategy[Any]:
-        """Valid values of type ``name``, with ``budget`` cyclic levels left."""
+        """Valid values of type ``name``, with ``budget`` cyclic levels left.
+
+        Raises :class:`KeyError` when the schema has no type ``name``: at once
+        without a ``budget``, with one when the strategy is first drawn from.
+        """
         if budget is None:
             budget = max(self.depth, int(self._need[name]) if self._need[name] < INF else 0)
         key = (name, budget if name in self._reaches_cycle else None)
@@ -256,6 +263,11 @@ class Compiled:
         return strategy
 
     def fits(self, name: str, budget: int) -> bool:
+        """Whether a value of type ``name`` can be finished within ``budget``
+        cyclic levels.
+
+        Raises :class:`KeyError` when the schema has no type ``name``.
+        """
         return self._need[name] <= budget
 
     def _build(self, t: TypeEntity, budget: int) -> st.SearchStrategy[Any]:
@@ -333,7 +345,10 @@ class Compiled:
         return st.one_of(options)
 
     def arguments(self, command: str) -> st.SearchStrategy[dict[str, Any]]:
-        """Valid ``arguments`` of ``command``; extra members when it is open."""
+        """Valid ``arguments`` of ``command``; extra members when it is open.
+
+        Raises :class:`KeyError` when the schema has no command ``command``.
+        """
         cmd = self.schema.commands[command]
         base: st.SearchStrategy[dict[str, Any]] = (
             st.just({}) if cmd.arg_type is None else self.value(cmd.arg_type)

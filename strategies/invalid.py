@@ -137,7 +137,10 @@ def _non_integral_floats() -> st.SearchStrategy[float]:
 
 
 def values_of_kind(kind: str) -> st.SearchStrategy[Any]:
-    """Values whose :func:`kind_of` is ``kind``."""
+    """Values whose :func:`kind_of` is ``kind`` (one of ``KINDS``).
+
+    Raises :class:`KeyError` for any other ``kind``.
+    """
     return {
         "null": st.none(),
         "boolean": st.booleans(),
@@ -188,6 +191,8 @@ class Negatives:
         return members
 
     def all_member_names(self, t: ObjectType) -> set[str]:
+        """Every member name an object of ``t`` may carry, whichever its branch
+        (nested unions included): what an unknown member has to avoid."""
         names = {m.name for m in t.members}
         for v in t.variants:
             branch = self.schema.type(v.type)
@@ -200,7 +205,11 @@ class Negatives:
     ) -> st.SearchStrategy[Violation]:
         """Invalid values of type ``name``; ``keep_kind`` forbids changing the
         JSON kind at the top (inside an alternate, another kind could pick a
-        different branch); ``closed=False`` forbids unknown members at the top."""
+        different branch); ``closed=False`` forbids unknown members at the top.
+
+        Built lazily: a ``name`` the schema does not define raises
+        :class:`KeyError` when the strategy is first drawn from.
+        """
         key = (name, budget, keep_kind, closed)
         found = self._cache.get(key)
         if found is None:
@@ -209,7 +218,10 @@ class Negatives:
         return found
 
     def possible(self, name: str, keep_kind: bool) -> bool:
-        """Whether any violation of ``name`` exists (``any`` has none)."""
+        """Whether any violation of ``name`` exists (``any`` has none).
+
+        Raises :class:`KeyError` when the schema has no type ``name``.
+        """
         t = self.schema.type(name)
         if isinstance(t, BuiltinType):
             if t.json_type == "value":
@@ -317,7 +329,11 @@ class Negatives:
         return build()
 
     def arguments(self, command: str) -> st.SearchStrategy[Violation]:
-        """Invalid ``arguments`` objects of ``command`` (always JSON objects)."""
+        """Invalid ``arguments`` objects of ``command`` (always JSON objects);
+        nothing to draw for a lenient command that takes no arguments.
+
+        Raises :class:`KeyError` when the schema has no command ``command``.
+        """
         cmd = self.schema.commands[command]
         closed = command not in self.c.lenient_commands
         if cmd.arg_type is None:
@@ -351,6 +367,10 @@ def negatives(schema: Schema, *, depth: int = 4) -> Negatives:
 
 def invalid_arguments(model: Schema, command: str, *, depth: int = 4) -> st.SearchStrategy[Invalid]:
     """Requests executing ``command`` with one argument-level violation (Q33).
+
+    Raises :class:`KeyError` when ``model`` has no command ``command``.  A
+    command without arguments that accepts extra members has no such
+    violation: the strategy then draws nothing.
 
     >>> from conformance.qapi import load
     >>> schema = load("../shared/corpus/introspection/qemu-7.2.json")  # doctest: +SKIP
@@ -451,6 +471,9 @@ def label_still_holds(
     Schema (``Specs.errors``), and the labelled violation is really there at
     the recorded path.  Request and raw labels are checked on the message or
     bytes themselves.
+
+    Raises :class:`KeyError` when an argument-level example names a command
+    or type that ``model`` does not define (one made from another schema).
     """
     from strategies.raw import raw_label_holds
     from strategies.requests import request_label_holds

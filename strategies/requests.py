@@ -61,6 +61,10 @@ def requests(
     out of band: ``exec-oob`` in the ``qemu`` dialect, ``control.run-oob`` in
     ``oob-draft``.  ``with_ids``: True always, False never, None either.
 
+    Raises :class:`ValueError` when there is no command to choose from (an
+    empty ``commands``, or a schema without commands); a name in ``commands``
+    that ``model`` does not define raises :class:`KeyError` when drawn.
+
     >>> from conformance.qapi import load
     >>> schema = load("../shared/corpus/introspection/qemu-7.2.json")  # doctest: +SKIP
     >>> requests(schema, ["qom-list"], with_ids=False).example()  # doctest: +SKIP
@@ -133,7 +137,8 @@ def invalid_requests(
     labels that cannot be broken in the given state are left out.
 
     Raises :class:`ValueError` when no requested label fits the state or
-    ``commands`` is empty.
+    ``commands`` is empty, and :class:`KeyError` when ``commands`` names a
+    command ``model`` does not define.
 
     >>> ex = invalid_requests(schema, labels=["not-an-object"]).example()  # doctest: +SKIP
     >>> ex.label, ex.rule  # doctest: +SKIP

@@ -70,6 +70,9 @@ def _mandatory(ctx: Context) -> tuple[str, str, Any]:
 
 @check("arguments.missing", "Q33", "a missing mandatory argument is rejected")
 def missing(ctx: Context) -> str:
+    """Send a harmless command without one of its mandatory arguments: it must be refused
+    with GenericError (Q33).  Raises :class:`Fail` with the reply when it is not, and
+    :class:`Skip` when the target offers no harmless command with a mandatory argument."""
     name, member, _ = _mandatory(ctx)
     _expect_generic(ctx.call(ctx.shared(), name, {}), f"{name} without its '{member}'")
     return f"{name} without '{member}' rejected"
@@ -77,6 +80,8 @@ def missing(ctx: Context) -> str:
 
 @check("arguments.unexpected", "Q33", "an unknown argument is rejected")
 def unexpected(ctx: Context) -> str:
+    """Send the probe command with an argument it does not take: it must be refused with
+    GenericError (Q33).  Raises :class:`Fail` with the reply when it is not."""
     _expect_generic(
         ctx.call(ctx.shared(), ctx.probe_command, {"qc-unexpected": 1}),
         f"{ctx.probe_command} with an unknown argument",
@@ -86,6 +91,9 @@ def unexpected(ctx: Context) -> str:
 
 @check("arguments.wrong-type", "Q33", "an argument of the wrong JSON type is rejected")
 def wrong_type(ctx: Context) -> str:
+    """Send a harmless command with a mandatory argument of the wrong JSON type: it must be
+    refused with GenericError (Q33).  Raises :class:`Fail` with the reply when it is not,
+    and :class:`Skip` when the target offers no harmless command with a mandatory argument."""
     name, member, wrong = _mandatory(ctx)
     _expect_generic(
         ctx.call(ctx.shared(), name, {member: wrong}), f"{name} with '{member}' of the wrong type"
@@ -99,6 +107,10 @@ def wrong_type(ctx: Context) -> str:
     "a command with bad arguments is rejected before it changes anything",
 )
 def no_side_effect(ctx: Context) -> str:
+    """Send ``stop`` with an unknown argument between two ``query-status`` calls: it must be
+    refused with GenericError and leave the run state as it was (Q34).  Raises
+    :class:`Fail` with the replies when it is not, and :class:`Skip` when the target lacks
+    ``stop`` or ``query-status`` or reports no state to compare."""
     ctx.require_command("stop")
     ctx.require_command("query-status")
     session = ctx.shared()

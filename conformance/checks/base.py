@@ -31,6 +31,7 @@ class Fail(Exception):
         self.seen = seen
 
     def text(self) -> str:
+        """The message followed by its expected and seen lines: the verdict's text."""
         parts = [self.message]
         if self.expected:
             parts.append(f"expected: {self.expected}")
@@ -55,6 +56,8 @@ class Check:
     dialects: tuple[Dialect, ...] = tuple(DIALECTS.values())
 
     def __call__(self, ctx: Context) -> str:
+        """Run the check on ``ctx``; its pass message.  :class:`Fail` and :class:`Skip` raised by
+        the function pass through for the runner to judge."""
         return self.function(ctx)
 
 
@@ -64,7 +67,8 @@ REGISTRY: dict[str, Check] = {}
 def check(
     id: str, rule: str, title: str, dialects: tuple[Dialect, ...] | None = None
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register the decorated function as check ``id`` enforcing ``rule``."""
+    """Register the decorated function as check ``id`` enforcing ``rule``.  Raises
+    :class:`ValueError`, when the function is decorated, if ``id`` is already taken."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if id in REGISTRY:

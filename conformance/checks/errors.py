@@ -24,6 +24,10 @@ def _error_replies(ctx: Context) -> list[Message]:
 
 @check("errors.shape", "Q20,Q3", "every error is {class, desc} with a known class")
 def shape(ctx: Context) -> str:
+    """Send erroneous requests that fail in the parser, the dispatcher, the command lookup and
+    the argument check, each fenced by a probe: every error must be ``{class, desc}`` with
+    a class the schema knows (Q20).  Raises :class:`Fail` with the first malformed error,
+    or when no error came back at all."""
     replies = _error_replies(ctx)
     if not replies:
         raise Fail(
@@ -50,6 +54,8 @@ def shape(ctx: Context) -> str:
 
 @check("errors.command-not-found", "Q20", "an unknown command gets CommandNotFound")
 def command_not_found(ctx: Context) -> str:
+    """Call a command that does not exist: the error class must be CommandNotFound (Q20).
+    Raises :class:`Fail` with the reply when it is not."""
     reply = ctx.call(ctx.shared(), "qc-no-such-command")
     if reply.error_class != "CommandNotFound":
         raise Fail(

@@ -16,12 +16,18 @@ from conformance.session import Message, Session
 
 @dataclass
 class Fired:
+    """The events one ``stop``/``cont`` exchange brought on the shared session, and the
+    transcript entry the exchange starts from (the event checks' evidence)."""
+
     session: Session
     mark: int
     events: list[Message]
 
 
 def fired(ctx: Context) -> Fired:
+    """The ``stop``/``cont`` exchange the event checks judge, run by the first of them.
+    Raises :class:`Skip` when the target lacks either command or emits no event, and
+    :class:`Fail` when the shared session cannot be opened or a command goes unanswered."""
     return ctx.workload("events", lambda: _fire(ctx))
 
 
@@ -47,6 +53,10 @@ def _fire(ctx: Context) -> Fired:
     QMP_DIALECTS,
 )
 def envelope(ctx: Context) -> str:
+    """Judge the events of the ``stop``/``cont`` exchange: each must be exactly ``{event,
+    data?, timestamp}`` with a string name, an object as data and integer timestamp
+    members (Q29).  Raises :class:`Fail` with the first event that is not, and
+    :class:`Skip` as :func:`fired` does."""
     for msg in fired(ctx).events:
         v = msg.obj
         ts = v.get("timestamp")
@@ -76,6 +86,10 @@ def envelope(ctx: Context) -> str:
 
 @check("events.data", "Q29,Q3", "event data validates against the target's schema", QMP_DIALECTS)
 def data(ctx: Context) -> str:
+    """Judge the events of the ``stop``/``cont`` exchange against the target's own schema:
+    each must be an event the schema names, with valid data (Q29, Q3).  Raises
+    :class:`Fail` with the first event that is not, and :class:`Skip` when the target has
+    no schema or :func:`fired` skips."""
     schema = ctx.require_schema()
     specs = ctx.specs()
     events = fired(ctx).events
@@ -104,6 +118,9 @@ def data(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def timestamp(ctx: Context) -> str:
+    """Judge the timestamps of the ``stop``/``cont`` exchange's events: both -1, or seconds
+    >= 0 and microseconds within 0..999999 (Q29).  Raises :class:`Fail` with the first
+    event out of range, and :class:`Skip` as :func:`fired` does."""
     for msg in fired(ctx).events:
         ts = msg.obj.get("timestamp")
         s = ts.get("seconds") if isinstance(ts, dict) else None

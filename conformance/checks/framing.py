@@ -22,12 +22,17 @@ NON_ASCII_ID = "qc-\u00e9\U0001f600\u2028"
 
 @dataclass
 class Workload:
+    """The framing workload: every line its session received, greeting included (so the
+    evidence starts at ``mark`` 0), and that session, closed."""
+
     session: Session
     mark: int
     messages: list[Message]
 
 
 def workload(ctx: Context) -> Workload:
+    """The framing workload, run once on a fresh session for the three framing checks.
+    Raises as :meth:`Context.open` does: :class:`Fail` when the session gets no greeting."""
     return ctx.workload("framing", lambda: _run_workload(ctx))
 
 
@@ -67,6 +72,8 @@ def _body(ctx: Context, msg: Message) -> bytes:
 
 @check("framing.json-objects", "Q2,Q37", "every server line is one valid JSON object")
 def json_objects(ctx: Context) -> str:
+    """Judge every line the framing workload received: each must be one valid JSON object
+    (Q2, Q37).  Raises :class:`Fail` with the first line that is not."""
     work = workload(ctx)
     for msg in work.messages:
         if msg.error is not None:
@@ -86,6 +93,9 @@ def json_objects(ctx: Context) -> str:
 
 @check("framing.crlf", "Q2", "every server message is terminated by CRLF")
 def crlf(ctx: Context) -> str:
+    """Judge every line the framing workload received: each must end in CRLF and hold no
+    other CR or LF (Q2); the guest agent's bare LF is a known deviation and accepted.
+    Raises :class:`Fail` with the first line that breaks this."""
     work = workload(ctx)
     for msg in work.messages:
         if ctx.qga and msg.raw.endswith(b"\n") and not msg.raw.endswith(b"\r\n"):
@@ -109,6 +119,9 @@ def crlf(ctx: Context) -> str:
 
 @check("framing.ascii", "Q1", "the server writes ASCII only, escaping the rest")
 def ascii_only(ctx: Context) -> str:
+    """Judge every line of the framing workload, which sent a non-ASCII id and arguments: no
+    byte may be outside ASCII, and the non-ASCII id must come back, escaped (Q1).  Raises
+    :class:`Fail` with the offending line, or when that id never came back."""
     work = workload(ctx)
     for msg in work.messages:
         body = _body(ctx, msg)

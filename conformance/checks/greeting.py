@@ -14,6 +14,9 @@ from conformance.session import Session, json_equal
 
 @dataclass
 class Greeted:
+    """A fresh session's greeting and what ``query-version`` returned after negotiation (None
+    without a return), with the transcript entry that evidence starts from."""
+
     session: Session
     greeting: dict[str, Any]
     version_reply: Any
@@ -21,7 +24,8 @@ class Greeted:
 
 
 def greeted(ctx: Context) -> Greeted:
-    """A fresh session's greeting and, after negotiating, ``query-version``."""
+    """A fresh session's greeting and, after negotiating, ``query-version``.  Raises
+    :class:`Fail` when the session gets no greeting or a command goes unanswered."""
     return ctx.workload("greeting", lambda: _greet(ctx))
 
 
@@ -38,6 +42,9 @@ def _greet(ctx: Context) -> Greeted:
     "greeting.shape", "Q7,Q3", "the greeting validates against the greeting schema", QMP_DIALECTS
 )
 def shape(ctx: Context) -> str:
+    """Validate a fresh session's greeting against the greeting schema, which takes its
+    version type from the target's own ``query-version`` (Q7).  Raises :class:`Fail`
+    listing the first mismatches."""
     g = greeted(ctx)
     validator = ctx.specs().wire_validator("greeting", ctx.dialect)
     errors = list(validator.iter_errors(g.greeting))
@@ -57,6 +64,9 @@ def shape(ctx: Context) -> str:
     "greeting.version", "Q8", "the greeting's version equals query-version's return", QMP_DIALECTS
 )
 def version(ctx: Context) -> str:
+    """Compare the greeting's version with what ``query-version`` returns after negotiation:
+    they must be equal as JSON values (Q8).  Raises :class:`Fail` with both when they
+    differ, or when ``query-version`` returned nothing to compare."""
     g = greeted(ctx)
     if g.version_reply is None or "return" not in g.version_reply:
         raise Fail(
@@ -82,6 +92,8 @@ def version(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def capabilities(ctx: Context) -> str:
+    """Judge the greeting's capabilities: a JSON array of strings, empty for a dialect that
+    knows no capability (Q7, Q9).  Raises :class:`Fail` with what the greeting offers."""
     g = greeted(ctx)
     qmp = g.greeting.get("QMP", {})
     caps = qmp.get("capabilities") if isinstance(qmp, dict) else None

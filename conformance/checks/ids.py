@@ -55,6 +55,10 @@ def _show(value: Any) -> str:
 
 @check("ids.echo", "Q15", "ids of every JSON type come back equal as JSON values")
 def echo(ctx: Context) -> str:
+    """Send the probe command once with an id of each JSON type (and numbers QEMU
+    re-serialises): each reply must carry its id back equal as a JSON value (Q15).
+    Raises :class:`Fail` with the first id that came back changed or missing, or got no
+    reply."""
     for value in IDS:
         text = json.dumps(value, ensure_ascii=False)
         reply = _reply_to(ctx, _request(ctx, text))
@@ -69,6 +73,9 @@ def echo(ctx: Context) -> str:
 
 @check("ids.deep", "Q15", f"an id nested {DEEP} deep is echoed")
 def deep(ctx: Context) -> str:
+    """Send the probe command with an id nested :data:`DEEP` arrays deep: the reply must be
+    valid JSON and carry the same id (Q15, Q37).  Raises :class:`Fail` with the reply when
+    it does not, or when none comes."""
     text = "[" * DEEP + "]" * DEEP
     reply = _reply_to(ctx, _request(ctx, text))
     expected: Any = []
@@ -91,6 +98,9 @@ def deep(ctx: Context) -> str:
 
 @check("ids.on-error", "Q16,Q18", "errors carry the id when the request was readable")
 def on_error(ctx: Context) -> str:
+    """Send readable requests that fail (unknown command, unexpected argument, no or a
+    non-string ``execute``), each with an id: every error must carry that id (Q16, Q18).
+    Raises :class:`Fail` with the reply when one succeeds or loses its id."""
     cases: list[tuple[str, bytes, Any]] = [
         ("an unknown command", b'{"execute": "qc-no-such-command", "id": 7}', 7),
         (
@@ -117,6 +127,9 @@ def on_error(ctx: Context) -> str:
 
 @check("ids.absent-unreadable", "Q18", "errors for unreadable input carry no id, not even null")
 def absent_unreadable(ctx: Context) -> str:
+    """Send inputs that cannot be read as a request (a parse error, JSON values that are not
+    objects), each fenced by a probe: their errors must have no id member, not even null
+    (Q18).  Raises :class:`Fail` with the first error that has one."""
     session = ctx.shared()
     for raw in (b"{]", b"[1, 2, 3]", b'"query-version"', b"42"):
         stray = [m for m in ctx.fenced(session, raw, "unreadable input") if m.id is not MISSING]
@@ -131,6 +144,8 @@ def absent_unreadable(ctx: Context) -> str:
 
 @check("ids.no-invented", "Q16", "a command sent without an id gets a reply without one")
 def no_invented(ctx: Context) -> str:
+    """Send the probe command without an id: the reply must carry none (Q16).  Raises
+    :class:`Fail` with the reply when it does, or when none comes."""
     reply = _reply_to(ctx, f'{{"execute": "{ctx.probe_command}"}}'.encode())
     if reply.id is not MISSING:
         raise Fail(
@@ -143,6 +158,9 @@ def no_invented(ctx: Context) -> str:
 
 @check("ids.one-reply", "Q16", "exactly one reply per command, none for ids never sent")
 def one_reply(ctx: Context) -> str:
+    """Pipeline eight probe commands with distinct ids in one write: each must get exactly
+    one reply, and no reply may carry an id that was never sent (Q16).  Raises
+    :class:`Fail` with the ids seen when not."""
     session = ctx.shared()
     sent = [f"one-{i}" for i in range(8)]
     session.send_raw(

@@ -32,6 +32,9 @@ def _expect_return(msg: Message, what: str, rule: str) -> None:
     QMP_DIALECTS,
 )
 def commands_refused(ctx: Context) -> str:
+    """On a fresh session still negotiating, send the probe command and an unknown one: both
+    must get CommandNotFound (Q10), and ``qmp_capabilities`` must then open command mode
+    (Q12).  Raises :class:`Fail` with the reply that breaks this."""
     session = ctx.open(negotiate=False)
     _expect_class(
         ctx.call(session, ctx.probe_command),
@@ -59,6 +62,10 @@ def commands_refused(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def no_events_before(ctx: Context) -> str:
+    """Make a negotiated session receive events (``stop``, ``cont``) while a second one is
+    still negotiating: the second must receive none (Q11).  Raises :class:`Fail` with the
+    leaked event, and :class:`Skip` when the target cannot serve two sessions at once,
+    lacks ``stop`` or ``cont``, or emits no event."""
     if ctx.target.restarts:
         raise Skip("a spawned target has one stdio monitor: no second connection")
     ctx.require_command("stop")
@@ -93,6 +100,8 @@ def no_events_before(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def repeat_refused(ctx: Context) -> str:
+    """Send ``qmp_capabilities`` again on a negotiated session: it must fail and leave the
+    session in command mode (Q12).  Raises :class:`Fail` with the reply when not."""
     session = ctx.open(negotiate=True)
     again = ctx.call(session, "qmp_capabilities")
     if not again.is_error:
@@ -112,6 +121,9 @@ def repeat_refused(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def unknown_capability(ctx: Context) -> str:
+    """Ask ``qmp_capabilities`` to enable a capability no server offers: it must fail and
+    leave the session negotiating, so that a plain ``qmp_capabilities`` then succeeds
+    (Q14, Q10, Q12).  Raises :class:`Fail` with the reply that breaks this."""
     session = ctx.open(negotiate=False)
     bad = ctx.call(session, "qmp_capabilities", {"enable": [NO_SUCH_CAPABILITY]})
     if not bad.is_error:
@@ -136,6 +148,9 @@ def unknown_capability(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def enable_offered(ctx: Context) -> str:
+    """Enable exactly the capabilities the greeting offers: ``qmp_capabilities`` must return
+    ``{}`` and commands must work afterwards (Q12, Q13, Q19).  Raises :class:`Fail` with
+    the reply when not."""
     session = ctx.open(negotiate=False)
     caps = session.capabilities
     reply = ctx.call(session, "qmp_capabilities", {"enable": caps})

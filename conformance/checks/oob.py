@@ -57,7 +57,9 @@ def _oob_session(ctx: Context) -> Session:
 
 
 class Blocker:
-    """A blkdebug node whose FIFO config holds the in-band queue until released."""
+    """A blkdebug node whose FIFO config holds the in-band queue until released.
+    Construction raises :class:`Skip` when the target lacks ``blockdev-add`` or does
+    not run on this host (the FIFO must be shared)."""
 
     def __init__(self, ctx: Context) -> None:
         ctx.require_command("blockdev-add")
@@ -68,6 +70,7 @@ class Blocker:
         self.released = False
 
     def request(self, ident: str) -> bytes:
+        """The ``blockdev-add`` request, with id ``ident``, that blocks until :meth:`release`."""
         return json.dumps(
             {
                 "execute": "blockdev-add",
@@ -98,6 +101,8 @@ class Blocker:
         return False
 
     def cleanup(self, ctx: Context, session: Session) -> None:
+        """Release the FIFO if still held, delete the node and remove the FIFO; a blocker that
+        could not be released takes the shared session with it (the server may be stuck)."""
         if not self.released:
             self.release(0.5)
         if self.released and not session.closed:
@@ -134,6 +139,9 @@ def _blocker_refused(held: Message) -> Skip:
 
 @check("oob.unnegotiated", "Q28", "exec-oob is refused when oob was not negotiated")
 def unnegotiated(ctx: Context) -> str:
+    """Send ``exec-oob`` on a session negotiated without the oob capability, for an allow-oob
+    command that would otherwise succeed: it must be refused and the session must keep
+    answering (Q28, Q32).  Raises :class:`Fail` with the reply when not."""
     if ctx.qga:
         session = ctx.shared()
         name = ctx.probe_command
@@ -170,6 +178,9 @@ def unnegotiated(ctx: Context) -> str:
 
 @check("oob.not-allowed", "Q27", "exec-oob is refused for commands without allow-oob", QMP_DIALECTS)
 def not_allowed(ctx: Context) -> str:
+    """With oob negotiated, send ``exec-oob`` of a command without allow-oob: it must be
+    refused (Q27).  Raises :class:`Fail` with the reply when it runs, and :class:`Skip`
+    when the target has no schema, offers no oob, or has no such command to try."""
     session = _oob_session(ctx)
     schema = ctx.require_schema()
     name = next(
@@ -196,6 +207,11 @@ def not_allowed(ctx: Context) -> str:
     "oob.overtake", "Q23", "an exec-oob command overtakes a blocked in-band command", QMP_DIALECTS
 )
 def overtake(ctx: Context) -> str:
+    """Block the in-band queue with a :class:`Blocker`, queue the probe behind it, then send
+    a harmless allow-oob command with ``exec-oob``: its reply must come while the queue is
+    blocked (Q23), and the in-band replies in order once released (Q22).  Raises
+    :class:`Fail` with what came instead, and :class:`Skip` when oob, a harmless allow-oob
+    command or the blocker is not available."""
     session = _oob_session(ctx)
     oob_name, oob_args = _oob_command(ctx)
     blocker = Blocker(ctx)
@@ -237,6 +253,11 @@ def overtake(ctx: Context) -> str:
     QMP_DIALECTS,
 )
 def queue_limit(ctx: Context) -> str:
+    """Queue :data:`QUEUED` in-band commands behind a blocked one, then send an ``exec-oob``
+    command: with the queue full the server must stop reading, so that command gets no
+    reply while blocked, and once released every command is answered or reported dropped
+    (Q25, Q16).  Raises :class:`Fail` with what went wrong, and :class:`Skip` as
+    :func:`overtake` does."""
     session = _oob_session(ctx)
     oob_name, oob_args = _oob_command(ctx)
     blocker = Blocker(ctx)

@@ -13,6 +13,9 @@ PIPELINE = 16
 
 @check("ordering.pipelined", "Q22", "pipelined in-band commands are answered in order")
 def pipelined(ctx: Context) -> str:
+    """Pipeline a mix of succeeding and failing in-band commands (after ``qmp_capabilities``)
+    on a fresh session in one write: the replies must come back in the order sent (Q22).
+    Raises :class:`Fail` with the order seen when not."""
     # A fresh session, with qmp_capabilities at the head of the pipeline: no reply
     # is awaited before the whole batch is out, so even a server that holds
     # replies back shows its order rather than a timeout.

@@ -37,6 +37,10 @@ def callable_queries(schema: Schema) -> list[str]:
     QMP_DIALECTS,
 )
 def query_returns(ctx: Context) -> str:
+    """Pipeline every ``query-*`` command that needs no argument: each ``return`` must
+    validate against the command's return type in the target's schema, and at least one
+    must return data (Q3, Q19).  Raises :class:`Fail` listing the mismatches, or on a
+    command left unanswered, and :class:`Skip` when the target has no schema."""
     schema = ctx.require_schema()
     specs = ctx.specs()
     session = ctx.shared()

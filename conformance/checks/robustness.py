@@ -48,6 +48,9 @@ def malformed_inputs(probe: str) -> list[bytes]:
     "each malformed input gets GenericError and the server keeps answering",
 )
 def malformed(ctx: Context) -> str:
+    """Send each of :func:`malformed_inputs`, fenced by a probe: each must get at least one
+    GenericError and nothing else, and the server must keep answering (Q32, Q37, Q20).
+    Raises :class:`Fail` with the input and the reply that broke this."""
     session = ctx.shared()
     inputs = malformed_inputs(ctx.probe_command)
     for raw in inputs:
@@ -80,17 +83,26 @@ def _resync(ctx: Context, stuck: bytes, what: str, session: Session | None = Non
 
 @check("robustness.unterminated", "Q32", "\\x01 resets the parser after an unterminated object")
 def unterminated(ctx: Context) -> str:
+    """Leave a request object unterminated, then send the control byte 0x01: the parser must
+    recover, with only errors before the next probe's reply (Q32).  Raises :class:`Fail`
+    when the server answers anything else or stops answering."""
     return _resync(ctx, f'{{"execute": "{ctx.probe_command}"'.encode(), "an unterminated object")
 
 
 @check("robustness.nesting-limit", "Q32", "\\x01 resets the parser after the nesting limit")
 def nesting_limit(ctx: Context) -> str:
+    """Open 1100 arrays inside an id, past the nesting limit of 1024, then send 0x01: the
+    parser must recover, with only errors before the next probe's reply (Q32).  Raises
+    :class:`Fail` when the server answers anything else or stops answering."""
     stuck = f'{{"execute": "{ctx.probe_command}", "id": '.encode() + b"[" * 1100
     return _resync(ctx, stuck, "1100 unclosed arrays (past the 1024 nesting limit)")
 
 
 @check("robustness.garbage", "Q32,Q37", "the server survives random bytes and recovers on \\x01")
 def garbage(ctx: Context) -> str:
+    """Send 2 KiB of seeded random bytes on a session negotiated without oob, then 0x01: the
+    server must survive and recover, with only errors before the next probe's reply (Q32,
+    Q37).  Raises :class:`Fail` when it answers anything else or stops answering."""
     rng = random.Random(20180829)
     noise = bytes(rng.randrange(256) for _ in range(2048))
     # Without oob: the error flood with oob on is robustness.error-flood's subject.
@@ -104,6 +116,9 @@ def garbage(ctx: Context) -> str:
     "with oob on, a burst of input errors does not kill the server",
 )
 def error_flood(ctx: Context) -> str:
+    """On the shared session (oob on when offered), send a burst of 4000 input errors, then
+    0x01: the server must survive the flood of error replies and recover (Q32, Q25).
+    Raises :class:`Fail` when it answers anything else or stops answering."""
     # Each "1]" is two errors (a non-object, a stray bracket): far more queued
     # error responses than the in-band queue holds.  Last in the catalogue, as a
     # server that dies here takes a unix target down for good.

@@ -39,12 +39,14 @@ class UsageError(ConformanceError):
 
 
 def subcommand_modules() -> list[str]:
+    """The subcommand module names, in the order ``--help`` lists them."""
     names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     rank = {name: i for i, name in enumerate(PREFERRED_ORDER)}
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qmp-conform`` parser, with every subcommand module registered on it."""
     parser = argparse.ArgumentParser(
         prog="qmp-conform",
         description="Conformance suite and fuzzer for QMP, the QEMU Machine Protocol.",
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``qmp-conform`` on ``argv`` (default: the process's) and return its exit status.
+
+    That is the subcommand's own status, except that a ConformanceError or an
+    OSError it raises is printed as one line and gives 2, and Ctrl-C gives 130.
+    A malformed command line makes argparse exit with status 2 (SystemExit).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

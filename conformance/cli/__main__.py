@@ -1,3 +1,5 @@
+"""``python -m conformance.cli``: the ``qmp-conform`` command line."""
+
 import sys
 
 from conformance.cli import main

@@ -32,6 +32,7 @@ DETAILED = ("fail", "error", "xfail", "xpass")
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``check`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
         "check",
         help="run the conformance checks against a QMP server",
@@ -98,6 +99,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``check``: 0 when nothing failed (or with ``--list``), 1 when a check
+    failed or broke, or a baseline entry went stale under ``--strict-baseline``.
+
+    Raises :class:`UsageError` when ``--only`` matches no check or ``--target``
+    is missing, TargetError when the target is malformed or cannot be reached,
+    BaselineError when a baseline cannot be read, and OSError when an output
+    file cannot be written; :func:`conformance.cli.main` makes them exit status 2.
+    """
     checks = catalogue(args.only)
     if args.only and not checks:
         raise UsageError(f"--only {' '.join(args.only)} matches no check (see --list)")

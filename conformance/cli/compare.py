@@ -18,6 +18,7 @@ from reports.results import load_results, validate
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``compare`` subcommand and its options to ``subparsers``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "compare", help="run the checks on several targets and render a check-by-target matrix"
     )
@@ -49,13 +50,23 @@ def register(subparsers: Any) -> None:
 
 
 def run_target(spec: str, only: str | None) -> dict[str, Any]:
-    """The result document of the catalogue (or ``only`` part of it) run against ``spec``."""
+    """The result document of the catalogue (or ``only`` part of it) run against ``spec``.
+
+    Raises TargetError when ``spec`` is malformed or the target cannot be reached.
+    """
     from conformance import runner
 
     return validate(runner.run(spec, only=only).to_json())
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``compare``: 0 when every column agrees, 1 when verdicts differ.
+
+    Raises :class:`UsageError` for fewer than two columns, ResultsError when a
+    ``--results`` file cannot be read or has the wrong shape, TargetError when a
+    target cannot be reached, and OSError when ``--out`` cannot be written; all
+    end in exit status 2.
+    """
     if len(args.target) + len(args.results) < 2:
         raise UsageError("give at least two columns (--target and/or --results)")
     docs = []

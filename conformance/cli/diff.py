@@ -21,6 +21,7 @@ from reports.diff_render import RENDERERS
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``diff`` subcommand and its options to ``subparsers``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "diff",
         help="compatibility diff between two schemas (CI gate on breaking changes)",
@@ -42,6 +43,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``diff``: 1 when breaking changes remain after ``--allow``, else 0.
+
+    Raises AllowFileError when the allow file cannot be read, TargetError when
+    a schema path does not exist or a target gives no schema, QAPIError when a
+    schema does not load, and OSError when ``--out`` cannot be written; all end
+    in exit status 2.
+    """
     allow = AllowList.read(args.allow) if args.allow else AllowList(())
     report = diff(schema_from(args.old), schema_from(args.new))
     write_output(RENDERERS[args.format](report), args.out)

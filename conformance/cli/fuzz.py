@@ -17,6 +17,7 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``fuzz`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
         "fuzz",
         help="fuzz a QMP server with generated traffic; keep every finding",
@@ -88,6 +89,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``fuzz``: 1 when something was found, 0 when not (Ctrl-C included).
+
+    Raises :class:`UsageError` for a bad ``--workers``, ``--max-examples`` or
+    ``--duration``, TargetError when the target is malformed or cannot be
+    started, DatabaseError when the example database cannot be opened,
+    SetupError when no worker could start, and OSError when the output folder
+    cannot be written; all end in exit status 2.
+    """
     from conformance.errors import ConformanceError
     from conformance.fuzz.database import open_database
     from conformance.fuzz.generate import DEFAULT_COMMANDS

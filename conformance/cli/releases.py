@@ -15,6 +15,7 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``releases`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
         "releases",
         help="list the real QEMU releases fetched here, as targets",
@@ -37,6 +38,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``releases``: 0 when releases were listed, 1 when none was fetched.
+
+    Raises nothing on purpose; an unreadable release folder (OSError) ends in
+    exit status 2.
+    """
     found = releases.available()
     if not found:
         print(f"no release fetched in {releases.directory()} (run scripts/fetch-releases.sh)")

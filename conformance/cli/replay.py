@@ -16,6 +16,7 @@ from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``replay`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
         "replay",
         help="re-send a finding's stored bytes and say whether it reproduces",
@@ -43,6 +44,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``replay``: 1 when any finding reproduces, 0 when none does.
+
+    Raises :class:`UsageError` when ``--attempts`` is below 1, FindingFileError
+    when a file is not a finding, OSError when one cannot be read, and
+    TargetError when the target is malformed or cannot be reached; all end in
+    exit status 2.
+    """
     from conformance.fuzz.findings import load
     from conformance.fuzz.replay import Replayer
 

@@ -12,6 +12,7 @@ from reports.results import RENDERERS, load_results
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``report`` subcommand and its options to ``subparsers``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "report", help="render a saved JSON result as JUnit XML, Markdown, HTML or JSON"
     )
@@ -24,6 +25,10 @@ def register(subparsers: Any) -> None:
 
 
 def write_output(text: str, out: str | None) -> None:
+    """Write ``text`` to the file ``out``, or to stdout when ``out`` is None.
+
+    Raises OSError when the file cannot be written.
+    """
     if out is None:
         sys.stdout.write(text)
         return
@@ -31,6 +36,11 @@ def write_output(text: str, out: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``report``: 0 once the document is rendered.
+
+    Raises ResultsError when the result file cannot be read or has the wrong
+    shape, and OSError when ``--out`` cannot be written; both end in exit status 2.
+    """
     doc = load_results(args.results)
     write_output(RENDERERS[args.format](doc), args.out)
     return EXIT_OK

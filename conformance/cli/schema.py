@@ -14,6 +14,7 @@ from conformance.specs import Specs
 
 
 def register(sub: Any) -> None:
+    """Add the ``schema`` subcommand and its options to ``sub``."""
     p: argparse.ArgumentParser = sub.add_parser(
         "schema",
         help="load a QAPI schema and summarise or export it",
@@ -54,6 +55,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``schema``: 0 once the schema is summarised or exported.
+
+    Raises TargetError when the source path does not exist or a target gives no
+    schema, QAPIError when the schema does not load, and OSError when an output
+    file cannot be written; all end in exit status 2.
+    """
     schema = schema_from(args.source, args.leniency)
     did_something = False
     if args.jsonschema:

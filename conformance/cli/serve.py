@@ -13,6 +13,7 @@ from conformance.protocol.dialects import DEFAULT, NAMES
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
         "serve",
         help="run the bundled reference QMP server",
@@ -60,6 +61,14 @@ def _parse_tcp(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``serve`` until the server quits: 0 after ``quit`` (or ``--list-defects``),
+    134 after a seeded crash, 130 on Ctrl-C.
+
+    Raises :class:`UsageError` when there is nowhere to listen, a defect is
+    unknown, the schema is missing, ``--tcp`` is malformed or not loopback
+    without ``--allow-remote``; QAPIError when the schema does not load, and
+    OSError when the socket cannot be bound; all end in exit status 2.
+    """
     from reference_server.defects import BY_NAME, describe
     from reference_server.server import ServerConfig, serve
 

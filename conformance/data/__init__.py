@@ -1,0 +1,1 @@
+"""Data shipped with the package: the built-in baseline of known deviations."""

@@ -76,6 +76,10 @@ class Deferred(BaseException):
 
 @dataclass
 class CampaignConfig:
+    """What one campaign runs: the target string, the output folder, the budget
+    (``duration`` in seconds, ``max_examples``) and what to generate;
+    ``deadline`` is set by :meth:`Campaign.run`."""
+
     target: str
     out_dir: str
     duration: float | None = None
@@ -119,7 +123,8 @@ class Rig:
     def build(cls, executor: Executor, cfg: CampaignConfig) -> Rig:
         """Probe the executor's target and build the rest on what it is.
 
-        Raises :class:`TargetError` (see :meth:`Campaign.setup`).
+        Raises :class:`TargetError` or :class:`QAPIError` (see
+        :meth:`Campaign.setup`).
         """
         profile = probe(executor.target, cfg.schema_path)
         gen = GenConfig.for_schema(
@@ -147,11 +152,18 @@ class Rig:
 
 
 class Campaign:
+    """A fuzzing campaign against one target (see the module docstring).
+
+    Construction only creates the findings folder under ``config.out_dir``
+    (raises :class:`OSError` when it cannot); the target is started by
+    :meth:`setup`, or by entering the campaign as a context manager.
+    """
+
     def __init__(self, config: CampaignConfig, stats: Stats | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
         self.confirmer = Confirmer(
-            FindingStore(config.out_dir, config.target), self.stats, config.on_finding
+            FindingStore(config.out_dir, config.target), self.stats, self._found
         )
         #: What the campaign runs on, once set up (see :class:`Rig`).
         self._rig: Rig | None = None
@@ -168,7 +180,8 @@ class Campaign:
         """Start the target, probe it once and build what the examples run on.
 
         Raises :class:`TargetError` when the target cannot be started or
-        probed, or when no command matches ``--commands``.
+        probed, or when no command matches ``--commands``, and
+        :class:`QAPIError` when the schema it gives (or the fallback) is invalid.
         """
         cfg = self.config
         executor = Executor(target_factory(cfg.target), cfg.probe_timeout)
@@ -189,7 +202,8 @@ class Campaign:
 
     @property
     def lanes(self) -> int:
-        """Examples in flight at once (1: judged in step)."""
+        """Examples in flight at once (1: judged in step); raises
+        :class:`RuntimeError` before :meth:`setup`."""
         return self.rig.lanes
 
     def close(self) -> None:
@@ -213,7 +227,14 @@ class Campaign:
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> Stats:
-        """Run until the deadline/budget (or Ctrl-C); the stats of the campaign."""
+        """Run until the deadline/budget (or Ctrl-C); the stats of the campaign.
+
+        Sets the campaign up first when that was not done, raising what
+        :meth:`setup` raises.  Raises :class:`KeyboardInterrupt` on Ctrl-C or
+        after :meth:`request_stop`, and the harness's own exception when five
+        Hypothesis runs in a row end with one.  A target that cannot be reached
+        again ends the run normally, with ``stats.gone`` set.
+        """
         cfg = self.config
         if self._rig is None:
             self.setup()
@@ -266,6 +287,11 @@ class Campaign:
         except TargetGone as exc:
             self.stats.gone = str(exc)
         return self.stats
+
+    def _found(self, ident: str, path: str) -> None:
+        # Read at each finding: callers may set ``on_finding`` after construction.
+        if self.config.on_finding is not None:
+            self.config.on_finding(ident, path)
 
     def _end_run(self) -> None:
         self.confirmer.end_run()

@@ -72,7 +72,8 @@ class Confirmer:
         within their shrink budget.
 
         Raises :class:`TargetGone` when the target cannot be reached again
-        (what the first run showed is then recorded as the evidence).
+        (what the first run showed is then recorded as the evidence), and
+        :class:`OSError` when a finding file cannot be written.
         """
         self.stats.confirmations += 1
         try:

@@ -70,11 +70,16 @@ class ConnLog:
 
     @property
     def messages(self) -> list[Message]:
+        """What this connection received during this program."""
         return self.session.received[self.start :]
 
 
 @dataclass
 class Observation:
+    """What one run of ``program`` produced: each connection's log (by number),
+    the time from its last send until its replies were read, and how a spawned
+    server exited when a connection died."""
+
     program: Program
     conns: dict[int, ConnLog] = field(default_factory=dict)
     latency: float = 0.0
@@ -118,7 +123,11 @@ def _mode(negotiate: Step) -> str:
 
 
 class Executor:
-    """Executes programs on the target made by ``factory``; restarts it on demand."""
+    """Executes programs on the target made by ``factory``; restarts it on demand.
+
+    Construction starts the target at once: raises :class:`TargetError` when
+    ``factory`` cannot start or reach it.
+    """
 
     def __init__(self, factory: Callable[[], Target], probe_timeout: float = 5.0) -> None:
         self.factory = factory
@@ -138,12 +147,17 @@ class Executor:
             held.close()
 
     def drop_all(self) -> None:
+        """Close every kept-open session: the next programs open new connections."""
         for conn in list(self.pool):
             self._drop(conn)
 
     def restart(self) -> None:
         """A new target instance (spawned/reference) or, for a socket, a wait until
-        it accepts connections again."""
+        it accepts connections again.
+
+        Raises :class:`TargetError` when it is not back within ``RESTART_WAIT``
+        seconds.
+        """
         self.drop_all()
         with contextlib.suppress(Exception):
             self.target.close()
@@ -161,6 +175,7 @@ class Executor:
                 time.sleep(0.2)
 
     def close(self) -> None:
+        """Close every kept-open session and stop the target."""
         self.drop_all()
         self.target.close()
 
@@ -186,11 +201,17 @@ class Executor:
     # -- running ----------------------------------------------------------------
 
     def run(self, program: Program, fresh: bool = False) -> Observation:
-        """Send ``program`` and read everything it is owed."""
+        """Send ``program`` and read everything it is owed.
+
+        Raises :class:`TargetError` when a connection cannot be opened.
+        """
         return self.collect(self.submit(program, fresh))
 
     def submit(self, program: Program, fresh: bool = False, lane: int = 0) -> Submitted:
-        """Connect, negotiate and send every chunk of ``program`` on ``lane``."""
+        """Connect, negotiate and send every chunk of ``program`` on ``lane``.
+
+        Raises :class:`TargetError` when a connection cannot be opened.
+        """
         obs = Observation(program)
         if fresh:
             self.drop_all()
@@ -446,7 +467,11 @@ class Pipeline(Generic[T]):
         self.waiting: deque[tuple[Submitted, T]] = deque()
 
     def push(self, program: Program, tag: T, fresh: bool = False) -> list[tuple[T, Observation]]:
-        """Send ``program`` on a free lane; the programs that completed meanwhile."""
+        """Send ``program`` on a free lane; the programs that completed meanwhile.
+
+        Raises :class:`TargetError` when a connection cannot be opened (the
+        program is then not in flight).
+        """
         busy = {submitted.lane for submitted, _tag in self.waiting}
         lane = next(lane for lane in range(self.lanes) if lane not in busy)
         self.waiting.append((self.executor.submit(program, fresh, lane), tag))

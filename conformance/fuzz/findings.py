@@ -55,6 +55,9 @@ END_LINE = "== end =="
 
 @dataclass
 class Finding:
+    """A finding file's content: the rule and signature, the program that shows
+    the bug, the other header lines and the transcript of the replies."""
+
     rule: str
     signature: str
     program: Program
@@ -63,12 +66,15 @@ class Finding:
 
     @property
     def ident(self) -> str:
+        """The finding's name and file stem: ``<rule>-<signature>``."""
         return f"{self.rule}-{self.signature}"
 
     def weight(self) -> tuple[int, int]:
+        """The program's size as (steps, bytes): of two findings the lighter wins."""
         return (len(self.program.steps), self.program.size())
 
     def render(self) -> str:
+        """The text of the finding file (see the module docstring)."""
         lines = [
             FORMAT_LINE,
             "# replay: qmp-conform replay THIS_FILE --target TARGET",
@@ -114,7 +120,7 @@ def parse(text: str) -> Finding:
         raise FindingFileError("finding file has no transcript section") from exc
     try:
         program = Program.from_lines(lines[i + 1 : tr])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FindingFileError(f"bad program line: {exc}") from exc
     if "rule" not in header or "signature" not in header:
         raise FindingFileError("finding file names no rule or signature")
@@ -122,7 +128,11 @@ def parse(text: str) -> Finding:
 
 
 def load(path: str | os.PathLike[str]) -> Finding:
-    """A finding file; FindingFileError (naming the file) when it is not one."""
+    """The finding stored at ``path``.
+
+    Raises :class:`FindingFileError` (naming the file) when it is not a finding
+    file, and :class:`OSError` when it cannot be read.
+    """
     try:
         return parse(Path(path).read_text(encoding="utf-8"))
     except (FindingFileError, UnicodeDecodeError) as exc:
@@ -141,7 +151,11 @@ _UMASK = _read_umask()
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that no reader ever sees a partial file."""
+    """Replace ``path`` with ``text`` so that no reader ever sees a partial file.
+
+    Raises :class:`OSError` when it cannot be written (a temporary file left
+    over is removed).
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -164,7 +178,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class FindingStore:
-    """The findings folder of one campaign (shared by its workers)."""
+    """The findings folder of one campaign (shared by its workers).
+
+    Construction creates ``OUT/findings``: raises :class:`OSError` when it cannot.
+    """
 
     def __init__(self, out_dir: str | os.PathLike[str], target: str = "") -> None:
         self.dir = Path(out_dir) / "findings"
@@ -174,6 +191,7 @@ class FindingStore:
         self.weights: dict[str, tuple[int, int]] = {}
 
     def path(self, ident: str) -> Path:
+        """Where the finding ``ident`` is (or would be) stored."""
         return self.dir / f"{ident}.qmp"
 
     def _stored_weight(self, ident: str) -> tuple[int, int] | None:
@@ -190,7 +208,10 @@ class FindingStore:
         return self.weights[ident]
 
     def record(self, violation: Violation, obs: Observation) -> tuple[Path, bool]:
-        """Write (or improve) the finding for ``violation``; returns (path, first time)."""
+        """Write (or improve) the finding for ``violation``; returns (path, first time).
+
+        Raises :class:`OSError` when the finding file cannot be written.
+        """
         finding = Finding(
             violation.rule,
             violation.signature,
@@ -215,4 +236,5 @@ class FindingStore:
             return self.path(ident), old is None
 
     def files(self) -> list[Path]:
+        """Every finding file in the folder, sorted by name."""
         return sorted(self.dir.glob("*.qmp"))

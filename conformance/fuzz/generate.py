@@ -99,6 +99,10 @@ class GenConfig:
         self.raw = raw_noise() | raw_inputs(labels=RAW_LABELS).map(Invalid.wire)
 
     def arguments(self, name: str) -> st.SearchStrategy[dict[str, Any]]:
+        """Valid ``arguments`` of command ``name``, built once and cached.
+
+        Raises :class:`KeyError` when the schema has no command ``name``.
+        """
         found = self._args.get(name)
         if found is None:
             found = self._args[name] = self.compiled.arguments(name)
@@ -108,6 +112,8 @@ class GenConfig:
     def for_schema(
         cls, schema: Schema, globs: tuple[str, ...] = DEFAULT_COMMANDS, **kwargs: Any
     ) -> GenConfig:
+        """A config for the commands of ``schema`` that match one of ``globs``,
+        those in ``NEVER`` left out; ``kwargs`` set the other fields."""
         names = sorted(
             n
             for n in schema.commands
@@ -116,7 +122,10 @@ class GenConfig:
         return cls(schema, names, **kwargs)
 
     def invalid(self, *, negotiated: bool, oob: bool) -> st.SearchStrategy[Invalid]:
-        """Labelled invalid requests for a connection in this state."""
+        """Labelled invalid requests for a connection in this state.
+
+        Raises :class:`ValueError` when the config has no commands.
+        """
         key = (negotiated, oob and negotiated)
         found = self._invalid.get(key)
         if found is None:

@@ -46,7 +46,11 @@ def in_example() -> bool:
 
 
 def current_choices() -> bytes:
-    """The choices of the example being run, as the example database stores them."""
+    """The choices of the example being run, as the example database stores them.
+
+    Raises :class:`~hypothesis.errors.InvalidArgument` outside an example (see
+    :func:`in_example`).
+    """
     return choices_to_bytes(current_build_context().data.choices)
 
 

@@ -51,6 +51,10 @@ LARGE_SAMPLE = 16
 
 @dataclass
 class Violation:
+    """A rule the replies broke: the rule (a Q-number), the oracle that saw it,
+    a ``slug`` naming the failure, a summary for people, the ``key`` that tells
+    failures with one slug apart, and the connection it happened on."""
+
     rule: str
     oracle: str
     slug: str
@@ -60,6 +64,8 @@ class Violation:
 
     @property
     def signature(self) -> str:
+        """``<slug>-<digest>``, the digest taken over rule, oracle, slug and key:
+        what repeats of one failure share (see the module docstring)."""
         digest = hashlib.sha1(
             "|".join((self.rule, self.oracle, self.slug, *self.key)).encode("utf-8", "replace")
         ).hexdigest()[:8]
@@ -103,7 +109,10 @@ class Judge:
     def schema_errors(self, kind: str, name: str, value: Any, size: int) -> list[str]:
         """Errors of ``value`` against its schema.  ``size``, the length of the
         line it came in, lets a large value skip validation (see LARGE) before
-        paying for its canonical text, the key of the verdict cache."""
+        paying for its canonical text, the key of the verdict cache.
+
+        Raises :class:`KeyError` when the schema defines no ``name`` of that kind.
+        """
         assert self.specs is not None
         if size > LARGE:
             seen = self._large[(kind, name)] = self._large.get((kind, name), 0) + 1
@@ -150,6 +159,7 @@ class Judge:
         return errors
 
     def __call__(self, obs: Observation) -> list[Violation]:
+        """What every oracle finds wrong in ``obs``, connection by connection."""
         out: list[Violation] = []
         for log in obs.conns.values():
             out += self.liveness(log, obs)
@@ -162,6 +172,7 @@ class Judge:
     # -- negotiation mode delivers no events (Q11) --------------------------------
 
     def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        """Q11: an event reached a connection the program never negotiated."""
         negotiated = log.reused or any(
             s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps
         )
@@ -184,6 +195,8 @@ class Judge:
     # -- liveness: no crash, no hang (Q16: every request with an id is answered) --
 
     def liveness(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        """A closed connection (crash), a missing greeting (Q7) or an unanswered
+        probe (hang); crashes and hangs break Q32 after raw bytes, else Q16."""
         # After raw bytes, dying or going deaf is a failure to recover from a
         # lexical error (Q32); otherwise a request with an id went unanswered (Q16).
         rule = "Q32" if log.raw_sent else "Q16"
@@ -221,6 +234,8 @@ class Judge:
     # -- framing: CRLF, ASCII, one JSON object per line (Q1, Q2, Q37) ----------------
 
     def framing(self, log: ConnLog) -> list[Violation]:
+        """The first line that breaks framing: no CRLF (Q2), non-ASCII (Q1), an
+        event inside another message (Q30), invalid JSON (Q37), not an object (Q2)."""
         for msg in log.messages:
             line = msg.raw
             if not line.endswith(b"\r\n") and not (log.closed and msg is log.messages[-1]):
@@ -287,6 +302,9 @@ class Judge:
     # -- shapes: greeting, replies and events against the wire schemas (Q3, Q20, Q29) --
 
     def shapes(self, log: ConnLog) -> list[Violation]:
+        """The first message that is no greeting, reply or event or breaks its
+        wire schema, or an event whose data breaks its schema (Q3, Q20, Q29);
+        nothing without specs."""
         if self.specs is None:
             return []
         for msg in log.messages:
@@ -347,6 +365,9 @@ class Judge:
     # -- replies: id echo, one reply per request, order, expected errors, returns --
 
     def replies(self, log: ConnLog, obs: Observation) -> list[Violation]:
+        """Ids echoed intact (Q15), one reply per request (Q16), in-band replies in
+        order (Q22), and each reply what its request expects: the right error for
+        an invalid one, the greeting's version (Q8), a valid return (Q3, Q19)."""
         # Without the probe's reply, missing replies are liveness's business,
         # but the order and content of those that came are still judged.
         answered = log.probe_reply is not None

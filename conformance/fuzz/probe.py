@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.qapi import load
+from conformance.qapi import QAPIError, load
 from conformance.qapi.model import Schema
 from conformance.session import Session, read_schema
 from conformance.transport import CONNECT_TIMEOUT, ConnectionClosed, Target, TargetError
@@ -36,7 +36,8 @@ def probe(target: Target, schema_path: str | None = None) -> TargetProfile:
     """Probe ``target`` once (see the module docstring).
 
     Raises :class:`TargetError` when the target cannot be reached or gives
-    no schema and no fallback exists.
+    no schema and no fallback exists, and :class:`QAPIError` when the schema
+    it gives (or the fallback) is not a valid one.
     """
     schema, caps, introspected = prepare_schema(target, schema_path)
     return TargetProfile(
@@ -70,6 +71,10 @@ def introspect(target: Target) -> tuple[Schema, list[str]]:
     Unlike :func:`conformance.session.fetch_schema` it goes on without a
     greeting: a server that sends none is a finding (Q7), not a reason not
     to fuzz it.
+
+    Raises :class:`TargetError` when the target cannot be reached or its
+    schema cannot be read, and :class:`QAPIError` when what it sends is not a
+    valid schema.
     """
     with Session(target.connect(CONNECT_TIMEOUT)) as session:
         try:
@@ -100,11 +105,16 @@ def prepare_schema(
 ) -> tuple[Schema, list[str], bool]:
     """(schema, capabilities, whether introspection worked).  When the server
     cannot describe itself (its replies are broken), fuzz it from the schema
-    it should have, and let the oracles say what is wrong."""
+    it should have, and let the oracles say what is wrong.
+
+    Raises :class:`TargetError` (no usable answer) or :class:`QAPIError` (a
+    schema that does not load) when introspection fails and there is no
+    fallback, and :class:`QAPIError` when the fallback is not a valid schema.
+    """
     try:
         schema, caps = introspect(target)
         return schema, caps, True
-    except TargetError:
+    except (TargetError, QAPIError):
         path = fallback_schema(target.spec, schema_path)
         if path is None:
             raise
@@ -112,7 +122,10 @@ def prepare_schema(
 
 
 def greeting_capabilities(target: Target) -> list[str]:
-    """The capabilities a fresh connection's greeting offers ([] if none)."""
+    """The capabilities a fresh connection's greeting offers ([] if none).
+
+    Raises :class:`TargetError` when the target cannot be reached.
+    """
     with Session(target.connect(CONNECT_TIMEOUT)) as session:
         try:
             session.read_greeting()

@@ -75,6 +75,8 @@ class Step:
         return self.value if isinstance(self.value, dict) and self.parsable else None
 
     def to_json(self) -> dict[str, Any]:
+        """The step as a line of a finding file's program section: the exact
+        bytes in ``b64``, a preview for people in ``text``."""
         out: dict[str, Any] = {"kind": self.kind, "conn": self.conn}
         if self.data:
             out["b64"] = base64.b64encode(self.data).decode("ascii")
@@ -85,6 +87,12 @@ class Step:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Step:
+        """The step a program line describes (see :meth:`to_json`).
+
+        Raises :class:`ValueError` for an unknown kind, bad base64 or a ``meta``
+        that is no object; a ``conn`` that is not an integer raises
+        :class:`ValueError` or :class:`TypeError`.
+        """
         kind = obj.get("kind")
         if kind not in STEP_KINDS:
             raise ValueError(f"unknown step kind {kind!r}")
@@ -97,10 +105,13 @@ class Step:
 
 @dataclass
 class Program:
+    """A fuzz example: its steps in the order they are sent (see the module docstring)."""
+
     steps: list[Step] = field(default_factory=list)
 
     @property
     def connections(self) -> list[int]:
+        """The connection numbers the program uses, in order."""
         return sorted({s.conn for s in self.steps})
 
     def messages(self) -> int:
@@ -108,13 +119,20 @@ class Program:
         return sum(1 for s in self.steps if s.data)
 
     def size(self) -> int:
+        """Bytes sent in all."""
         return sum(len(s.data) for s in self.steps)
 
     def lines(self) -> list[str]:
+        """The program section of a finding file: one JSON line per step."""
         return [json.dumps(s.to_json(), ensure_ascii=True) for s in self.steps]
 
     @classmethod
     def from_lines(cls, lines: list[str]) -> Program:
+        """The program a finding file's program section holds (blank lines skipped).
+
+        Raises :class:`ValueError` for a line that is not JSON or not a valid
+        step (:class:`TypeError` for some, see :meth:`Step.from_json`).
+        """
         return cls([Step.from_json(json.loads(line)) for line in lines if line.strip()])
 
 
@@ -125,6 +143,8 @@ def _one_object(data: bytes) -> bool:
 
 
 def probe_step(conn: int, number: int) -> Step:
+    """The liveness probe that ends connection ``conn``'s traffic: an unknown
+    command with the id ``qmp-conform-probe-<number>``, unique in the program."""
     pid = f"qmp-conform-probe-{number}"
     msg = {"execute": PROBE_COMMAND, "id": pid}
     return Step("probe", conn, encode_request(msg), {"id": pid}, msg)

@@ -17,6 +17,9 @@ from typing import Any, TextIO
 
 @dataclass
 class Stats:
+    """The figures of a campaign; plain data, so that workers can send theirs
+    to the parent, which adds them up (:meth:`merge`)."""
+
     examples: int = 0
     messages: int = 0
     bytes_sent: int = 0
@@ -32,6 +35,7 @@ class Stats:
     gone: str = ""
 
     def merge(self, other: Stats) -> None:
+        """Add ``other``'s figures to these."""
         self.examples += other.examples
         self.messages += other.messages
         self.bytes_sent += other.bytes_sent
@@ -47,6 +51,7 @@ class Stats:
             self.errors[k] = self.errors.get(k, 0) + v
 
     def summary(self, elapsed: float, **extra: Any) -> dict[str, Any]:
+        """The end-of-campaign summary, ready for JSON; ``extra`` items are added."""
         data = asdict(self)
         data["commands"] = sorted(self.commands)
         data["rules"] = sorted(self.rules)
@@ -70,6 +75,7 @@ class Stats:
         }
 
     def line(self, elapsed: float) -> str:
+        """One line of live progress, ``elapsed`` seconds in."""
         rate = self.messages / elapsed if elapsed > 0 else 0.0
         return (
             f"[{elapsed:7.1f}s] examples {self.examples}  messages {self.messages} "
@@ -105,9 +111,12 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the display was made."""
         return time.monotonic() - self.start
 
     def update(self, stats: Stats, force: bool = False) -> None:
+        """Show ``stats``, unless quiet or shown less than ``interval`` seconds
+        ago (``force`` shows them anyway, quiet excepted)."""
         now = time.monotonic()
         if self.quiet or (not force and now - self._last < self.interval):
             return
@@ -119,12 +128,14 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def announce(self, text: str) -> None:
+        """Show a one-off line (a new finding, a worker's error) unless quiet."""
         if self._live is not None:
             self._live.console.print(text)
         elif not self.quiet:
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
+        """End the live display, if there is one."""
         if self._live is not None:
             self._live.stop()
             self._live = None

@@ -22,6 +22,9 @@ from conformance.specs import Specs
 
 @dataclass
 class ReplayResult:
+    """How replaying ``finding`` went: whether it reproduced, after how many
+    attempts, and what the last attempt saw."""
+
     finding: Finding
     reproduced: bool
     attempts: int
@@ -29,11 +32,18 @@ class ReplayResult:
     observation: Observation | None = None
 
     def transcript(self) -> list[str]:
+        """The last attempt's transcript ([] when none ran)."""
         return self.observation.transcript() if self.observation else []
 
 
 class Replayer:
-    """A target plus the oracles for it; replays any number of findings."""
+    """A target plus the oracles for it; replays any number of findings.
+
+    Construction starts the target and reads its schema: raises
+    :class:`TargetError` when it cannot be started or reached (or gives no
+    schema and has no fallback), and :class:`QAPIError` when the schema is
+    not a valid one.
+    """
 
     def __init__(self, target: str, probe_timeout: float = 3.0) -> None:
         self.executor = Executor(target_factory(target), probe_timeout)
@@ -46,7 +56,11 @@ class Replayer:
 
     def replay(self, finding: Finding, attempts: int = 2) -> ReplayResult:
         """Reproduced when any of ``attempts`` fresh runs shows the same rule and
-        signature (a second try absorbs timing noise, e.g. a slow start)."""
+        signature (a second try absorbs timing noise, e.g. a slow start).
+
+        Raises :class:`TargetError` when the target cannot be reached or
+        restarted.
+        """
         result = ReplayResult(finding, False, 0)
         for _ in range(attempts):
             result.attempts += 1
@@ -61,6 +75,7 @@ class Replayer:
         return result
 
     def close(self) -> None:
+        """Close the connections and stop the target."""
         self.executor.close()
 
     def __enter__(self) -> Replayer:
@@ -71,7 +86,12 @@ class Replayer:
 
 
 def replay_file(path: str | os.PathLike[str], target: str, attempts: int = 2) -> ReplayResult:
-    """Load ``path`` and replay it against ``target`` (a target string)."""
+    """Load ``path`` and replay it against ``target`` (a target string).
+
+    Raises :class:`FindingFileError` when ``path`` is not a finding file,
+    :class:`OSError` when it cannot be read, and :class:`TargetError` or
+    :class:`QAPIError` as :class:`Replayer` does.
+    """
     finding = load(path)
     with Replayer(target) as replayer:
         return replayer.replay(finding, attempts)

@@ -16,11 +16,18 @@ from conformance.transport import Target, open_target, parse_target
 
 
 def target_factory(spec: str) -> Callable[[], Target]:
-    """A callable that starts (or connects to) the target named by ``spec``."""
+    """A callable that starts (or connects to) the target named by ``spec``.
+
+    Raises :class:`TargetError` at once when ``spec`` is malformed; the callable
+    raises it when the target cannot be started.
+    """
     parse_target(spec)  # raises TargetError early on a malformed string
     return functools.partial(open_target, spec, own_process=True)
 
 
 def dialect_of(spec: str) -> Dialect:
-    """The dialect a target string implies (reference targets can say; others are QEMU)."""
+    """The dialect a target string implies (reference targets can say; others are QEMU).
+
+    Raises :class:`TargetError` when ``spec`` is malformed or names no known dialect.
+    """
     return parse_target(spec).dialect or DEFAULT

@@ -48,6 +48,12 @@ class CampaignSpec:
     db_only: bool = False
 
     def config(self, worker: int) -> CampaignConfig:
+        """The :class:`CampaignConfig` of worker number ``worker``, its example
+        database opened.
+
+        Raises :class:`DatabaseError` or :class:`OSError` when the database
+        cannot be opened (see :func:`open_database`).
+        """
         db = open_database(self.db or os.path.join(self.out_dir, "hypothesis-db"))
         return CampaignConfig(
             target=self.target,
@@ -91,7 +97,13 @@ def _interruptible(campaign: Campaign, stats: Stats) -> Iterator[None]:
 
 
 def run_inline(spec: CampaignSpec, progress: Progress) -> Stats:
-    """One worker, in this process."""
+    """One worker, in this process; Ctrl-C ends it with ``interrupted`` set.
+
+    Raises :class:`DatabaseError` or :class:`OSError` when the example database
+    or the findings folder cannot be opened, :class:`TargetError` or
+    :class:`QAPIError` when the target cannot be set up, and what
+    :meth:`Campaign.run` raises (Ctrl-C excepted).
+    """
     stats = Stats()
     config = spec.config(0)
     config.on_example = progress.update
@@ -116,7 +128,12 @@ def _worker(spec: CampaignSpec, index: int, out: Any) -> None:
             last[0] = now
             out.put(("stats", index, s))
 
-    config = spec.config(index)
+    try:
+        config = spec.config(index)
+    except Exception as exc:  # the database or the output folder: reported like the rest
+        out.put(("error", index, f"{type(exc).__name__}: {exc}"))
+        out.put(("done", index, stats))
+        return
     config.on_example = report
     config.on_finding = lambda ident, path: out.put(("finding", index, (ident, path)))
     campaign = Campaign(config, stats)
@@ -133,8 +150,11 @@ def _worker(spec: CampaignSpec, index: int, out: Any) -> None:
 
 
 def run_parallel(spec: CampaignSpec, workers: int, progress: Progress) -> Stats:
-    """``workers`` processes; their figures added up.  Raises SetupError when
-    every worker failed to start."""
+    """``workers`` processes; their figures added up.
+
+    Raises :class:`SetupError` when every worker ended with an error (as a
+    rule: none could set its campaign up).
+    """
     ctx = mp.get_context("spawn")
     out: Any = ctx.Queue()
     share = None if spec.max_examples is None else max(1, -(-spec.max_examples // workers))

@@ -72,7 +72,11 @@ def _reject_constant(name: str) -> JSON:
 
 
 def decode(line: bytes | str, *, allow_nonfinite: bool = True) -> JSON:
-    """Decode one JSON text (surrounding whitespace and CR/LF allowed)."""
+    """Decode one JSON text (surrounding whitespace and CR/LF allowed).
+
+    Raises :class:`DecodeError` when the bytes are not UTF-8 or the text is not
+    one JSON value (``inf`` and ``nan`` only pass with ``allow_nonfinite``).
+    """
     raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")
     if isinstance(line, bytes):
         try:
@@ -240,6 +244,7 @@ class LineReader:
         return needle in self._buffer
 
     def feed(self, data: bytes) -> None:
+        """Add bytes as they arrive (the rest of a line cut for length is dropped)."""
         if self._skipping:
             nl = data.find(b"\n")
             if nl < 0:

@@ -70,6 +70,7 @@ class Dialect:
 
     @property
     def supports_oob(self) -> bool:
+        """Whether the greeting offers ``oob`` and there is a way to request it."""
         return self.oob_style is not None and "oob" in self.capabilities
 
     def queue_limit_for(self, oob_enabled: bool) -> int:

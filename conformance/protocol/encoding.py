@@ -70,7 +70,8 @@ def encode(
 ) -> bytes:
     """Serialise ``value`` exactly as QEMU would write it, plus ``terminator``.
 
-    Iterative, so arbitrarily deep values encode.
+    Iterative, so arbitrarily deep values encode.  Raises :class:`TypeError`
+    when ``value`` holds something that is not a JSON value.
     """
     parts: list[str] = []
     work: list[JSON | _Close | tuple[str, JSON]] = [value]

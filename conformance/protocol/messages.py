@@ -35,6 +35,7 @@ class Missing:
     _instance: Missing | None = None
 
     def __new__(cls) -> Missing:
+        """The one instance, so that ``Missing()`` is always :data:`MISSING`."""
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

@@ -161,6 +161,8 @@ Result: TypeAlias = JSON | CommandError | NoReply
 
 
 class MonitorState(enum.Enum):
+    """Whether a monitor still waits for ``qmp_capabilities`` or takes commands."""
+
     NEGOTIATION = "negotiation"
     COMMAND = "command"
 
@@ -221,6 +223,7 @@ class Monitor:
     # -- public API -------------------------------------------------------
     @property
     def oob_enabled(self) -> bool:
+        """Whether OOB is on: ``oob`` was negotiated, or a quirk forces it."""
         return "oob" in self.capabilities or self.quirks.oob_always_enabled
 
     @property
@@ -265,7 +268,11 @@ class Monitor:
 
     def complete(self, request: Request, result: Result) -> None:
         """Report the outcome of a dispatched request (success value,
-        :class:`CommandError`, or :data:`NO_REPLY`)."""
+        :class:`CommandError`, or :data:`NO_REPLY`).
+
+        Raises :class:`ValueError` when ``request`` is not awaiting completion
+        (unless the connection was lost, which makes a late result harmless).
+        """
         if self._running is not None and self._running.request is request:
             running = self._running
             self._running = None

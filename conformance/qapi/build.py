@@ -588,7 +588,11 @@ def _wire_kinds(t: TypeEntity) -> tuple[str, ...]:
 
 
 def build(exprs: list[Expr], *, origin: SchemaOrigin = "qapi") -> Schema:
-    """The checked model of ``exprs`` (already read, includes followed)."""
+    """The checked model of ``exprs`` (already read, includes followed).
+
+    Raises :class:`QAPIError`, naming ``file:line``, for the first definition that
+    is malformed, clashes with another or refers to a type that does not fit.
+    """
     builder = _Builder(origin)
     for expr in exprs:
         builder.define(expr)

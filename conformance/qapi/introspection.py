@@ -37,7 +37,11 @@ def _features(entry: dict[str, Any]) -> tuple[str, ...]:
 
 
 def read(entries: Any, source: str = "<introspection>") -> Schema:
-    """The model of a ``query-qmp-schema`` return value (a list of SchemaInfo)."""
+    """The model of a ``query-qmp-schema`` return value (a list of SchemaInfo).
+
+    Raises :class:`QAPIError` when ``entries`` is not such a list, an entry is
+    malformed, or a type reference does not resolve.
+    """
     if isinstance(entries, dict) and "return" in entries:
         entries = entries["return"]
     if not isinstance(entries, list):

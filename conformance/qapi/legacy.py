@@ -54,7 +54,11 @@ def _args(required: Any, optional: Any, info: SourceInfo) -> tuple[dict[str, Any
 
 
 def translate(values: list[tuple[Any, SourceInfo, Doc | None]]) -> list[Expr]:
-    """Modern expressions for the top-level ``values`` of a list-form schema."""
+    """Modern expressions for the top-level ``values`` of a list-form schema.
+
+    Raises :class:`QAPIError` for a value that is neither a well-formed list-form
+    command nor a one-key type definition.
+    """
     signals = {
         next(iter(v))
         for v, _, _ in values

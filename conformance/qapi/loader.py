@@ -27,6 +27,10 @@ Leniency = Literal["auto", "strict", "lenient"]
 
 
 def find_entry_point(directory: str) -> str:
+    """The main schema file of the QEMU source tree at ``directory``.
+
+    Raises :class:`QAPIError` when the folder holds none of :data:`TREE_ENTRY_POINTS`.
+    """
     for rel in TREE_ENTRY_POINTS:
         candidate = os.path.join(directory, rel)
         if os.path.isfile(candidate):

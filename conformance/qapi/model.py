@@ -49,6 +49,7 @@ class IfCond:
     args: tuple[IfCond, ...] = ()
 
     def holds(self, defined: frozenset[str] | set[str]) -> bool:
+        """Whether the condition is true when exactly the names in ``defined`` are set."""
         if self.op == "name":
             return self.name in defined
         if self.op == "all":
@@ -90,6 +91,8 @@ class Member:
 
 @dataclass
 class EnumValue:
+    """One value of an enum, with its features and ``if`` condition."""
+
     name: str
     features: tuple[str, ...] = ()
     ifcond: IfCond | None = None
@@ -106,6 +109,8 @@ class Variant:
 
 @dataclass
 class AlternateBranch:
+    """One branch of an alternate: its name and the type it accepts."""
+
     name: str
     type: str
     ifcond: IfCond | None = None
@@ -123,10 +128,12 @@ class Entity:
 
     @property
     def deprecated(self) -> bool:
+        """Whether the definition has the ``deprecated`` feature."""
         return "deprecated" in self.features
 
     @property
     def unstable(self) -> bool:
+        """Whether the definition has the ``unstable`` feature."""
         return "unstable" in self.features
 
 
@@ -143,6 +150,9 @@ class BuiltinType(Entity):
 
 @dataclass
 class EnumType(Entity):
+    """An enum.  ``prefix`` overrides the C prefix of its values; ``implicit``
+    marks the ones no definition wrote (a simple union's tag enum, ``QType``)."""
+
     values: list[EnumValue] = field(default_factory=list)
     prefix: str | None = None
     implicit: bool = False
@@ -151,11 +161,14 @@ class EnumType(Entity):
 
     @property
     def names(self) -> list[str]:
+        """The value names, in order."""
         return [v.name for v in self.values]
 
 
 @dataclass
 class ArrayType(Entity):
+    """An array, named ``[ELEMENT]`` after the type of its elements."""
+
     element_type: str = ""
 
     meta: Literal["array"] = field(default="array", init=False)
@@ -182,9 +195,11 @@ class ObjectType(Entity):
 
     @property
     def is_union(self) -> bool:
+        """Whether the type is a union (it has a tag)."""
         return self.tag is not None
 
     def member(self, name: str) -> Member | None:
+        """The member called ``name`` (base members included), or None."""
         for m in self.members:
             if m.name == name:
                 return m
@@ -192,11 +207,14 @@ class ObjectType(Entity):
 
     @property
     def empty(self) -> bool:
+        """Whether the type has neither members nor variants (``{}`` on the wire)."""
         return not self.members and not self.variants
 
 
 @dataclass
 class AlternateType(Entity):
+    """An alternate: a value of whichever branch type its JSON kind selects."""
+
     branches: list[AlternateBranch] = field(default_factory=list)
 
     meta: Literal["alternate"] = field(default="alternate", init=False)
@@ -223,6 +241,8 @@ class Command(Entity):
 
 @dataclass
 class Event(Entity):
+    """An event; ``arg_type`` is None when it carries no data."""
+
     arg_type: str | None = None
     boxed: bool = False
 
@@ -252,13 +272,18 @@ class Schema:
     source: str = ""
 
     def type(self, name: str) -> TypeEntity:
+        """The type called ``name``.  Raises :class:`KeyError` when there is none."""
         try:
             return self.types[name]
         except KeyError:
             raise KeyError(f"type {name!r} is not defined") from None
 
     def object_type(self, name: str | None) -> ObjectType | None:
-        """The object type ``name`` (None stays None); raises if it is not an object."""
+        """The object type ``name`` (None stays None).
+
+        Raises :class:`KeyError` when no type has that name, and
+        :class:`TypeError` when the type is not an object type.
+        """
         if name is None:
             return None
         t = self.type(name)
@@ -300,7 +325,10 @@ class Schema:
         }
 
     def walk_types(self, roots: list[str]) -> list[str]:
-        """Every type name reachable from ``roots``, each once, in visit order."""
+        """Every type name reachable from ``roots``, each once, in visit order.
+
+        Raises :class:`KeyError` when a root names no type.
+        """
         seen: dict[str, None] = {}
         stack = list(reversed(roots))
         while stack:

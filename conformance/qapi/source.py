@@ -102,10 +102,16 @@ class _FileParser:
         if value != punct:
             raise QAPISyntaxError(self.info(offset), f"expected {punct!r}, found {value!r}")
 
+    def _string(self, token: str, offset: int) -> str:
+        try:
+            return _unquote(token)
+        except ValueError:
+            raise QAPISyntaxError(self.info(offset), f"bad \\u escape in {token}") from None
+
     def value(self) -> Any:
         kind, value, offset = self._next("a value")
         if kind == "str":
-            return _unquote(value)
+            return self._string(value, offset)
         if kind == "word":
             if value in ("true", "false"):
                 return value == "true"
@@ -152,7 +158,7 @@ class _FileParser:
                 raise QAPISyntaxError(
                     self.info(key_offset), f"expected a string key, found {key!r}"
                 )
-            name = _unquote(key)
+            name = self._string(key, key_offset)
             if name in obj:
                 raise QAPISyntaxError(self.info(key_offset), f"duplicate key {name!r}")
             self._expect(":")
@@ -187,6 +193,7 @@ class _FileParser:
 
 
 def _unquote(token: str) -> str:
+    """The string a quoted token stands for; ValueError for a bad ``\\u`` escape."""
     body = token[1:-1]
     if "\\" not in body:
         return body
@@ -196,8 +203,11 @@ def _unquote(token: str) -> str:
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
-            if nxt == "u" and i + 5 < len(body):
-                out.append(chr(int(body[i + 2 : i + 6], 16)))
+            if nxt == "u":
+                digits = body[i + 2 : i + 6]
+                if len(digits) < 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                    raise ValueError(f"\\u needs 4 hex digits, not {digits!r}")
+                out.append(chr(int(digits, 16)))
                 i += 6
                 continue
             out.append(_ESCAPES.get(nxt, nxt))
@@ -252,7 +262,12 @@ def _parse_doc(lines: list[str]) -> Doc | None:
 
 
 def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
-    """Read ``path`` and everything it includes, each file once."""
+    """Read ``path`` and everything it includes, each file once.
+
+    Raises :class:`QAPISyntaxError` when a file does not parse, and
+    :class:`QAPIError` when one cannot be read or a top-level expression is not
+    a definition, a well-formed ``include`` or a ``pragma``.
+    """
     tree = SourceTree()
     seen: set[str] = set()
 
@@ -296,5 +311,8 @@ def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
 
 
 def parse_text(text: str, fname: str = "<string>", *, lenient: bool = False) -> list[Any]:
-    """The top-level values of one file's text; the bare parse, no includes."""
+    """The top-level values of one file's text; the bare parse, no includes.
+
+    Raises :class:`QAPISyntaxError` when the text does not parse.
+    """
     return [value for value, _, _ in _FileParser(text, fname, lenient).top_level()]

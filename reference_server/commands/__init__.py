@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 class Session(Protocol):
     """What a handler may ask of the monitor that received the command."""
 
-    def close_after_reply(self) -> None: ...
+    def close_after_reply(self) -> None:
+        """Close the connection once the reply to the running command is written."""
 
 
 @dataclass
 class CommandContext:
+    """What a handler sees: the machine, the schema, the asking monitor, what is announced."""
+
     machine: Machine
     schema: Schema
     session: Session

@@ -41,6 +41,7 @@ async def read_config(path: str) -> bytes:
 
     A daemon thread does the open() so a FIFO nobody ever opens cannot keep
     the process alive at exit; the awaiting command blocks, OOB does not.
+    Raises :class:`QMPError` (GenericError) when the file cannot be opened or read.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[bytes] = loop.create_future()
@@ -131,6 +132,13 @@ class _Opener:
 
 @command("blockdev-add")
 async def blockdev_add(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``blockdev-add``: open the node tree in ``args``; keep it only if all of it opens.
+
+    Answers GenericError for a root without ``node-name``, a name in use, a driver
+    not modelled here, a file that cannot be stat'd, an unknown child reference, a
+    negative ``latency-ns`` or an unreadable blkdebug config (a FIFO config waits
+    for a writer, holding up in-band commands).
+    """
     opener = _Opener(ctx.machine)
     await opener.open(args, root=True)
     ctx.machine.nodes.update(opener.new)
@@ -138,6 +146,11 @@ async def blockdev_add(ctx: CommandContext, args: dict[str, Any]) -> None:
 
 @command("blockdev-del")
 async def blockdev_del(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``blockdev-del``: remove a user-named node and the auto-named children only it used.
+
+    Answers GenericError when no user-named node has that name, or the node is
+    another node's child or a job's id.
+    """
     name = args["node-name"]
     node = ctx.machine.node(name)
     if node is None or node.auto_named:
@@ -159,6 +172,7 @@ def _drop_tree(machine: Machine, node: BlockNode) -> None:
 
 @command("query-block")
 async def query_block(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-block``: always empty; nodes from blockdev-add are not block devices."""
     # Like QEMU with -nodefaults: blockdev-add makes nodes, not block devices.
     return []
 
@@ -183,6 +197,14 @@ def _injects_read_error(machine: Machine, node: BlockNode) -> bool:
 
 @command("block-stream")
 async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``block-stream``: start a stream job on ``device`` (nothing to copy without a backing).
+
+    A blkdebug node injecting read errors in the chain makes the job emit
+    BLOCK_JOB_ERROR (then, for ``on-error`` stop, pause until resumed) and fail
+    with an I/O error.  Answers GenericError for an unknown node, both ``base`` and
+    ``base-node``, a base outside the backing chain, a negative speed, or a job id
+    that is invalid or taken.
+    """
     machine = ctx.machine
     node = _find_node(machine, args["device"])
     if "base" in args and "base-node" in args:
@@ -231,6 +253,11 @@ async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
 
 @command("blockdev-mirror")
 async def blockdev_mirror(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``blockdev-mirror``: start a mirror job that waits in ready for block-job-complete.
+
+    Answers GenericError for an unknown node, a node mirrored into itself, a
+    negative speed, or a job id that is invalid or taken.
+    """
     source = _find_node(ctx.machine, args["device"])
     target = _find_node(ctx.machine, args["target"])
     if source is target:
@@ -272,17 +299,28 @@ def _block_job_info(job: Job) -> dict[str, Any]:
 
 @command("query-block-jobs")
 async def query_block_jobs(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-block-jobs``: every block job with its status, progress, speed and error."""
     return [_block_job_info(j) for j in ctx.machine.jobs.jobs.values() if j.block]
 
 
 @command("block-job-set-speed")
 async def block_job_set_speed(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``block-job-set-speed``: change a block job's rate limit.
+
+    Answers DeviceNotActive when no block job has that name, GenericError when its
+    status does not allow it or the speed is negative.
+    """
     jobs = ctx.machine.jobs
     jobs.set_speed(jobs.find_block(args["device"]), args["speed"])
 
 
 @command("block-job-cancel")
 async def block_job_cancel(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``block-job-cancel``: cancel a block job; a ready one completes unless ``force``.
+
+    Answers DeviceNotActive when no block job has that name, GenericError when its
+    status does not allow cancelling.
+    """
     jobs = ctx.machine.jobs
     jobs.cancel(jobs.find_block(args["device"]), bool(args.get("force", False)))
 

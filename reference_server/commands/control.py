@@ -11,26 +11,35 @@ from reference_server.errors import QMPError
 
 @command("query-version")
 async def query_version(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-version``: a copy of the version the greeting announced."""
     return json.loads(json.dumps(ctx.version))
 
 
 @command("query-commands")
 async def query_commands(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-commands``: every command the server handles in this dialect."""
     return [{"name": name} for name in ctx.command_names]
 
 
 @command("query-qmp-schema")
 async def query_qmp_schema(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-qmp-schema``: the introspection of the served schema."""
     return ctx.introspection
 
 
 @command("query-name")
 async def query_name(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-name``: the machine's name, or an empty object as none is set here."""
     return {} if ctx.machine.name is None else {"name": ctx.machine.name}
 
 
 @command("device_add")
 async def device_add(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``device_add``: always fails, as this server models no device at all.
+
+    The schema does not check its arguments (``gen: false``), so it reads them
+    itself.  Answers GenericError: ``driver`` is missing, or is no device model.
+    """
     # gen: false: nothing checked the arguments, so read them as QEMU's handler does.
     if "driver" not in args:
         raise QMPError("Parameter 'driver' is missing")
@@ -41,6 +50,11 @@ async def device_add(ctx: CommandContext, args: dict[str, Any]) -> None:
 
 @command("human-monitor-command")
 async def human_monitor_command(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``human-monitor-command``: the text an HMP line prints.
+
+    Only ``info version`` is known; an empty line prints nothing, anything else an
+    unknown-command message (output, not an error reply).
+    """
     line = str(args["command-line"]).strip()
     if line == "info version":
         triple = ctx.version["qemu"]
@@ -52,6 +66,7 @@ async def human_monitor_command(ctx: CommandContext, args: dict[str, Any]) -> An
 
 @command("quit")
 async def quit_(ctx: CommandContext, args: dict[str, Any]) -> None:
+    """``quit``: emit SHUTDOWN, then close this connection after the reply and stop the server."""
     ctx.machine.events.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
     ctx.machine.quit_requested.set()
     ctx.session.close_after_reply()

@@ -12,6 +12,7 @@ from reference_server.machine import Machine
 
 @command("query-jobs")
 async def query_jobs(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-jobs``: every job, block job or not, with its status, progress and error."""
     out = []
     for job in ctx.machine.jobs.jobs.values():
         info: dict[str, Any] = {

@@ -45,7 +45,12 @@ IMAGE_SIZE = 64 << 20
 
 
 class JobTracker(RuleBasedStateMachine):
-    """Event bookkeeping and the invariants every job machine shares; no rules."""
+    """Event bookkeeping and the invariants every job machine shares; no rules.
+
+    Construction opens a session with ``connect`` and negotiates it.  Raises
+    :class:`ReplyTimeout` or :class:`ConnectionClosed`, there and in any step,
+    when the target stops answering.
+    """
 
     connect: Connect
     #: "block" lists jobs with query-block-jobs, "job" with query-jobs.
@@ -67,6 +72,12 @@ class JobTracker(RuleBasedStateMachine):
     # -- plumbing -------------------------------------------------------------
 
     def ask(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run ``name`` and return its reply as an object (a success or an error;
+        a line that is no JSON object fails the step); then take in the events.
+
+        Raises :class:`ReplyTimeout` when no reply comes within 10 s and
+        :class:`ConnectionClosed` when the connection ends.
+        """
         reply = self.session.execute(name, arguments, timeout=10.0)
         assert reply.ok, reply.brief()
         value: dict[str, Any] = reply.obj
@@ -95,6 +106,7 @@ class JobTracker(RuleBasedStateMachine):
             self.terminal.setdefault(str(data.get("device")), []).append(name)
 
     def status(self, job: str) -> str:
+        """The last status the events gave ``job`` (``undefined`` before any)."""
         return self.history.get(job, ["undefined"])[-1]
 
     def _listed(self) -> dict[str, str]:
@@ -106,6 +118,12 @@ class JobTracker(RuleBasedStateMachine):
 
     @invariant()
     def listing_agrees_with_events(self) -> None:
+        """Invariant: the job listing shows each job of this run in a status its
+        events went through, and a job no longer listed was dismissed (``null``).
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer the listing.
+        """
         before = {job: len(steps) for job, steps in self.history.items()}
         listed = self._listed()
         self.drain(0.02)
@@ -122,6 +140,7 @@ class JobTracker(RuleBasedStateMachine):
 
     @invariant()
     def at_most_one_end(self) -> None:
+        """Invariant: no job has had more than one terminal event."""
         for job, ends in self.terminal.items():
             assert len(ends) <= 1, f"{job} ended more than once: {ends}"
 

@@ -19,6 +19,9 @@ class NegotiationMachine(RuleBasedStateMachine):
     capability leaves the mode unchanged (Q14); after it a second
     ``qmp_capabilities`` is CommandNotFound (Q12).  ``exec-oob`` is an error
     unless ``oob`` was enabled (Q28).
+
+    Construction opens the connection with ``connect`` and leaves it in
+    negotiation mode.
     """
 
     connect: Connect
@@ -38,6 +41,13 @@ class NegotiationMachine(RuleBasedStateMachine):
 
     @rule(enable=st.sampled_from([None, [], ["oob"], ["no-such-cap"], ["oob", "oob"]]))
     def capabilities(self, enable: list[str] | None) -> None:
+        """Send ``qmp_capabilities`` (enabling ``enable`` when given) and check the
+        reply: an unknown capability is a GenericError, a repeat CommandNotFound,
+        and the first success leaves negotiation mode.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         message: dict[str, Any] = {"execute": "qmp_capabilities"}
         if enable is not None:
             message["arguments"] = {"enable": enable}
@@ -54,6 +64,12 @@ class NegotiationMachine(RuleBasedStateMachine):
 
     @rule(command=st.sampled_from(["query-version", "query-commands", "no-such-command"]))
     def command(self, command: str) -> None:
+        """Run ``command``: CommandNotFound before negotiation and for an unknown
+        command, a success otherwise.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         reply = self._ask({"execute": command})
         if not self.negotiated or command == "no-such-command":
             assert reply.get("error", {}).get("class") == "CommandNotFound", reply
@@ -62,6 +78,12 @@ class NegotiationMachine(RuleBasedStateMachine):
 
     @rule()
     def exec_oob(self) -> None:
+        """Send ``query-version`` as ``exec-oob``: a GenericError with or without
+        OOB (the command does not allow it), one naming ``exec-oob`` without.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         reply = self._ask({"exec-oob": "query-version"})
         error = reply.get("error", {})
         # Without oob the member itself is unexpected; with it, query-version
@@ -72,8 +94,10 @@ class NegotiationMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_events_before_negotiation(self) -> None:
+        """Invariant: no event has arrived while the connection negotiates (Q11)."""
         if not self.negotiated:
             assert not self.session.events, self.session.events[0].brief()
 
     def teardown(self) -> None:
+        """Close the connection."""
         self.session.close()

@@ -27,6 +27,14 @@ TAGS = ("t0", "t1", "t2")
 
 
 class SnapshotJobMachine(JobTracker):
+    """Saves, loads and deletes internal snapshots of one node, as jobs, against
+    a model of which tags exist (see the module docstring).
+
+    Construction negotiates and adds the node (``node_arguments``).  Raises
+    :class:`ReplyTimeout` or :class:`ConnectionClosed`, there and in any step,
+    when the target stops answering.
+    """
+
     flavour = "job"
     #: blockdev-add arguments for a fresh snapshot-capable node, by node name.
     node_arguments: Callable[[str], dict[str, Any]]
@@ -62,6 +70,12 @@ class SnapshotJobMachine(JobTracker):
 
     @rule(target=concluded, tag=st.sampled_from(TAGS))
     def save(self, tag: str) -> str:
+        """Run ``snapshot-save`` of ``tag`` until it concludes; a success adds the
+        tag to the model.  Returns the job.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         job, error = self._run("save", tag)
         if error is None:
             self.tags.add(tag)
@@ -69,6 +83,12 @@ class SnapshotJobMachine(JobTracker):
 
     @rule(target=concluded, tag=st.sampled_from(TAGS))
     def load(self, tag: str) -> str:
+        """Run ``snapshot-load`` of ``tag`` until it concludes: it must succeed
+        when the model says the tag exists.  Returns the job.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         job, error = self._run("load", tag)
         if tag in self.tags:
             assert error is None, f"loading saved tag {tag!r} failed: {error}"
@@ -76,6 +96,12 @@ class SnapshotJobMachine(JobTracker):
 
     @rule(target=concluded, tag=st.sampled_from(TAGS))
     def delete(self, tag: str) -> str:
+        """Run ``snapshot-delete`` of ``tag`` until it concludes; a success removes
+        the tag from the model.  Returns the job.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         job, error = self._run("delete", tag)
         if error is None:
             self.tags.discard(tag)
@@ -83,6 +109,12 @@ class SnapshotJobMachine(JobTracker):
 
     @rule(job=concluded)
     def dismiss(self, job: str) -> None:
+        """``job-dismiss`` a concluded job (once): its status becomes ``null`` and
+        ``query-jobs`` no longer lists it.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer.
+        """
         if job in self.dismissed:
             return
         reply = self.ask("job-dismiss", {"id": job})
@@ -93,6 +125,11 @@ class SnapshotJobMachine(JobTracker):
         assert job not in self._listed(), f"{job} still listed after job-dismiss"
 
     def teardown(self) -> None:
+        """Dismiss every job not dismissed yet, then close the connection.
+
+        Raises :class:`ReplyTimeout` or :class:`ConnectionClosed` when the
+        target does not answer a dismiss (the connection is closed anyway).
+        """
         try:
             for job in self.started - self.dismissed:
                 self.session.execute("job-dismiss", {"id": job})

@@ -74,7 +74,8 @@ def test_usage_and_connection_errors_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert main(["check", "--target", "unix:/nonexistent/qmp.sock"]) == 2
     assert main(["check", "--target", "reference", "--only", "no-such-check"]) == 2
     assert main(["check", "--target", "reference:defect=not-a-defect"]) == 2
-    capsys.readouterr()
+    assert main(["check", "--target", "spawn:qemu-system-x86_64 -name 'unclosed"]) == 2
+    assert "No closing quotation" in capsys.readouterr().err
 
 
 def test_list_names_every_check_with_its_rule(capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,6 +115,7 @@ BAD = [
     ("syntax: stray character", "{ 'struct': 'A', 'data': {} };", 1, "stray ';'"),
     ("syntax: unterminated", "{ 'struct': 'A',\n  'data': {", 2, "found end of file"),
     ("bad enum value", "{ 'enum': 'E', 'data': [ 'ok', 'not ok' ] }", 1, "not a valid value"),
+    ("syntax: bad \\u escape", "{ 'struct': 'A',\n  'data': { 'b\\uzz': 'int' } }", 2, "bad \\u"),
 ]
 
 
