@@ -48,8 +48,8 @@ def launch(
 
     The server stops when the block exits (or earlier, on ``quit``).
     Raises :class:`RuntimeError` when the server is not up within ``timeout``
-    seconds, whatever the cause (an unknown dialect or defect, a schema that
-    does not load, a socket that cannot be bound).
+    seconds or fails to start, naming the cause (an unknown dialect or defect,
+    a schema that does not load, a socket that cannot be bound).
     """
     config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema)
     with contextlib.ExitStack() as stack:
@@ -71,10 +71,13 @@ def _launch_thread(config: ServerConfig, path: str, timeout: float) -> Iterator[
         ready: asyncio.Future[Any] = loop.create_future()
         task = loop.create_task(serve(config, unix=path, ready=ready))
         try:
-            box["server"], _ = await ready
-        except BaseException as exc:
-            box["error"] = exc
-            raise
+            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.done():
+                # serve() ended before it was up: its exception says why.
+                error = None if task.cancelled() else task.exception()
+                box["error"] = error or "it stopped before listening"
+                return
+            box["server"], _ = ready.result()
         finally:
             started.set()
         box["stop"] = asyncio.Event()

@@ -53,6 +53,8 @@ def validate(doc: Any) -> dict[str, Any]:
     tally = Counter(r["status"] for r in doc["results"])
     computed = {s: tally.get(s, 0) for s in STATUSES}
     summary = doc.get("summary")
+    if summary is not None and not isinstance(summary, dict):
+        raise ResultsError(f"summary is not an object: {summary!r}")
     if summary is not None and {s: summary.get(s, 0) for s in STATUSES} != computed:
         raise ResultsError(f"summary {summary} does not match the results {computed}")
     return {**doc, "summary": computed}

@@ -250,3 +250,12 @@ def test_dies_on_garbage_kills_the_process() -> None:
                 return
             time.sleep(0.05)
         pytest.fail("server still accepts connections after dying")
+
+
+def test_launch_names_why_the_server_did_not_start() -> None:
+    """An unknown defect ends the launch at once, with the server's own reason."""
+    with (
+        pytest.raises(RuntimeError, match="unknown defect 'no-such-defect'"),
+        launch(defects=["no-such-defect"], timeout=30.0),
+    ):
+        pass
