@@ -73,10 +73,13 @@ def requests(
     c = compiled(model, depth=depth)
     names = _commands(model, commands)
     style = resolve(dialect).oob_style
+    # Built once: a campaign draws requests by the million.
+    name_choice = st.sampled_from(names)
+    id_choice = _id_choice(with_ids)
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
-        name = draw(st.sampled_from(names))
+        name = draw(name_choice)
         args = draw(c.arguments(name))
         out_of_band = oob and model.commands[name].allow_oob and draw(st.booleans())
         if out_of_band and style == "exec-oob":
@@ -87,7 +90,7 @@ def requests(
             message["arguments"] = args
         if out_of_band and style == "control":
             message["control"] = {"run-oob": True}
-        return _with_id(message, draw(_id_choice(with_ids)))
+        return _with_id(message, draw(id_choice))
 
     return build()
 
