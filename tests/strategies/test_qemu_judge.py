@@ -86,9 +86,9 @@ SCHEMA_DEVIATIONS: dict[str, dict[str, str]] = {
 }
 
 #: Commands that crash QEMU on valid arguments, by release (docs/findings.md,
-#: sections 2 to 4 and 7).  A death after any other command fails the judge.
+#: sections 2 to 4, 7 and 8).  A death after any other command fails the judge.
 KNOWN_CRASHES: dict[str, set[str]] = {
-    "5.2": {"transaction"},
+    "5.2": {"migrate-set-parameters", "transaction"},
     "7.2": {"blockdev-reopen", "calc-dirty-rate", "transaction"},
     "10.0": {"blockdev-reopen", "rtc-reset-reinjection", "transaction"},
 }
