@@ -12,9 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-from conformance.cli import EXIT_FINDINGS, EXIT_OK
+from conformance.cli import EXIT_FINDINGS, EXIT_OK, load_schema
 from conformance.cli.report import write_output
-from conformance.session import schema_from
 from reports.allow import AllowList
 from reports.diff import diff
 from reports.diff_render import RENDERERS
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     in exit status 2.
     """
     allow = AllowList.read(args.allow) if args.allow else AllowList(())
-    report = diff(schema_from(args.old), schema_from(args.new))
+    report = diff(load_schema(args.old), load_schema(args.new))
     write_output(RENDERERS[args.format](report), args.out)
     blocking = allow.unallowed(report.breaking)
     counts = report.counts()

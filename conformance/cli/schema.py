@@ -6,10 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from conformance.cli import EXIT_OK
+from conformance.cli import EXIT_OK, load_schema
 from conformance.protocol.dialects import DIALECTS
 from conformance.qapi.introspect import introspect
-from conformance.session import schema_from
 from conformance.specs import Specs
 
 
@@ -48,8 +47,9 @@ def register(sub: Any) -> None:
         "--leniency",
         choices=("auto", "strict", "lenient"),
         default="auto",
-        help="accept QEMU 1.x's missing and trailing commas (default: "
-        "only when a strict read fails)",
+        help="accept what only an old release's QEMU accepted (1.x's missing "
+        "commas, '**' for any, ...; a warning line says what): always (lenient), "
+        "never (strict), or only when today's rules reject the schema (auto, the default)",
     )
     p.set_defaults(func=run)
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     schema, QAPIError when the schema does not load, and OSError when an output
     file cannot be written; all end in exit status 2.
     """
-    schema = schema_from(args.source, args.leniency)
+    schema = load_schema(args.source, args.leniency)
     did_something = False
     if args.jsonschema:
         written = Specs(schema).export(args.jsonschema, dialects=DIALECTS.values())

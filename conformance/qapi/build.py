@@ -17,7 +17,7 @@ lowered them for introspection; the 1.7-era anonymous union
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.qapi.builtins import builtin_types
@@ -66,8 +66,13 @@ _ALLOWED_KEYS: dict[str, set[str]] = {
 _NAME = re.compile(r"^(__[A-Za-z0-9.-]+_)?[A-Za-z][A-Za-z0-9_.+-]*$")
 _ENUM_VALUE = re.compile(r"^(__[A-Za-z0-9.-]+_)?[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _MEMBER_KEYS = {"type", "if", "features"}
-#: QEMU 1.x's pseudo-type for "whatever the property visitor yields".
-_VISITOR = "visitor"
+#: Old spellings of ``any`` and the releases that used them; each is read
+#: as ``any`` and noted in ``Schema.tolerated``.
+_OLD_ANY = {
+    "visitor": "'visitor' read as 'any' (its name before QEMU 2.4)",
+    "**": "'**' read as 'any' (its name before QEMU 2.5)",
+    "dict": "'dict' read as 'any' (object-add's 'props' before QEMU 2.4, never checked then)",
+}
 
 
 def _c_name(name: str) -> str:
@@ -89,8 +94,9 @@ class _Pending:
 
 
 class _Builder:
-    def __init__(self, origin: SchemaOrigin) -> None:
+    def __init__(self, origin: SchemaOrigin, lenient: bool = False) -> None:
         self.schema = Schema(origin=origin)
+        self.lenient = lenient
         for t in builtin_types():
             self.schema.types[t.name] = t
         self.pending: dict[str, _Pending] = {}
@@ -199,16 +205,27 @@ class _Builder:
 
     def _flag(self, data: dict[str, Any], key: str, default: bool, info: SourceInfo) -> bool:
         value: object = data.get(key, default)
-        if value in ("yes", "no"):  # QEMU 1.x spelled flags as strings
+        if value in ("yes", "no") and self._tolerate(
+            "'yes'/'no' flags read as true/false (their spelling before QEMU 2.4)"
+        ):
             return value == "yes"
         if not isinstance(value, bool):
             raise QAPIError(info, f"'{key}' must be true or false")
         return value
 
+    def _tolerate(self, note: str) -> bool:
+        """Whether what ``note`` describes is accepted here (lenient mode);
+        noted once in ``Schema.tolerated`` when it is."""
+        if self.lenient and note not in self.schema.tolerated:
+            self.schema.tolerated.append(note)
+        return self.lenient
+
     def _type_ref(self, value: Any, info: SourceInfo, owner: str, what: str) -> str:
         """The type name ``value`` refers to, creating arrays and nested structs."""
         if isinstance(value, str):
-            name = "any" if value == _VISITOR else value
+            name = value
+            if value in _OLD_ANY and self._tolerate(_OLD_ANY[value]):
+                name = "any"
             self.refs.append((info, what, name))
             return name
         if isinstance(value, list):
@@ -518,6 +535,24 @@ class _Builder:
                 f"union '{name}': discriminator member '{p.discriminator}' must not be conditional",
             )
         enum = self.schema.types[tag.type]
+        if (
+            tag.type == "str"
+            and p.variants_by_case
+            and self._tolerate(
+                "a flat union's 'str' discriminator read as an enum of its branches (QEMU 1.7)"
+            )
+        ):
+            # QEMU 1.7 let a 'str' member discriminate a flat union; its
+            # branches were the values.  The union's own copy of the member
+            # gets that enum; the base keeps 'str' as written.
+            enum = EnumType(
+                f"{name}Kind",
+                values=[EnumValue(c) for c in p.variants_by_case],
+                implicit=True,
+                info=p.info,
+            )
+            self._add_type(enum, p.info)
+            obj.members = [replace(m, type=enum.name) if m is tag else m for m in obj.members]
         if not isinstance(enum, EnumType):
             raise QAPIError(
                 p.info,
@@ -587,13 +622,17 @@ def _wire_kinds(t: TypeEntity) -> tuple[str, ...]:
     return ("object",)
 
 
-def build(exprs: list[Expr], *, origin: SchemaOrigin = "qapi") -> Schema:
+def build(exprs: list[Expr], *, origin: SchemaOrigin = "qapi", lenient: bool = False) -> Schema:
     """The checked model of ``exprs`` (already read, includes followed).
+
+    ``lenient`` accepts what only an old QEMU's generator accepted (old names
+    of ``any``, ``'yes'``/``'no'`` flags, QEMU 1.7's ``'str'`` discriminator),
+    each noted once in ``Schema.tolerated``.
 
     Raises :class:`QAPIError`, naming ``file:line``, for the first definition that
     is malformed, clashes with another or refers to a type that does not fit.
     """
-    builder = _Builder(origin)
+    builder = _Builder(origin, lenient)
     for expr in exprs:
         builder.define(expr)
     return builder.finish()

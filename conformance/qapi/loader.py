@@ -3,8 +3,10 @@
 The format is recognised from the content, not the file name: introspection
 is strict JSON (a SchemaInfo list, or a whole ``{"return": [...]}`` reply); a
 file whose top-level expressions are lists is the 2011 list form; anything
-else is QAPI source, read strictly first and, if that fails on syntax alone,
-again in the lenient mode that QEMU 1.x's parser amounted to.
+else is QAPI source, read strictly first (today's rules) and, if that fails,
+again in lenient mode: what old releases' QEMU accepted (missing and trailing
+commas, old names of ``any``, ``'yes'``/``'no'`` flags, QEMU 1.7's ``'str'``
+discriminator), each noted in ``Schema.tolerated`` so callers can say so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 from conformance.qapi import introspection, legacy
 from conformance.qapi.build import build
-from conformance.qapi.errors import QAPIError, QAPISyntaxError
+from conformance.qapi.errors import QAPIError
 from conformance.qapi.model import Schema
 from conformance.qapi.source import _FileParser, read_tree
 
@@ -24,6 +26,8 @@ from conformance.qapi.source import _FileParser, read_tree
 TREE_ENTRY_POINTS = ("qapi-schema.json", "qapi/qapi-schema.json")
 
 Leniency = Literal["auto", "strict", "lenient"]
+#: The note a schema read in lenient mode carries in ``Schema.tolerated``.
+LENIENT_NOTE = "missing or trailing commas accepted (QEMU 1.x's parser let them through)"
 
 
 def find_entry_point(directory: str) -> str:
@@ -66,7 +70,9 @@ def load(
         return _load_source(path, text, lenient=True)
     try:
         return _load_source(path, text, lenient=False)
-    except QAPISyntaxError as strict_error:
+    except QAPIError as strict_error:
+        # An old release's schema: read it as its own QEMU did, and say so
+        # (Schema.tolerated); a schema that fails either way gets today's error.
         try:
             return _load_source(path, text, lenient=True)
         except QAPIError:
@@ -95,11 +101,15 @@ def _as_introspection(text: str) -> Any:
 def _load_source(path: str, text: str, *, lenient: bool) -> Schema:
     top = _FileParser(text, path, lenient).top_level()
     if any(isinstance(value, list) for value, _, _ in top):
-        schema = build(legacy.translate(top), origin="legacy-2011")
+        schema = build(legacy.translate(top), origin="legacy-2011", lenient=lenient)
         schema.files = [path]
     else:
         tree = read_tree(path, lenient=lenient)
-        schema = build(tree.exprs, origin="qapi-lenient" if tree.lenient_used else "qapi")
+        schema = build(
+            tree.exprs, origin="qapi-lenient" if tree.lenient_used else "qapi", lenient=lenient
+        )
+        if tree.lenient_used:
+            schema.tolerated.insert(0, LENIENT_NOTE)
         schema.files = tree.files
         schema.pragmas = tree.pragmas
     schema.source = path

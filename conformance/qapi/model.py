@@ -270,6 +270,9 @@ class Schema:
     pragmas: dict[str, object] = field(default_factory=dict)
     #: Where the schema was read from, for messages.
     source: str = ""
+    #: What was accepted only because the QEMU of its time accepted it, one
+    #: line each (empty for a schema today's rules accept as written).
+    tolerated: list[str] = field(default_factory=list)
 
     def type(self, name: str) -> TypeEntity:
         """The type called ``name``.  Raises :class:`KeyError` when there is none."""

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance.cli import main
 from conformance.qapi import load
 from conformance.specs import Specs
+from tests.qapi.conftest import CORPUS
 
 SOURCE_SCHEMAS = [
     "qapi/v1.1.0/qapi-schema.json",
@@ -34,6 +36,9 @@ _TOP = re.compile(
     r"|\{\s*'(type)')",
     re.M,
 )
+# QEMU 1.7 to 2.3 wrote alternates as unions with an empty discriminator,
+# on the line after the name.
+_ANONYMOUS_UNION = re.compile(r"^[ \t]*\{\s*'union'[^\n]*\n\s*'discriminator':\s*\{\}", re.M)
 
 
 def _hand_count(files: list[str]) -> dict[str, int]:
@@ -43,6 +48,9 @@ def _hand_count(files: list[str]) -> dict[str, int]:
         for groups in _TOP.findall(text):
             kind = groups[0] or groups[1]
             counts["structs" if kind in ("struct", "type") else kind + "s"] += 1
+        anonymous = len(_ANONYMOUS_UNION.findall(text))
+        counts["unions"] -= anonymous
+        counts["alternates"] += anonymous
     return {
         k: counts[k] for k in ("commands", "events", "structs", "unions", "alternates", "enums")
     }
@@ -133,3 +141,40 @@ def test_introspection_counts(corpus: Path, version: str) -> None:
     assert summary["alternates"] == metas["alternate"]
     oob = sorted(e["name"] for e in entries if e.get("allow-oob"))
     assert summary["allow-oob"] == oob
+
+
+def _releases() -> list[str]:
+    root = CORPUS / "releases"
+    if not root.is_dir():
+        return []
+    return sorted(
+        (p.name for p in root.iterdir() if p.is_dir()),
+        key=lambda name: [int(part) for part in name.split(".")],
+    )
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("release", _releases() or ["(no corpus)"])
+def test_every_release_loads_with_hand_counts(corpus: Path, release: str) -> None:
+    """The schema of every QEMU release, 1.0 to today, loads; what only its
+    own era accepted is named in ``tolerated``, and nothing later needs it."""
+    schema = load(corpus / "releases" / release)
+    summary = schema.summary()
+    assert {k: summary[k] for k in _hand_count(schema.files)} == _hand_count(schema.files)
+    major, minor = (int(part) for part in release.split(".")[:2])
+    if (major, minor) >= (2, 5):
+        assert schema.tolerated == []
+    specs = Specs(schema)
+    for name in schema.commands:
+        specs.validator("arguments", name)
+
+
+@pytest.mark.corpus
+def test_the_cli_says_in_one_line_what_an_old_release_needed(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", str(corpus / "releases" / "2.0.0"), "--summary"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "'**' read as 'any'" in warnings[0], warnings
+    assert main(["schema", str(corpus / "releases" / "10.2.0"), "--summary"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -40,7 +40,7 @@ BAD = [
     ),
     (
         "discriminator not an enum",
-        "{ 'struct': 'B', 'data': { 'k': 'str' } }\n{ 'struct': 'S', 'data': {} }\n"
+        "{ 'struct': 'B', 'data': { 'k': 'int' } }\n{ 'struct': 'S', 'data': {} }\n"
         "{ 'union': 'U', 'base': 'B', 'discriminator': 'k', 'data': { 'a': 'S' } }",
         3,
         "must be of enum type",
@@ -128,6 +128,24 @@ def test_bad_schema_names_file_and_line(
         load(path)
     assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
     assert message in str(info.value)
+
+
+def test_old_spellings_load_only_leniently_and_say_so(
+    write_schema: Callable[..., Path],
+) -> None:
+    """What only an old QEMU accepted is an error by today's rules, and read
+    as that QEMU read it otherwise, with a note for each thing tolerated."""
+    path = write_schema(
+        "{ 'type': 'B', 'data': { 'k': 'str' } }\n{ 'type': 'S', 'data': {} }\n"
+        "{ 'union': 'U', 'base': 'B', 'discriminator': 'k', 'data': { 'a': 'S' } }\n"
+        "{ 'command': 'c', 'data': { 'p': '**' }, 'gen': 'no' }"
+    )
+    with pytest.raises(QAPIError, match=r":4: 'gen' must be true or false"):
+        load(path, leniency="strict")
+    schema = load(path)
+    assert len(schema.tolerated) == 3, schema.tolerated
+    assert schema.types["UKind"].meta == "enum"
+    assert not schema.commands["c"].gen
 
 
 def test_error_in_included_file_names_that_file(write_schema: Callable[..., Path]) -> None:
