@@ -46,6 +46,9 @@ def _id_choice(with_ids: bool | None) -> st.SearchStrategy[Any]:
     return ids() if with_ids else st.just(MISSING)
 
 
+_BOOLEANS: st.SearchStrategy[bool] = st.booleans()
+
+
 def requests(
     model: Schema,
     commands: list[str] | None = None,
@@ -81,12 +84,13 @@ def requests(
     def build(draw: st.DrawFn) -> dict[str, Any]:
         name = draw(name_choice)
         args = draw(c.arguments(name))
-        out_of_band = oob and model.commands[name].allow_oob and draw(st.booleans())
+        out_of_band = oob and model.commands[name].allow_oob and draw(_BOOLEANS)
         if out_of_band and style == "exec-oob":
             message: dict[str, Any] = {"exec-oob": name}
         else:
             message = {"execute": name}
-        if args or draw(st.booleans()):  # type: ignore[arg-type]
+        empty_too: bool = not args and draw(_BOOLEANS)  # as often as none
+        if args or empty_too:
             message["arguments"] = args
         if out_of_band and style == "control":
             message["control"] = {"run-oob": True}
