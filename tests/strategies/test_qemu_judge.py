@@ -113,7 +113,10 @@ def _commands(schema: Schema) -> list[str]:
 
 def _transcript(qemu: QemuUnderTest, keep: int = 6) -> str:
     assert qemu.session is not None
-    return "\n".join(qemu.session.transcript.render()[-keep:])
+    # Only the last entries are rendered: a failing example is rendered once
+    # per shrink step, and the session's transcript holds the whole run.
+    transcript = qemu.session.transcript
+    return "\n".join(transcript.render(max(len(transcript.entries) - keep, 0))[-keep:])
 
 
 def _deviating(qemu: QemuUnderTest) -> dict[str, str]:
