@@ -93,6 +93,7 @@ class Compiled:
         self._reaches_cycle = self._find_reaching()
         self._need = self._min_budgets()
         self._cache: dict[tuple[str, int | None], st.SearchStrategy[Any]] = {}
+        self._arguments: dict[str, st.SearchStrategy[dict[str, Any]]] = {}
 
     # -- analysis --------------------------------------------------------------
 
@@ -349,6 +350,12 @@ class Compiled:
 
         Raises :class:`KeyError` when the schema has no command ``command``.
         """
+        found = self._arguments.get(command)
+        if found is None:
+            found = self._arguments[command] = self._build_arguments(command)
+        return found
+
+    def _build_arguments(self, command: str) -> st.SearchStrategy[dict[str, Any]]:
         cmd = self.schema.commands[command]
         base: st.SearchStrategy[dict[str, Any]] = (
             st.just({}) if cmd.arg_type is None else self.value(cmd.arg_type)

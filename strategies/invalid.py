@@ -136,20 +136,28 @@ def _non_integral_floats() -> st.SearchStrategy[float]:
     )
 
 
+_OF_KIND: dict[str, st.SearchStrategy[Any]] = {}
+
+
 def values_of_kind(kind: str) -> st.SearchStrategy[Any]:
-    """Values whose :func:`kind_of` is ``kind`` (one of ``KINDS``).
+    """Values whose :func:`kind_of` is ``kind`` (one of ``KINDS``), built once
+    per kind (it is drawn through ``flatmap``, once per example).
 
     Raises :class:`KeyError` for any other ``kind``.
     """
-    return {
-        "null": st.none(),
-        "boolean": st.booleans(),
-        "int": json_ints,
-        "number": _non_integral_floats(),
-        "string": json_strings,
-        "object": st.dictionaries(json_strings, json_values(4), max_size=3),
-        "array": st.lists(json_values(4), max_size=3),
-    }[kind]
+    if not _OF_KIND:
+        _OF_KIND.update(
+            {
+                "null": st.none(),
+                "boolean": st.booleans(),
+                "int": json_ints,
+                "number": _non_integral_floats(),
+                "string": json_strings,
+                "object": st.dictionaries(json_strings, json_values(4), max_size=3),
+                "array": st.lists(json_values(4), max_size=3),
+            }
+        )
+    return _OF_KIND[kind]
 
 
 def width_range(c: Compiled, t: BuiltinType) -> tuple[int, int]:
@@ -177,6 +185,8 @@ class Negatives:
         self.c = c
         self.schema = c.schema
         self._cache: dict[tuple[str, int, bool, bool], st.SearchStrategy[Violation]] = {}
+        #: invalid_arguments per command, built once (it is drawn through flatmap).
+        self.requests: dict[str, st.SearchStrategy[Invalid]] = {}
 
     def resolve_members(self, t: ObjectType, value: dict[str, Any]) -> list[Member]:
         """The members ``value`` has to follow: the base plus its tag's branch."""
@@ -377,10 +387,10 @@ def invalid_arguments(model: Schema, command: str, *, depth: int = 4) -> st.Sear
     >>> invalid_arguments(schema, "qom-list").example().label  # doctest: +SKIP
     'wrong-type'
     """
-    return (
-        negatives(model, depth=depth)
-        .arguments(command)
-        .map(
+    n = negatives(model, depth=depth)
+    found = n.requests.get(command)
+    if found is None:
+        found = n.requests[command] = n.arguments(command).map(
             lambda v: Invalid(
                 v.label,
                 "Q33",
@@ -391,7 +401,7 @@ def invalid_arguments(model: Schema, command: str, *, depth: int = 4) -> st.Sear
                 detail=v.detail,
             )
         )
-    )
+    return found
 
 
 # -- re-checking ------------------------------------------------------------------

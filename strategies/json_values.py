@@ -11,6 +11,7 @@ their ``\\uD800`` escape is a parse error in QEMU, not a string.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hypothesis import strategies as st
@@ -76,8 +77,13 @@ json_scalars: st.SearchStrategy[Any] = st.one_of(
 )
 
 
+@functools.cache
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
-    """Any JSON value (QAPI's ``any``), nested up to about ``max_leaves`` leaves."""
+    """Any JSON value (QAPI's ``any``), nested up to about ``max_leaves`` leaves.
+
+    Built once per ``max_leaves``: building a recursive strategy costs more
+    than drawing from it, and strategies are immutable, so sharing is safe.
+    """
     return st.recursive(
         json_scalars,
         lambda inner: st.one_of(

@@ -9,6 +9,7 @@ negotiated, ``exec-oob`` for commands that allow it; ``oob-draft`` (QEMU
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -94,7 +95,7 @@ def requests(
             message["arguments"] = args
         if out_of_band and style == "control":
             message["control"] = {"run-oob": True}
-        return _with_id(message, draw(id_choice))
+        return message if with_ids is False else _with_id(message, draw(id_choice))
 
     return build()
 
@@ -129,10 +130,13 @@ def invalid_requests(
     oob: bool = False,
     negotiated: bool = True,
     labels: list[str] | None = None,
+    with_ids: bool | None = None,
     depth: int = 4,
 ) -> st.SearchStrategy[Invalid]:
     """Requests that break one rule each, labelled (``REQUEST_RULES`` plus the
     argument labels of :mod:`strategies.invalid`), in the ``qemu`` dialect.
+    ``with_ids`` as for :func:`requests` (a caller that numbers requests
+    itself passes False and saves drawing ids it would replace).
 
     The connection's state decides what is a violation, so it is passed in.
     ``negotiated`` False means negotiation mode: only ``NEGOTIATION_RULES``
@@ -159,7 +163,6 @@ def invalid_requests(
     oob_first = [n for n in names if model.commands[n].allow_oob] or names
     options: list[st.SearchStrategy[Invalid]] = []
     command = st.sampled_from(names)
-    ident = _id_choice(None)
 
     def make(label: str, message: Any) -> Invalid:
         return Invalid(label, REQUEST_RULES.get(label) or NEGOTIATION_RULES[label], message)
@@ -167,7 +170,7 @@ def invalid_requests(
     def named(
         label: str, name_choice: st.SearchStrategy[str], *, key: str = "execute"
     ) -> st.SearchStrategy[Invalid]:
-        return st.tuples(name_choice, ident).map(lambda x: make(label, _with_id({key: x[0]}, x[1])))
+        return name_choice.map(lambda name: make(label, {key: name}))
 
     if "not-an-object" in wanted:
         options.append(
@@ -177,8 +180,8 @@ def invalid_requests(
         )
     if "missing-execute" in wanted:
         options.append(
-            st.tuples(ident, st.dictionaries(st.just("arguments"), st.just({}), max_size=1)).map(
-                lambda x: make("missing-execute", _with_id(dict(x[1]), x[0]))
+            st.dictionaries(st.just("arguments"), st.just({}), max_size=1).map(
+                lambda members: make("missing-execute", dict(members))
             )
         )
     if "execute-not-string" in wanted:
@@ -197,12 +200,7 @@ def invalid_requests(
                 st.sampled_from(["null", "boolean", "int", "number", "string", "array"]).flatmap(
                     values_of_kind
                 ),
-                ident,
-            ).map(
-                lambda x: make(
-                    "arguments-not-object", _with_id({"execute": x[0], "arguments": x[1]}, x[2])
-                )
-            )
+            ).map(lambda x: make("arguments-not-object", {"execute": x[0], "arguments": x[1]}))
         )
     if "unknown-top-level-member" in wanted:
         extra = st.one_of(
@@ -210,10 +208,8 @@ def invalid_requests(
             st.just("control"),
         )
         options.append(
-            st.tuples(command, extra, json_values(4), ident).map(
-                lambda x: make(
-                    "unknown-top-level-member", _with_id({"execute": x[0], x[1]: x[2]}, x[3])
-                )
+            st.tuples(command, extra, json_values(4)).map(
+                lambda x: make("unknown-top-level-member", {"execute": x[0], x[1]: x[2]})
             )
         )
     if "exec-oob-without-oob" in wanted:
@@ -242,12 +238,10 @@ def invalid_requests(
             lambda cap: cap not in known
         )
         options.append(
-            st.tuples(caps, ident).map(
-                lambda x: make(
+            caps.map(
+                lambda cap: make(
                     "unknown-capability",
-                    _with_id(
-                        {"execute": "qmp_capabilities", "arguments": {"enable": [x[0]]}}, x[1]
-                    ),
+                    {"execute": "qmp_capabilities", "arguments": {"enable": [cap]}},
                 )
             )
         )
@@ -264,7 +258,17 @@ def invalid_requests(
             )
     if not options:
         raise ValueError(f"no request-level violation fits {sorted(wanted)}")
-    return st.one_of(options)
+    if with_ids is False:
+        return st.one_of(options)
+    # One id draw for all labels (a request object gets it; bytes cannot).
+    return st.tuples(st.one_of(options), _id_choice(with_ids)).map(_identified)
+
+
+def _identified(pair: tuple[Invalid, Any]) -> Invalid:
+    example, ident = pair
+    if ident is MISSING or example.raw is not None or not isinstance(example.message, dict):
+        return example
+    return replace(example, message=_with_id(dict(example.message), ident))
 
 
 def _capabilities(model: Schema) -> frozenset[str]:

@@ -128,12 +128,16 @@ class GenConfig:
         key = (negotiated, oob and negotiated)
         found = self._invalid.get(key)
         if found is None:
-            found = invalid_requests(self.schema, self.commands, negotiated=negotiated, oob=key[1])
+            found = invalid_requests(
+                self.schema, self.commands, negotiated=negotiated, oob=key[1], with_ids=False
+            )
             if negotiated:
                 # Arguments are where servers differ most (Q33): half the
                 # draws, not one label's share among the request labels.
                 with contextlib.suppress(ValueError):  # no command takes arguments
-                    found |= invalid_requests(self.schema, self.commands, labels=["arguments"])
+                    found |= invalid_requests(
+                        self.schema, self.commands, labels=["arguments"], with_ids=False
+                    )
             self._invalid[key] = found
         return found
 
