@@ -224,6 +224,9 @@ class Session:
         self.closed = False
         #: Messages not kept in ``received``/``events`` (see MAX_KEPT).
         self.dropped = 0
+        #: How the process behind the connection ended (exit status, stderr),
+        #: once the stream has ended and the connection can tell; else "".
+        self.fate = ""
         #: Waits for a reply that got one, and waits that ran out of time: a
         #: run tells a target that stopped answering by these.
         self.answered = 0
@@ -343,12 +346,13 @@ class Session:
             return
 
     def _note_diagnostics(self) -> None:
-        """What a dead process left behind (exit status, stderr), as evidence."""
+        """What a dead process left behind (exit status, stderr), as evidence,
+        kept in ``fate`` too."""
         diagnostics = getattr(self.conn, "diagnostics", None)
         if callable(diagnostics):
-            text = diagnostics()
-            if text:
-                self.transcript.note(text)
+            self.fate = diagnostics()
+            if self.fate:
+                self.transcript.note(self.fate)
 
     def _feed(self, chunk: bytes) -> None:
         self.reader.feed(chunk)
@@ -544,13 +548,12 @@ def read_schema(
     """
     negotiation = session.request("qmp_capabilities")
     session.send(negotiation)
+    waited = timeout if negotiation_timeout is None else negotiation_timeout
     try:
-        session.wait_reply(
-            negotiation["id"], timeout if negotiation_timeout is None else negotiation_timeout
-        )
+        session.wait_reply(negotiation["id"], waited)
     except ReplyTimeout:
         # Nothing within its own deadline: the schema gets no longer than that.
-        timeout = min(timeout, negotiation_timeout or timeout)
+        timeout = min(timeout, waited)
     for attempt in range(max(attempts, 1)):
         request = session.request("query-qmp-schema")
         session.send(request)

@@ -15,6 +15,7 @@ members, ``any`` takes anything.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,28 +137,26 @@ def _non_integral_floats() -> st.SearchStrategy[float]:
     )
 
 
-_OF_KIND: dict[str, st.SearchStrategy[Any]] = {}
+@functools.cache
+def _of_kind() -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "null": st.none(),
+        "boolean": st.booleans(),
+        "int": json_ints,
+        "number": _non_integral_floats(),
+        "string": json_strings,
+        "object": st.dictionaries(json_strings, json_values(4), max_size=3),
+        "array": st.lists(json_values(4), max_size=3),
+    }
 
 
 def values_of_kind(kind: str) -> st.SearchStrategy[Any]:
     """Values whose :func:`kind_of` is ``kind`` (one of ``KINDS``), built once
-    per kind (it is drawn through ``flatmap``, once per example).
+    (it is drawn through ``flatmap``, once per example).
 
     Raises :class:`KeyError` for any other ``kind``.
     """
-    if not _OF_KIND:
-        _OF_KIND.update(
-            {
-                "null": st.none(),
-                "boolean": st.booleans(),
-                "int": json_ints,
-                "number": _non_integral_floats(),
-                "string": json_strings,
-                "object": st.dictionaries(json_strings, json_values(4), max_size=3),
-                "array": st.lists(json_values(4), max_size=3),
-            }
-        )
-    return _OF_KIND[kind]
+    return _of_kind()[kind]
 
 
 def width_range(c: Compiled, t: BuiltinType) -> tuple[int, int]:

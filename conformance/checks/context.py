@@ -114,10 +114,8 @@ class Context:
             self.dialect = forced or QGA
             self._learn_commands(session)
         except ConnectionClosed as exc:
-            # A process the harness started can say how it ended (stderr).
-            diagnostics = getattr(conn, "diagnostics", None)
-            fate = diagnostics() if callable(diagnostics) else ""
-            raise TargetError(f"{self.target.spec}: connection closed: {fate or exc}") from exc
+            fate = session.fate or str(exc)
+            raise TargetError(f"{self.target.spec}: connection closed: {fate}") from exc
         finally:
             session.close()
 
@@ -157,9 +155,7 @@ class Context:
         return not self.dialect.greeting
 
     def _track(self, session: Session) -> None:
-        if all(s is not session for s, _ in self._used):
-            self._used.append((session, session.transcript.mark()))
-        self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
+        self.reuse(session, session.transcript.mark())
 
     def open(
         self,

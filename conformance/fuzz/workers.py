@@ -128,24 +128,21 @@ def _worker(spec: CampaignSpec, index: int, out: Any) -> None:
             last[0] = now
             out.put(("stats", index, s))
 
+    campaign: Campaign | None = None
     try:
-        config = spec.config(index)
-    except Exception as exc:  # the database or the output folder: reported like the rest
-        out.put(("error", index, f"{type(exc).__name__}: {exc}"))
-        out.put(("done", index, stats))
-        return
-    config.on_example = report
-    config.on_finding = lambda ident, path: out.put(("finding", index, (ident, path)))
-    campaign = Campaign(config, stats)
-    try:
+        config = spec.config(index)  # opens the database: may fail like the rest
+        config.on_example = report
+        config.on_finding = lambda ident, path: out.put(("finding", index, (ident, path)))
+        campaign = Campaign(config, stats)
         with _interruptible(campaign, stats):
             campaign.setup()
             campaign.run()
     except Exception as exc:  # reported to the parent, which decides
         out.put(("error", index, f"{type(exc).__name__}: {exc}"))
     finally:
-        with contextlib.suppress(Exception):
-            campaign.close()
+        if campaign is not None:
+            with contextlib.suppress(Exception):
+                campaign.close()
         out.put(("done", index, stats))
 
 
