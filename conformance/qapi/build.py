@@ -43,8 +43,10 @@ from conformance.qapi.model import (
 from conformance.qapi.source import Expr
 
 _META_KEYS = ("enum", "struct", "type", "union", "alternate", "command", "event")
-_COMMON_KEYS = {"if", "features"}
-_ALLOWED_KEYS: dict[str, set[str]] = {
+#: Keys every definition may have, and the keys each meta-type adds (its
+#: name's key included); shared with :mod:`conformance.qapi.check`.
+COMMON_KEYS = {"if", "features"}
+ALLOWED_KEYS: dict[str, set[str]] = {
     "enum": {"enum", "data", "prefix"},
     "struct": {"struct", "data", "base"},
     "type": {"type", "data", "base"},
@@ -75,7 +77,8 @@ _OLD_ANY = {
 }
 
 
-def _c_name(name: str) -> str:
+def c_name(name: str) -> str:
+    """``name`` as an identifier in generated C: what two names must not share."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
@@ -116,7 +119,7 @@ class _Builder:
         name = data[kind]
         if not isinstance(name, str):
             raise QAPIError(info, f"'{kind}' must name the definition with a string")
-        unknown = set(data) - _ALLOWED_KEYS[kind] - _COMMON_KEYS
+        unknown = set(data) - ALLOWED_KEYS[kind] - COMMON_KEYS
         if unknown:
             raise QAPIError(
                 info,
@@ -292,11 +295,11 @@ class _Builder:
                 )
             if not _ENUM_VALUE.match(ev.name):
                 raise QAPIError(info, f"enum '{name}': {ev.name!r} is not a valid value name")
-            if _c_name(ev.name).lower() in seen:
+            if c_name(ev.name).lower() in seen:
                 raise QAPIError(
                     info, f"enum '{name}': value '{ev.name}' clashes with another value"
                 )
-            seen.add(_c_name(ev.name).lower())
+            seen.add(c_name(ev.name).lower())
             out.append(ev)
         prefix = data.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
@@ -324,9 +327,11 @@ class _Builder:
         elif base is not None:
             self.refs.append((info, f"base of '{name}'", base))
         branches = data.get("data")
-        if not isinstance(branches, dict) or not branches:
-            raise QAPIError(info, f"union '{name}': 'data' must be a non-empty object")
         disc = data.get("discriminator")
+        # A flat union may leave every branch implicit (empty): its tag
+        # enum's values are the branches.
+        if not isinstance(branches, dict) or (not branches and disc is None):
+            raise QAPIError(info, f"union '{name}': 'data' must be a non-empty object")
         pending = _Pending([], base, info, union=True)
         if disc is None:
             # A simple union: wire form {'type': CASE, 'data': VALUE}.
@@ -504,9 +509,9 @@ class _Builder:
     def _check_clash(
         self, owner: str, have: list[Member], new: list[Member], info: SourceInfo, where: str = ""
     ) -> None:
-        seen = {_c_name(m.name): m.name for m in have}
+        seen = {c_name(m.name): m.name for m in have}
         for m in new:
-            key = _c_name(m.name)
+            key = c_name(m.name)
             if key in seen:
                 other = seen[key]
                 raise QAPIError(
@@ -558,6 +563,8 @@ class _Builder:
                 p.info,
                 f"union '{name}': discriminator member '{p.discriminator}' must be of enum type",
             )
+        if not enum.values:
+            raise QAPIError(p.info, f"union '{name}' has no branches: {enum.name} has no values")
         for case, variant in p.variants_by_case.items():
             if case not in enum.names:
                 raise QAPIError(

@@ -16,4 +16,13 @@ class QAPIError(ConformanceError):
 
 
 class QAPISyntaxError(QAPIError):
-    """A lexical or grammatical error; the loader may retry in lenient mode."""
+    """A lexical or grammatical error; the loader may retry in lenient mode.
+
+    It names the column too (``file:line:col: message``), counting from 1
+    with tabs stopping every 8 columns, as compilers do.
+    """
+
+    def __init__(self, info: SourceInfo | str | None, message: str, column: int = 0) -> None:
+        self.column = column
+        super().__init__(f"{info}:{column}" if info and column else info, message)
+        self.info = info

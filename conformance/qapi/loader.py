@@ -61,7 +61,7 @@ def load(
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise QAPIError(path, f"can't read schema: {reason}") from None
-    intro = _as_introspection(text)
+    intro = as_introspection(text)
     if intro is not None:
         return introspection.read(intro, source=path)
     if leniency == "strict":
@@ -79,7 +79,8 @@ def load(
             raise strict_error from None
 
 
-def _as_introspection(text: str) -> Any:
+def as_introspection(text: str) -> Any:
+    """The SchemaInfo list ``text`` holds, or None when it is not introspection."""
     stripped = text.lstrip()
     if not stripped.startswith(("[", "{")) or '"meta-type"' not in text[:65536]:
         return None

@@ -72,6 +72,8 @@ class Doc:
 
     text: str
     since: str | None = None
+    #: The name a definition's doc starts with (``# @NAME:``); None for free-form text.
+    symbol: str | None = None
     members: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     sections: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 

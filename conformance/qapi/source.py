@@ -7,7 +7,9 @@ doc comments.  What the expressions mean is :mod:`conformance.qapi.build`'s job.
 
 QEMU 1.x schemas have missing and trailing commas that the parser of the time
 let through; ``lenient=True`` accepts them, and the loader retries in that mode
-by itself when a strict read fails.
+by itself when a strict read fails.  ``current=True`` is the other way: the
+lexical rules of today's generator on top of strict mode (strings of printable
+ASCII whose only escape is ``\\\\``), for ``qmp-conform schema --check``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _TOKEN = re.compile(
     (?P<ws>[ \t\r\n\f]+)
   | (?P<comment>\#[^\n]*)
   | (?P<str>'(?:[^'\\\n]|\\.)*')
+  | (?P<open>'[^\n]*)
   | (?P<punct>[{}\[\],:])
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<dstr>"(?:[^"\\\n]|\\.)*")
@@ -59,12 +62,14 @@ class SourceTree:
     pragmas: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     lenient_used: bool = False
+    #: Each ``pragma`` directive as written, with its place, for the checker.
+    pragma_directives: list[tuple[dict[str, Any], SourceInfo]] = field(default_factory=list)
 
 
 class _FileParser:
     """Recursive-descent parser over one file's tokens."""
 
-    def __init__(self, text: str, fname: str, lenient: bool) -> None:
+    def __init__(self, text: str, fname: str, lenient: bool, current: bool = False) -> None:
         self.fname = fname
         self.lenient = lenient
         self.lenient_used = False
@@ -76,14 +81,44 @@ class _FileParser:
             if kind == "ws":
                 continue
             if kind == "bad":
-                raise QAPISyntaxError(self.info(m.start()), f"stray {m.group()!r}")
+                raise self._error(m.start(), f"stray {m.group()!r}")
             if kind == "dstr":
-                raise QAPISyntaxError(self.info(m.start()), "strings must use single quotes")
+                raise self._error(m.start(), "strings must use single quotes")
+            if kind == "open":
+                raise self._error(m.start(), "string not closed before the end of the line")
+            if current and kind == "str":
+                self._check_current_string(m.group(), m.start())
             self.tokens.append((kind, m.group(), m.start()))
         self.pos = 0
 
     def info(self, offset: int) -> SourceInfo:
         return SourceInfo(self.fname, bisect.bisect_right(self.line_starts, offset))
+
+    def _error(self, offset: int, message: str) -> QAPISyntaxError:
+        """A syntax error at ``offset``, naming its line and column."""
+        line = bisect.bisect_right(self.line_starts, offset)
+        column = 1
+        for ch in self.text[self.line_starts[line - 1] : offset]:
+            column = (column + 7) // 8 * 8 + 1 if ch == "\t" else column + 1
+        return QAPISyntaxError(SourceInfo(self.fname, line), message, column)
+
+    def _check_current_string(self, token: str, offset: int) -> None:
+        """Today's generator: printable ASCII only, and ``\\\\`` the one escape;
+        an error names the string's first column, as QEMU's does."""
+        if token.isascii() and token.isprintable() and "\\" not in token:
+            return
+        i = 1
+        while i < len(token) - 1:
+            ch = token[i]
+            if not (" " <= ch <= "~"):
+                raise self._error(offset, f"character {ch!r} in a string: only printable ASCII")
+            if ch == "\\":
+                if token[i + 1] != "\\":
+                    raise self._error(
+                        offset, f"escape '\\{token[i + 1]}': only '\\\\' is an escape"
+                    )
+                i += 1
+            i += 1
 
     def _peek(self) -> tuple[str, str, int] | None:
         while self.pos < len(self.tokens) and self.tokens[self.pos][0] == "comment":
@@ -93,20 +128,20 @@ class _FileParser:
     def _next(self, what: str) -> tuple[str, str, int]:
         tok = self._peek()
         if tok is None:
-            raise QAPISyntaxError(self.info(len(self.text)), f"expected {what}, found end of file")
+            raise self._error(len(self.text), f"expected {what}, found end of file")
         self.pos += 1
         return tok
 
     def _expect(self, punct: str) -> None:
         _, value, offset = self._next(repr(punct))
         if value != punct:
-            raise QAPISyntaxError(self.info(offset), f"expected {punct!r}, found {value!r}")
+            raise self._error(offset, f"expected {punct!r}, found {value!r}")
 
     def _string(self, token: str, offset: int) -> str:
         try:
             return _unquote(token)
         except ValueError:
-            raise QAPISyntaxError(self.info(offset), f"bad \\u escape in {token}") from None
+            raise self._error(offset, f"bad \\u escape in {token}") from None
 
     def value(self) -> Any:
         kind, value, offset = self._next("a value")
@@ -115,18 +150,18 @@ class _FileParser:
         if kind == "word":
             if value in ("true", "false"):
                 return value == "true"
-            raise QAPISyntaxError(self.info(offset), f"invalid keyword {value!r}")
+            raise self._error(offset, f"invalid keyword {value!r}")
         if value == "{":
             return self._object(offset)
         if value == "[":
             return self._array()
-        raise QAPISyntaxError(self.info(offset), f"expected a value, found {value!r}")
+        raise self._error(offset, f"expected a value, found {value!r}")
 
     def _separator(self, close: str) -> bool:
         """Consume ``,`` or ``close``; True when the container ended."""
         tok = self._peek()
         if tok is None:
-            raise QAPISyntaxError(self.info(len(self.text)), f"expected ',' or {close!r}")
+            raise self._error(len(self.text), f"expected ',' or {close!r}")
         kind, value, offset = tok
         if value == close:
             self.pos += 1
@@ -136,7 +171,7 @@ class _FileParser:
             nxt = self._peek()
             if nxt is not None and nxt[1] == close:
                 if not self.lenient:
-                    raise QAPISyntaxError(self.info(nxt[2]), f"trailing ',' before {close!r}")
+                    raise self._error(nxt[2], f"trailing ',' before {close!r}")
                 self.lenient_used = True
                 self.pos += 1
                 return True
@@ -144,7 +179,7 @@ class _FileParser:
         if self.lenient and (kind == "str" or value in "{["):
             self.lenient_used = True  # a missing comma
             return False
-        raise QAPISyntaxError(self.info(offset), f"expected ',' or {close!r}, found {value!r}")
+        raise self._error(offset, f"expected ',' or {close!r}, found {value!r}")
 
     def _object(self, offset: int) -> dict[str, Any]:
         obj: dict[str, Any] = {}
@@ -155,12 +190,10 @@ class _FileParser:
         while True:
             kind, key, key_offset = self._next("a member name")
             if kind != "str":
-                raise QAPISyntaxError(
-                    self.info(key_offset), f"expected a string key, found {key!r}"
-                )
+                raise self._error(key_offset, f"expected a string key, found {key!r}")
             name = self._string(key, key_offset)
             if name in obj:
-                raise QAPISyntaxError(self.info(key_offset), f"duplicate key {name!r}")
+                raise self._error(key_offset, f"duplicate key {name!r}")
             self._expect(":")
             obj[name] = self.value()
             if self._separator("}"):
@@ -235,6 +268,7 @@ def _parse_doc(lines: list[str]) -> Doc | None:
     if not body:
         return None
     sym = _SYMBOL_LINE.match(body[0].strip())
+    symbol = sym.group(1) if sym else None
     text_lines = body[1:] if sym else body
     members: dict[str, str] = {}
     sections: dict[str, str] = {}
@@ -258,21 +292,33 @@ def _parse_doc(lines: list[str]) -> Doc | None:
             current = None
     if since is None and "Since" in sections:
         since = sections["Since"].strip() or None
-    return Doc(text="\n".join(text_lines).strip(), since=since, members=members, sections=sections)
+    return Doc(
+        text="\n".join(text_lines).strip(),
+        since=since,
+        symbol=symbol,
+        members=members,
+        sections=sections,
+    )
 
 
-def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
-    """Read ``path`` and everything it includes, each file once.
+def read_tree(path: str, *, lenient: bool = False, current: bool = False) -> SourceTree:
+    """Read ``path`` and everything it includes, each file once; ``current``
+    applies today's lexical rules (see the module's docstring).
 
     Raises :class:`QAPISyntaxError` when a file does not parse, and
-    :class:`QAPIError` when one cannot be read or a top-level expression is not
-    a definition, a well-formed ``include`` or a ``pragma``.
+    :class:`QAPIError` when one cannot be read, includes a file that is
+    including it (a loop), or a top-level expression is not a definition, a
+    well-formed ``include`` or a ``pragma``.
     """
     tree = SourceTree()
     seen: set[str] = set()
+    #: The files being read, outermost first: an include of one of them loops.
+    active: list[str] = []
 
     def read_file(fname: str, included_from: SourceInfo | None) -> None:
         real = os.path.realpath(fname)
+        if real in active:
+            raise QAPIError(included_from, f"include loop: '{fname}' is already being read")
         if real in seen:
             return
         seen.add(real)
@@ -286,7 +332,8 @@ def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
                 where, f"can't read {'include ' if included_from else ''}file '{fname}': {reason}"
             ) from None
         tree.files.append(fname)
-        parser = _FileParser(text, fname, lenient)
+        active.append(real)
+        parser = _FileParser(text, fname, lenient, current)
         for value, info, doc in parser.top_level():
             if not isinstance(value, dict):
                 if isinstance(value, list):
@@ -302,9 +349,11 @@ def read_tree(path: str, *, lenient: bool = False) -> SourceTree:
                 if len(value) != 1 or not isinstance(value["pragma"], dict):
                     raise QAPIError(info, "'pragma' must be the only key, with an object")
                 tree.pragmas.update(value["pragma"])
+                tree.pragma_directives.append((value["pragma"], info))
             else:
                 tree.exprs.append(Expr(value, info, doc))
         tree.lenient_used |= parser.lenient_used
+        active.pop()
 
     read_file(path, None)
     return tree

@@ -126,7 +126,7 @@ def test_bad_schema_names_file_and_line(
     path = write_schema(text)
     with pytest.raises(QAPIError) as info:
         load(path)
-    assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
+    assert str(info.value).startswith(f"{path}:{line}:"), str(info.value)
     assert message in str(info.value)
 
 
