@@ -12,6 +12,7 @@ replies nobody is waiting for yet wait in an inbox.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -157,10 +158,13 @@ class Message:
         members can be looked up without narrowing ``value`` first)."""
         return as_object(self.value) if self.error is None else {}
 
-    @property
+    @functools.cached_property
     def kind(self) -> str:
         """The protocol core's classification (greeting, return, error, event,
-        unknown), or ``unparsed`` for a line that is not a JSON object."""
+        unknown), or ``unparsed`` for a line that is not a JSON object.
+
+        Kept once computed: oracles ask every message several times, and a
+        message is complete when the session hands it out."""
         return classify(self.value) if self.ok else "unparsed"
 
     @property
@@ -365,12 +369,12 @@ class Session:
         return self._record(line)
 
     def _record(self, line: DecodedLine) -> Message:
-        msg = Message(
-            line.raw, time.monotonic() - self.transcript.start, line.value, sentinel=line.sentinel
-        )
         error = line.error
-        if error is not None:
-            msg.error = error.message if error.framing else f"not valid JSON: {error}"
+        text = None if error is None else error.message
+        if error is not None and not error.framing:
+            text = f"not valid JSON: {error}"
+        when = time.monotonic() - self.transcript.start
+        msg = Message(line.raw, when, line.value, text, line.sentinel)
         if len(self.received) < MAX_KEPT:
             self.received.append(msg)
         else:

@@ -17,6 +17,7 @@ each type needs is a least fixed point computed once.
 from __future__ import annotations
 
 import math
+import string
 import weakref
 from typing import Any
 
@@ -367,7 +368,7 @@ class Compiled:
         if isinstance(arg, ObjectType):
             known = {m.name for m in arg.members}
         extras = st.dictionaries(
-            member_names.filter(lambda k: k not in known), json_values(4), max_size=3
+            member_names.filter(lambda k: k not in known), json_values(2, 3), max_size=3
         )
         return st.tuples(base, extras).map(_merge_extras)
 
@@ -377,8 +378,12 @@ def _merge_extras(pair: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]
 
 
 #: Plausible member names: QAPI's lowercase-dash style plus a few odd ones.
+#: (``[a-z][a-z0-9-]{0,11}`` spelled out: ``from_regex`` cost twice as much a draw.)
 member_names: st.SearchStrategy[str] = st.one_of(
-    st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True),
+    st.tuples(
+        st.sampled_from(string.ascii_lowercase),
+        st.text(string.ascii_lowercase + string.digits + "-", max_size=11),
+    ).map("".join),
     st.sampled_from(["__org.example_x", "x-debug", "Id", "ID"]),
 )
 

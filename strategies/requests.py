@@ -208,7 +208,7 @@ def invalid_requests(
             st.just("control"),
         )
         options.append(
-            st.tuples(command, extra, json_values(4)).map(
+            st.tuples(command, extra, json_values(2, 3)).map(
                 lambda x: make("unknown-top-level-member", {"execute": x[0], x[1]: x[2]})
             )
         )

@@ -60,6 +60,16 @@ from conformance.transport import TargetError
 #: Examples sent and not yet judged, at most, when examples overlap: enough
 #: that the server always has one queued while the campaign judges another.
 IN_FLIGHT = 3
+#: Examples per Hypothesis run; the loop then starts a fresh run (another
+#: seed).  Once it has target() metrics, Hypothesis spends up to half of a
+#: run hill-climbing on them, a quarter of what is left each time a score
+#: improves; latency and size always improve a little, so one endless run
+#: ended up climbing and no longer exploring (a seeded defect one label
+#: away went unfound for minutes).  Bounded runs, and metrics reported in
+#: one run out of STEER_EVERY only, keep climbing to about a tenth of a
+#: campaign.
+RUN_EXAMPLES = 2000
+STEER_EVERY = 4
 
 
 class CampaignOver(BaseException):
@@ -250,14 +260,17 @@ class Campaign:
                     run_index += 1
                     continue
                 test = self._hypothesis_test(strategy, run_index, in_step=self.lanes == 1)
+                before = self.stats.examples
                 try:
                     try:
                         test()
                     finally:
                         self._flush()
                     failures_in_a_row = 0
-                    if (cfg.duration is None or cfg.db_only) and not self.to_shrink:
-                        break  # the budget was spent, or the database replayed
+                    unbounded = cfg.duration is None and cfg.max_examples is None
+                    spent = self.stats.examples == before  # the search space is exhausted
+                    if (cfg.db_only or unbounded or spent) and not self.to_shrink:
+                        break
                 except (FoundBug, Flaky):
                     # Flaky: shrinking was cut short by the budget below, so
                     # the final replay of the minimal example passed.  The
@@ -351,6 +364,8 @@ class Campaign:
     ) -> Callable[[], None]:
         cfg = self.config
         remaining = (cfg.max_examples - self.stats.examples) if cfg.max_examples else 10**9
+        if cfg.duration is not None or cfg.max_examples is not None:
+            remaining = min(remaining, RUN_EXAMPLES)
         example = self._example if in_step else self._example_overlapped
 
         def fuzz_qmp_target(program: Program) -> None:
@@ -365,10 +380,14 @@ class Campaign:
             )
             wrapped = seeded(wrapped)
         if phases is None:
+            # The last of every STEER_EVERY runs climbs: a short campaign explores first.
+            steered = run_index % STEER_EVERY == STEER_EVERY - 1
+            self.measure.steering = steered
             phases = (
                 (Phase.reuse, Phase.shrink)
                 if cfg.db_only
-                else (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+                else (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
+                + ((Phase.target,) if steered else ())
             )
         test: Callable[[], None] = settings(
             database=cfg.database if database is None else database,

@@ -41,6 +41,9 @@ class Measure:
         self.record = record
         self.on_example = on_example
         self.guided = 0  # examples whose own labels were reported
+        #: Report target() metrics (the campaign turns this off in runs that
+        #: do not climb: observations cost even when nothing climbs on them).
+        self.steering = True
 
     def guide(self, program: Program) -> None:
         """Hypothesis events and target() metrics that the program itself gives:
@@ -59,7 +62,7 @@ class Measure:
         # which costs more than running the example.  So the metrics are on a
         # log scale (fewer distinct points) and observed on one example in
         # TARGET_EVERY: the search keeps its direction at a fraction of the cost.
-        if self.guided % TARGET_EVERY == 0:
+        if self.steering and self.guided % TARGET_EVERY == 0:
             hypothesis.target(float(depth.bit_length()), label="nesting")
             hypothesis.target(float(program.size().bit_length()), label="size")
 
@@ -96,7 +99,7 @@ class Measure:
         if answered:
             stats.rules.update(ORACLE_RULES)
         # Latency steers the search only when it is the running example's own.
-        if in_step and self.guided % TARGET_EVERY == 0:
+        if self.steering and in_step and self.guided % TARGET_EVERY == 0:
             hypothesis.target(float(int(obs.latency * 1e6).bit_length()), label="latency")
         if self.on_example is not None:
             self.on_example(stats)

@@ -71,6 +71,10 @@ def _reject_constant(name: str) -> JSON:
     raise ValueError(f"non-JSON constant {name}")
 
 
+#: One decoder for every line: ``json.loads`` with an option builds a new one per call.
+_FAST = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode(line: bytes | str, *, allow_nonfinite: bool = True) -> JSON:
     """Decode one JSON text (surrounding whitespace and CR/LF allowed).
 
@@ -87,7 +91,7 @@ def decode(line: bytes | str, *, allow_nonfinite: bool = True) -> JSON:
         text = line
     try:
         # Fast path in C; anything unusual falls through to the exact parser.
-        return json.loads(text, parse_constant=_reject_constant)  # type: ignore[no-any-return]
+        return _FAST.decode(text)  # type: ignore[no-any-return]
     except (ValueError, RecursionError):
         pass
     return _Parser(text, raw, allow_nonfinite).parse()

@@ -27,12 +27,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conformance.qapi.build import ALLOWED_KEYS, COMMON_KEYS, build, c_name
 from conformance.qapi.errors import QAPIError
-from conformance.qapi.loader import as_introspection, find_entry_point
+from conformance.qapi.loader import as_introspection, read_source
 from conformance.qapi.model import (
     AlternateType,
     ArrayType,
@@ -93,14 +92,7 @@ def check(source: str | os.PathLike[str]) -> Schema:
     source is not QAPI source (introspection, the 2011 list form) or cannot
     be read.
     """
-    path = os.fspath(source)
-    if os.path.isdir(path):
-        path = find_entry_point(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise QAPIError(path, f"can't read schema: {reason}") from None
+    path, text = read_source(source)
     if as_introspection(text) is not None:
         raise QAPIError(path, "this is introspection output: --check reads QAPI source")
     tree = read_tree(path, current=True)

@@ -42,6 +42,23 @@ def find_entry_point(directory: str) -> str:
     raise QAPIError(directory, "no " + " or ".join(TREE_ENTRY_POINTS) + " in this folder")
 
 
+def read_source(source: str | os.PathLike[str]) -> tuple[str, str]:
+    """(path, text) of the schema at ``source``: a file, or a tree's folder
+    (its entry point).
+
+    Raises :class:`QAPIError` when there is no entry point or the file cannot
+    be read as UTF-8 text.
+    """
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        path = find_entry_point(path)
+    try:
+        return path, Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise QAPIError(path, f"can't read schema: {reason}") from None
+
+
 def load(
     source: str | os.PathLike[str] | list[Any] | dict[str, Any], *, leniency: Leniency = "auto"
 ) -> Schema:
@@ -53,14 +70,7 @@ def load(
     """
     if isinstance(source, list | dict):
         return introspection.read(source)
-    path = os.fspath(source)
-    if os.path.isdir(path):
-        path = find_entry_point(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise QAPIError(path, f"can't read schema: {reason}") from None
+    path, text = read_source(source)
     intro = as_introspection(text)
     if intro is not None:
         return introspection.read(intro, source=path)
