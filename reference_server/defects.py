@@ -42,6 +42,7 @@ class Flag(enum.Enum):
     DEAF_AFTER_ERROR = "deaf-after-error"
     ACCEPT_UNKNOWN_CAPABILITY = "accept-unknown-capability"
     ACCEPT_RENEGOTIATION = "accept-renegotiation"
+    QEMU_NUMBERS = "qemu-numbers"
 
 
 #: The flags the protocol core carries out itself, as monitor quirks.
@@ -91,6 +92,15 @@ def _stringify_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any])
     if _is_reply(message) and "id" in message and not isinstance(message["id"], str):
         changed = dict(message)
         changed["id"] = json.dumps(message["id"])
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _round_float_ids(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    ident = message.get("id")
+    if _is_reply(message) and isinstance(ident, float):
+        changed = dict(message)
+        changed["id"] = float(f"{ident:.6g}")  # printf's default precision
         return [_reencode(changed, data)]
     return [data]
 
@@ -248,6 +258,19 @@ CATALOGUE: tuple[Defect, ...] = (
     ),
     Defect("reply-drops-id", "Q16", "replies lose their id", outgoing=_drop_id),
     Defect("id-stringified", "Q15", "non-string ids come back as strings", outgoing=_stringify_id),
+    Defect(
+        "float-id-rounded",
+        "Q15",
+        "ids that are doubles come back rounded to six digits",
+        outgoing=_round_float_ids,
+    ),
+    Defect(
+        "qemu-numbers",
+        "Q37",
+        "reads numbers as QEMU does: past a double's range as infinity (written as inf), "
+        "and 0e5 as 0 and a stray e5",
+        flags=frozenset({Flag.QEMU_NUMBERS}),
+    ),
     Defect(
         "lost-reply",
         "Q16",

@@ -29,6 +29,7 @@ from conformance.protocol import (
     NO_REPLY,
     CommandError,
     Dispatch,
+    JSONStream,
     Monitor,
     Request,
     Send,
@@ -273,6 +274,7 @@ class Connection(asyncio.Protocol):
             commands=names,
             oob_commands=oob,
             version=server.version,
+            stream=JSONStream(rfc8259=not defects.has(Flag.QEMU_NUMBERS)),
             quirks=defects.quirks,
         )
 

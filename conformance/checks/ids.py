@@ -8,6 +8,7 @@ from typing import Any
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
 from conformance.protocol.messages import MISSING
+from conformance.protocol.spellings import SPELLINGS
 from conformance.session import Message, ReplyTimeout, json_equal
 
 #: One id of every JSON type, and the numbers QEMU re-serialises (Q15).
@@ -69,6 +70,56 @@ def echo(ctx: Context) -> str:
                 seen=f"id {_show(reply.id)} in {reply.brief()}",
             )
     return f"{len(IDS)} ids of every JSON type echoed"
+
+
+@check(
+    "ids.spellings",
+    "Q15,Q37",
+    "ids spelled every way the JSON grammar allows come back as the same value, as JSON",
+)
+def spellings(ctx: Context) -> str:
+    """Send the probe command once with an id of each :data:`SPELLINGS` class
+    (numbers and strings as the grammar allows them, beyond what a client
+    library writes).  The reply must be JSON (Q37) and carry the value back
+    (Q15); a spelling RFC 8259 lets a reader refuse (a number past a double,
+    a lone surrogate, a noncharacter) may instead be refused with an error.
+    Raises :class:`Fail` listing every spelling that was mangled, refused
+    although valid, or answered with bytes that are not JSON."""
+    problems: list[str] = []
+    refused: list[str] = []
+    session = ctx.shared()
+    for spelling in SPELLINGS:
+        sent = spelling.text if len(spelling.text) <= 40 else spelling.text[:37] + "..."
+        what = f"{sent} ({spelling.label})"
+        # Fenced: text a server cannot read may draw several errors, which
+        # must not be taken for the answers to the spellings after it.
+        got = [m for m in ctx.fenced(session, _request(ctx, spelling.text), what) if not m.is_event]
+        unreadable = [m for m in got if m.error]
+        answers = [m for m in got if not m.is_error]
+        if unreadable:
+            problems.append(f"{what}: not JSON (Q37): {unreadable[0].brief()}")
+        elif len(answers) == 1 and (
+            answers[0].id is MISSING or not json_equal(answers[0].id, spelling.value)
+        ):
+            problems.append(f"{what}: echoed as {_show(answers[0].id)} (Q15)")
+        elif answers == [] and got and spelling.limit:
+            refused.append(spelling.label)
+        elif answers == [] and got:
+            problems.append(f"{what}: refused (Q15): {got[0].brief()}")
+        elif len(got) != 1:
+            problems.append(
+                f"{what}: {len(got)} replies (Q16): {', '.join(m.brief(60) for m in got)}"
+            )
+    if problems:
+        raise Fail(
+            f"{len(problems)} of {len(SPELLINGS)} id spellings were not echoed as the same "
+            "value in JSON",
+            expected="each id back as the value it spells (or, for a limit RFC 8259 allows, "
+            "an error)",
+            seen="; ".join(problems),
+        )
+    note = f"; refused as RFC 8259 section 9 allows: {', '.join(refused)}" if refused else ""
+    return f"{len(SPELLINGS) - len(refused)} id spellings echoed{note}"
 
 
 @check("ids.deep", "Q15", f"an id nested {DEEP} deep is echoed")

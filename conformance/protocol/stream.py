@@ -117,7 +117,7 @@ _LOOKAHEAD = 0x100  # "emit what you have, then look at this byte again"
 _EMITTING = frozenset(range(_T_LCURLY, _T_STRING + 1))
 
 
-def _build_table() -> list[list[int]]:
+def _build_table(rfc8259: bool = False) -> list[list[int]]:
     table = [[_ERROR] * 256 for _ in range(_NSTATES)]
 
     def terminal(state: int, token: int) -> None:
@@ -144,7 +144,10 @@ def _build_table() -> list[list[int]]:
     terminal(_ZERO, _T_INTEGER)
     chars(_ZERO, digits, _ERROR)
     chars(_ZERO, ".", _MANTISSA)
-    chars(_ZERO, "eE", _EXP_E)
+    if rfc8259:
+        # QEMU's lexer ends the number at a leading zero, so 0e5 is read as
+        # 0 and a stray e5; RFC 8259 allows the exponent there.
+        chars(_ZERO, "eE", _EXP_E)
     terminal(_EXP_DIGITS, _T_FLOAT)
     chars(_EXP_DIGITS, digits, _EXP_DIGITS)
     chars(_EXP_SIGN, digits, _EXP_DIGITS)
@@ -183,6 +186,7 @@ def _build_table() -> list[list[int]]:
 
 
 _TABLE = _build_table()
+_RFC_TABLE = _build_table(rfc8259=True)
 
 # Runs that keep the lexer in the same state, scanned in one regex step.
 _RUNS: dict[int, re.Pattern[bytes]] = {
@@ -292,13 +296,15 @@ def _number(kind: int, text: bytes) -> int | float:
     return float(text)
 
 
+_INFINITIES = (float("inf"), float("-inf"))
 _ARRAY = 0
 _OBJECT = 1
 _NO_KEY = object()
 
 
-def _parse_tokens(kinds: bytearray, texts: list[bytes | None]) -> JSON:
-    """Parse one message's tokens; raise ``_Fail`` with QEMU's first error."""
+def _parse_tokens(kinds: bytearray, texts: list[bytes | None], finite: bool = False) -> JSON:
+    """Parse one message's tokens; raise ``_Fail`` with QEMU's first error
+    (or, with ``finite``, at a number past a double's range)."""
     n = len(kinds)
     i = 0
     # Each frame: [kind, container, pending key (objects only)].
@@ -332,6 +338,8 @@ def _parse_tokens(kinds: bytearray, texts: list[bytes | None]) -> JSON:
             text = texts[i]
             assert text is not None
             value = _number(kind, text)
+            if finite and value in _INFINITIES:
+                raise _Fail(b"number '" + text[:40] + b"' is out of range")
             i += 1
         elif kind == _T_KEYWORD:
             text = texts[i]
@@ -416,10 +424,17 @@ class JSONStream:
         max_token_size: int = DEFAULT_MAX_TOKEN_SIZE,
         max_token_count: int = DEFAULT_MAX_TOKEN_COUNT,
         max_nesting: int = DEFAULT_MAX_NESTING,
+        rfc8259: bool = False,
     ) -> None:
         self.max_token_size = max_token_size
         self.max_token_count = max_token_count
         self.max_nesting = max_nesting
+        #: Read numbers as RFC 8259 asks where QEMU does not: an exponent
+        #: right after a leading zero is part of the number, and a number past
+        #: a double's range is refused as a parse error (a limit §9 allows;
+        #: QEMU makes it infinite and prints ``inf``, which is not JSON).
+        self.rfc8259 = rfc8259
+        self._table = _RFC_TABLE if rfc8259 else _TABLE
         self.reset()
 
     def reset(self) -> None:
@@ -483,7 +498,7 @@ class JSONStream:
         return bytes(self._buf[start - self._buf_base : end - self._buf_base])
 
     def _lex(self, data: BytesLike, stop_early: bool) -> int:
-        table = _TABLE
+        table = self._table
         tok = self._tok
         limit = self.max_token_size
         pos = 0
@@ -603,7 +618,7 @@ class JSONStream:
 
         raw = self._raw(self._msg_start, end)
         try:
-            value = _parse_tokens(self._kinds, self._texts)
+            value = _parse_tokens(self._kinds, self._texts, self.rfc8259)
         except _Fail as exc:
             message = exc.message[:_PARSER_MSG_MAX]
             item: Item = ParseError(c_text(b"JSON parse error, " + message), raw, "syntax")

@@ -38,6 +38,7 @@ REACHABLE: dict[str, set[str]] = {
     "unknown-capability-accepted": {"Q14"},
     "reply-drops-id": {"Q16", "Q15"},
     "id-stringified": {"Q15"},
+    "float-id-rounded": {"Q15"},
     "lost-reply": {"Q16"},
     "duplicate-reply": {"Q16"},
     "empty-return-null": {"Q19"},
@@ -55,7 +56,9 @@ REACHABLE: dict[str, set[str]] = {
     "lf-only-line-ending": {"Q2"},
     "invalid-json-output": {"Q37"},
 }
-UNREACHABLE = {"oob-no-overtake", "side-effect-before-error"}
+#: Left to the catalogue: campaigns write ids with Python's encoder, which
+#: never spells a number 0E0 or past a double (ids.spellings does).
+UNREACHABLE = {"oob-no-overtake", "side-effect-before-error", "qemu-numbers"}
 #: Seconds a campaign gets to find its defect.
 BUDGET = 45.0
 

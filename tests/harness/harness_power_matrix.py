@@ -15,6 +15,8 @@ CATCHES: dict[str, str] = {
     "unknown-capability-accepted": "negotiation.unknown-capability",
     "reply-drops-id": "ids.echo",
     "id-stringified": "ids.echo",
+    "float-id-rounded": "ids.spellings",
+    "qemu-numbers": "ids.spellings",
     "lost-reply": "ids.one-reply",
     "duplicate-reply": "ids.one-reply",
     "empty-return-null": "negotiation.enable-offered",

@@ -119,6 +119,11 @@ CASES: list[tuple[str, str, bytes]] = [
         b"9223372036854775808,18446744073709551615,18446744073709551616,-9223372036854775809,"
         b'123456789012345678901234567890,-0.0,1e400,"",null,{},[],true,false,"\\u0000"]}',
     ),
+    (
+        "zero-exponent",
+        "oob",
+        b'{"execute":"query-name","id":0e5}{"execute":"query-name","id":-0E1}',
+    ),
     ("id-object-order", "oob", b'{"execute":"nope","id":{"b":1,"a":2,"micro":1,"minor":2}}'),
     ("unicode-out", "oob", b'{"execute":"query-name","id":"\xc3\xa9\xf0\x9f\x98\x80\x7f\x1f"}'),
     ("nesting-ok", "oob", b'{"execute":"query-name","id":' + b"[" * 1023 + b"]" * 1023 + b"}"),

@@ -164,6 +164,32 @@ def test_integer_kinds() -> None:
     assert [type(v) for v in item.value] == [int, int, int, float]  # type: ignore[union-attr]
 
 
+def test_zero_exponent_is_two_tokens_for_qemu() -> None:
+    # QEMU's lexer ends a number at a leading zero: 0E5 is 0, then a stray E.
+    items = parse_all(b'{"id":0E5}')
+    assert isinstance(items[0], ParseError)
+    assert items[0].desc == "JSON parse error, stray 'E'"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [(b"0e5", 0.0), (b"-0E1", -0.0), (b"0e+2", 0.0), (b"1e2", 100.0)]
+)
+def test_rfc8259_reads_zero_exponents(text: bytes, value: float) -> None:
+    (item,) = JSONStream(rfc8259=True).feed(b'{"id":' + text + b"}")
+    assert isinstance(item, Parsed)
+    assert item.value == {"id": value}
+
+
+@pytest.mark.parametrize("text", [b"1e400", b"-1e400", b"1" * 400])
+def test_rfc8259_refuses_numbers_past_a_double(text: bytes) -> None:
+    (item,) = JSONStream(rfc8259=True).feed(b'{"id":' + text + b"}")
+    assert isinstance(item, ParseError)
+    assert "out of range" in item.desc
+    (qemu,) = parse_all(b'{"id":' + text + b"}")
+    assert isinstance(qemu, Parsed)
+    assert qemu.value in ({"id": math.inf}, {"id": -math.inf})
+
+
 # ---------------------------------------------------------------- limits
 def test_nesting_real_size_accepted() -> None:
     data = b'{"execute":"x","id":' + b"[" * 1023 + b"]" * 1023 + b"}"

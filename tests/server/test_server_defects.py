@@ -148,6 +148,18 @@ def raw_lines(path: str) -> Any:
         return c.raw
 
 
+def number_ids(path: str) -> Any:
+    with WireClient(path) as c:
+        c.negotiate_leniently()
+        c.raw = b""
+        c.send(
+            '{"execute":"query-name","id":0.1234567}{"execute":"query-name","id":1e400}'
+            '{"execute":"query-name","id":0E0}'
+        )
+        c.drain_lines(0.3)
+        return c.raw
+
+
 def garbage_then_command(path: str) -> Any:
     with WireClient(path) as c:
         c.negotiate_leniently()
@@ -186,6 +198,11 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
     ),
     "reply-drops-id": (ids, lambda obs: all("id" not in m for m in obs)),
     "id-stringified": (ids, lambda obs: obs[0]["id"] == '{"k": [1, 2]}'),
+    "float-id-rounded": (number_ids, lambda raw: b'"id": 0.123457}' in raw),
+    "qemu-numbers": (
+        number_ids,
+        lambda raw: b'"id": inf}' in raw and b"stray 'E'" in raw and b'"id": 0}' not in raw,
+    ),
     "lost-reply": (pipelined, lambda obs: [m.get("id") for m in obs] == [1, 3]),
     "duplicate-reply": (pipelined, lambda obs: [m["id"] for m in obs] == [0, 0, 1, 1, 2, 2, 3, 3]),
     "empty-return-null": (empty_return, lambda obs: obs[0]["return"] is None),
