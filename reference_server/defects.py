@@ -105,6 +105,21 @@ def _round_float_ids(message: dict[str, Any], data: bytes, scratch: dict[str, An
     return [data]
 
 
+def _keep_quote_escape(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
+    ident = message.get("id")
+    if _is_reply(message) and isinstance(ident, str) and "'" in ident:
+        changed = dict(message)
+        changed["id"] = ident.replace("'", "\\'")
+        return [_reencode(changed, data)]
+    return [data]
+
+
+def _no_sync_byte(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    return [data.lstrip(b"\xff")]
+
+
 def _lose_every_second_reply(
     message: dict[str, Any], data: bytes, scratch: dict[str, Any]
 ) -> list[bytes]:
@@ -263,6 +278,18 @@ CATALOGUE: tuple[Defect, ...] = (
         "Q15",
         "ids that are doubles come back rounded to six digits",
         outgoing=_round_float_ids,
+    ),
+    Defect(
+        "quote-escape-kept",
+        "Q6",
+        "a single quote in a string id comes back with the backslash it was escaped with",
+        outgoing=_keep_quote_escape,
+    ),
+    Defect(
+        "sync-without-0xff",
+        "Q39",
+        "the guest agent's guest-sync-delimited reply lacks its leading 0xFF",
+        outgoing=_no_sync_byte,
     ),
     Defect(
         "qemu-numbers",

@@ -14,10 +14,13 @@ from typing import Any
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
+from conformance.protocol.dialects import QGA
 from conformance.session import Message, ReplyTimeout, Session
 from conformance.transport import ConnectionClosed
 
 NON_ASCII_ID = "qc-\u00e9\U0001f600\u2028"
+#: The number the framing workload syncs the guest agent with.
+SYNC_ID = 4242
 
 
 @dataclass
@@ -53,7 +56,7 @@ def _run_workload(ctx: Context) -> Workload:
     session.send_raw(b"{]")
     call(ctx.probe_command)  # a fence: the parse error comes before it
     if ctx.qga:
-        call("guest-sync-delimited", {"id": 4242})
+        call("guest-sync-delimited", {"id": SYNC_ID})
     else:
         call("query-qmp-schema")
         if {"stop", "cont"} <= ctx.commands():
@@ -140,3 +143,34 @@ def ascii_only(ctx: Context) -> str:
             seen="no such reply",
         )
     return f"{len(work.messages)} lines, all ASCII; non-ASCII input came back escaped"
+
+
+@check(
+    "framing.qga-sync",
+    "Q39",
+    "the guest agent prefixes guest-sync-delimited's reply with 0xFF",
+    (QGA,),
+)
+def qga_sync(ctx: Context) -> str:
+    """Judge the framing workload's ``guest-sync-delimited``: its reply must
+    start with the 0xFF byte a client skips stale output up to, and return
+    the number sent (Q39).  Raises :class:`Fail` when the reply is missing,
+    lacks the byte, or returns another number."""
+    work = workload(ctx)
+    reply = next(
+        (m for m in work.messages if m.ok and m.obj.get("return") == SYNC_ID),
+        None,
+    )
+    if reply is None:
+        raise Fail(
+            "guest-sync-delimited did not return the number it was given (Q39)",
+            expected=f'{{"return": {SYNC_ID}}}',
+            seen=", ".join(m.brief(80) for m in work.messages[-3:]) or "nothing",
+        )
+    if not reply.sentinel:
+        raise Fail(
+            "guest-sync-delimited's reply does not start with 0xFF (Q39)",
+            expected=f'\\xff{{"return": {SYNC_ID}}}',
+            seen=reply.brief(),
+        )
+    return "the sync reply starts with 0xFF and returns the number sent"

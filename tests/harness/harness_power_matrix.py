@@ -17,6 +17,8 @@ CATCHES: dict[str, str] = {
     "id-stringified": "ids.echo",
     "float-id-rounded": "ids.spellings",
     "qemu-numbers": "ids.spellings",
+    "quote-escape-kept": "grammar.single-quotes",
+    "sync-without-0xff": "framing.qga-sync",
     "lost-reply": "ids.one-reply",
     "duplicate-reply": "ids.one-reply",
     "empty-return-null": "negotiation.enable-offered",
@@ -36,3 +38,6 @@ CATCHES: dict[str, str] = {
     "lf-only-line-ending": "framing.crlf",
     "invalid-json-output": "framing.json-objects",
 }
+
+#: Defects that only show in one dialect, and that dialect.
+DIALECT: dict[str, str] = {"sync-without-0xff": "qga"}

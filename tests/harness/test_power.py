@@ -4,7 +4,7 @@ that enforces the rule it breaks (the pairs are in power_matrix.py)."""
 from __future__ import annotations
 
 import pytest
-from harness_power_matrix import CATCHES
+from harness_power_matrix import CATCHES, DIALECT
 
 from conformance.runner import Runner
 from reference_server.defects import CATALOGUE
@@ -18,7 +18,10 @@ def test_every_defect_has_a_catching_check() -> None:
 def test_defect_is_caught(defect: object) -> None:
     name, rule = defect.name, defect.rule  # type: ignore[attr-defined]
     check_id = CATCHES[name]
-    result = Runner(f"reference:defect={name}", only=check_id, reply_timeout=1.5).run()
+    target = f"reference:defect={name}"
+    if name in DIALECT:
+        target += f",dialect={DIALECT[name]}"
+    result = Runner(target, only=check_id, reply_timeout=1.5).run()
     [r] = result.results
     assert r.status == "fail", f"{check_id} did not catch {name}: {r.status} {r.message}"
     # The check enforces the broken rule (Q15/Q16 and Q2/Q37 are the same rule family).

@@ -160,6 +160,15 @@ def number_ids(path: str) -> Any:
         return c.raw
 
 
+def sync_line(path: str) -> Any:
+    # The guest agent: no greeting, no negotiation.
+    with WireClient(path) as c:
+        c.raw = b""
+        c.send('{"execute":"guest-sync-delimited","arguments":{"id":7}}')
+        c.drain_lines(0.3)
+        return c.raw
+
+
 def garbage_then_command(path: str) -> Any:
     with WireClient(path) as c:
         c.negotiate_leniently()
@@ -203,6 +212,11 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
         number_ids,
         lambda raw: b'"id": inf}' in raw and b"stray 'E'" in raw and b'"id": 0}' not in raw,
     ),
+    "quote-escape-kept": (
+        lambda path: _session(path, "{'execute':'query-name','id':'it\\'s'}"),
+        lambda obs: obs[0]["id"] == "it\\'s",
+    ),
+    "sync-without-0xff": (sync_line, lambda raw: raw.startswith(b'{"return": 7}')),
     "lost-reply": (pipelined, lambda obs: [m.get("id") for m in obs] == [1, 3]),
     "duplicate-reply": (pipelined, lambda obs: [m["id"] for m in obs] == [0, 0, 1, 1, 2, 2, 3, 3]),
     "empty-return-null": (empty_return, lambda obs: obs[0]["return"] is None),
@@ -236,6 +250,10 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
 }
 
 
+#: Defects of the guest agent's dialect, shown on a server in that dialect.
+GUEST_AGENT = {"sync-without-0xff"}
+
+
 def test_catalogue_is_complete() -> None:
     assert len(DEFECTS) >= 20
     assert {d.name for d in DEFECTS} == set(SCENARIOS)
@@ -245,9 +263,10 @@ def test_catalogue_is_complete() -> None:
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_defect_shows_on_the_wire(name: str) -> None:
     scenario, deviates = SCENARIOS[name]
-    with launch() as clean:
+    dialect = "qga" if name in GUEST_AGENT else "qemu"
+    with launch(dialect) as clean:
         expected = scenario(clean)
-    with launch(defects=[name]) as broken:
+    with launch(dialect, defects=[name]) as broken:
         observed = scenario(broken)
     assert not deviates(expected), f"clean server already deviates: {expected!r}"
     assert deviates(observed), f"defect {name} not visible: {observed!r}"
