@@ -12,9 +12,12 @@ their ``\\uD800`` escape is a parse error in QEMU, not a string.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from hypothesis import strategies as st
+
+from conformance.protocol.spellings import SPELLINGS, Spelling
 
 #: Characters that stress escaping, picked often on purpose.
 SPECIAL_CHARS = (
@@ -122,3 +125,38 @@ def ids() -> st.SearchStrategy[Any]:
     """Request ids of every JSON type (Q15): scalars, containers, deep nesting,
     large numbers, Unicode strings."""
     return st.one_of(json_scalars, json_values(), deep_values())
+
+
+_DIGITS = "0123456789"
+
+
+def _number_spelling(parts: tuple[str, str, str, str]) -> Spelling:
+    text = "".join(parts)
+    # Python reads every spelling of the grammar; infinity means past a double.
+    return Spelling("number", text, limit=math.isinf(float(text)))
+
+
+#: Numbers spelled from RFC 8259's grammar, part by part: sign, integer part
+#: (0, or up to 40 digits), fraction, exponent (either letter, any sign, up to
+#: four digits, so past a double's range too).
+number_spellings: st.SearchStrategy[Spelling] = st.tuples(
+    st.sampled_from(["", "-"]),
+    st.one_of(
+        st.just("0"),
+        st.tuples(st.sampled_from(_DIGITS[1:]), st.text(_DIGITS, max_size=40)).map("".join),
+    ),
+    st.one_of(st.just(""), st.text(_DIGITS, min_size=1, max_size=25).map(lambda d: "." + d)),
+    st.one_of(
+        st.just(""),
+        st.tuples(
+            st.sampled_from("eE"),
+            st.sampled_from(["", "+", "-"]),
+            st.text(_DIGITS, min_size=1, max_size=4),
+        ).map("".join),
+    ),
+).map(_number_spelling)
+
+#: Ids as JSON text spelled every way the grammar allows (the catalogue's
+#: classes of :data:`SPELLINGS`, and numbers drawn from the grammar): what a
+#: client library's encoder never writes.
+id_spellings: st.SearchStrategy[Spelling] = st.one_of(st.sampled_from(SPELLINGS), number_spellings)

@@ -30,6 +30,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.fuzz.program import (
+    ID_LIMIT,
     RAW_ID_PREFIX,
     RESET_BYTE,
     Program,
@@ -37,9 +38,10 @@ from conformance.fuzz.program import (
     encode_request,
     probe_step,
 )
+from conformance.protocol.spellings import Spelling
 from conformance.qapi.model import Schema
 from strategies.invalid import ERROR_CLASSES, NEGOTIATION_RULES, Invalid
-from strategies.json_values import deep_values, json_scalars, json_values
+from strategies.json_values import deep_values, id_spellings, json_scalars, json_values
 from strategies.raw import RAW_RULES, raw_inputs, raw_noise
 from strategies.requests import invalid_requests, requests
 
@@ -187,8 +189,18 @@ class _Builder:
             self.steps.append(Step("negotiate", conn, encode_request(msg), {"oob": oob}, msg))
             state.negotiated, state.oob = True, oob
 
-    def command(self, conn: int, msg: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.steps.append(Step("command", conn, encode_request(msg), meta, msg))
+    def command(
+        self, conn: int, msg: dict[str, Any], meta: dict[str, Any], spelled: Spelling | None = None
+    ) -> None:
+        if spelled is None:
+            self.steps.append(Step("command", conn, encode_request(msg), meta, msg))
+            return
+        # The id goes in as its own text: json.dumps would respell it.
+        data = encode_request(msg)[:-1] + b',"id":' + spelled.text.encode() + b"}"
+        if spelled.limit:
+            meta = {**meta, ID_LIMIT: spelled.label}
+        step = Step("command", conn, data, meta, {**msg, "id": spelled.value})
+        self.steps.append(step)
 
     def raw(self, conn: int, data: bytes) -> None:
         # The trailing reset byte guarantees the next request is parsed from
@@ -201,23 +213,30 @@ class _Builder:
         return Program(self.steps)
 
 
-def _with_id(draw: st.DrawFn, b: _Builder, msg: dict[str, Any]) -> dict[str, Any]:
-    # Mostly a fresh number from the program's counter: unique, so the reply
-    # is matched unambiguously, and one draw (a campaign spends most of its
-    # time drawing).  Then short strings (which repeat: equal ids), no id
-    # at all (exec-oob always has one, Q24) and, rarely, ids of every JSON
-    # type (Q15), which cost tens of draws.  Shrinking goes toward the counter.
+def _with_id(draw: st.DrawFn, b: _Builder, msg: dict[str, Any]) -> Spelling | None:
+    """Give ``msg`` an id, or return the spelling the builder writes as its id.
+
+    Mostly a fresh number from the program's counter: unique, so the reply
+    is matched unambiguously, and one draw (a campaign spends most of its
+    time drawing).  Then short strings (which repeat: equal ids), no id at
+    all (exec-oob always has one, Q24), ids spelled as no encoder writes
+    them (``0E0``, ``1e400``, escapes: Q15, Q37) and, rarely, ids of every
+    JSON type (Q15), which cost tens of draws.  Shrinking goes toward the
+    counter.
+    """
     which = draw(_ID_KIND)
     if which < 48:
         b.counter += 1
         msg["id"] = b.counter
     elif which < 54 and "exec-oob" not in msg:
         pass
-    elif which < 61:
+    elif which < 60:
         msg["id"] = draw(_SHORT_IDS)
+    elif which < 61:
+        return draw(id_spellings)
     else:
         msg["id"] = draw(_RARE_IDS)
-    return msg
+    return None
 
 
 def _valid(
@@ -238,7 +257,7 @@ def _valid(
             how=BEFORE_NEGOTIATION,
             error_class=ERROR_CLASSES[BEFORE_NEGOTIATION],
         )
-    b.command(conn, _with_id(draw, b, msg), meta)
+    b.command(conn, msg, meta, _with_id(draw, b, msg))
 
 
 def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
@@ -260,7 +279,7 @@ def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
     }
     if example.error_class:
         meta["error_class"] = example.error_class
-    b.command(conn, _with_id(draw, b, msg), meta)
+    b.command(conn, msg, meta, _with_id(draw, b, msg))
 
 
 @functools.cache
