@@ -200,7 +200,7 @@ class Runner:
                 f"does not apply to the {ctx.dialect} dialect",
                 title=check.title,
             )
-        ctx.begin()
+        ctx.begin(check.id)
         started = time.monotonic()
         try:
             status, message = "pass", check(ctx)

@@ -19,6 +19,7 @@ from conformance.checks import (  # noqa: F401  (importing registers the checks)
     negotiation,
     oob,
     ordering,
+    passive,
     returns,
     robustness,
 )
@@ -41,6 +42,7 @@ AREAS = (
     "returns",
     "events",
     "robustness",
+    "passive",
 )
 
 

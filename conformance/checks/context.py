@@ -73,6 +73,12 @@ class Context:
         self.silent_at_start = False
         self._open: list[Session] = []
         self._sessions = 0
+        #: Every session a check used in this run, with where in its received
+        #: messages each check began using it (index, check id): what the
+        #: checks that judge all traffic in passing attribute lines by.
+        self.history: list[tuple[Session, list[tuple[int, str]]]] = []
+        #: The check running now (see :meth:`begin`).
+        self.check_id = ""
         self._schema: Schema | None = None
         self._schema_error: str | None = None
         self._specs: Specs | None = None
@@ -124,10 +130,11 @@ class Context:
         self.close_sessions()
         self.target.close()
 
-    def begin(self) -> None:
-        """A check starts: forget which sessions the previous one used."""
+    def begin(self, check_id: str = "") -> None:
+        """Check ``check_id`` starts: forget which sessions the previous one used."""
         self._used = []
         self._waits = {}
+        self.check_id = check_id
 
     def waits(self) -> tuple[int, int]:
         """The current check's waits for a reply: how many got one, and how
@@ -229,6 +236,11 @@ class Context:
         (checks sharing one workload); a session already cited is cited once."""
         if all(s is not session for s, _ in self._used):
             self._used.append((session, mark))
+            users = next((u for s, u in self.history if s is session), None)
+            if users is None:
+                users = []
+                self.history.append((session, users))
+            users.append((len(session.received), self.check_id))
         self._waits.setdefault(id(session), (session, session.answered, session.unanswered))
 
     def workload(self, key: str, build: Callable[[], W]) -> W:

@@ -237,65 +237,12 @@ class Judge:
         """The first line that breaks framing: no CRLF (Q2), non-ASCII (Q1), an
         event inside another message (Q30), invalid JSON (Q37), not an object (Q2)."""
         for msg in log.messages:
-            line = msg.raw
-            if not line.endswith(b"\r\n") and not (log.closed and msg is log.messages[-1]):
+            problem = msg.wire_problem(cut=bool(log.closed) and msg is log.messages[-1])
+            if problem is not None:
+                rule, slug, what = problem
+                width = 120 if slug == "event-inside-message" else 80
                 return [
-                    Violation(
-                        "Q2",
-                        "framing",
-                        "no-crlf",
-                        f"a line does not end in CRLF: {_brief(msg, 80)}",
-                        (),
-                        log.conn,
-                    )
-                ]
-            if not line.lstrip(b"\xff").isascii():
-                return [
-                    Violation(
-                        "Q1",
-                        "framing",
-                        "non-ascii",
-                        f"non-ASCII output: {_brief(msg, 80)}",
-                        (),
-                        log.conn,
-                    )
-                ]
-            if (
-                msg.error is not None
-                and b'"event"' in line[1:]
-                and not line.startswith(b'{"event"')
-            ):
-                return [
-                    Violation(
-                        "Q30",
-                        "framing",
-                        "event-inside-message",
-                        f"an event was written inside another message: {_brief(msg, 120)}",
-                        (),
-                        log.conn,
-                    )
-                ]
-            if msg.error is not None:
-                return [
-                    Violation(
-                        "Q37",
-                        "framing",
-                        "invalid-json",
-                        f"invalid JSON from the server ({msg.error}): {_brief(msg, 80)}",
-                        (),
-                        log.conn,
-                    )
-                ]
-            if not isinstance(msg.value, dict):
-                return [
-                    Violation(
-                        "Q2",
-                        "framing",
-                        "not-object",
-                        f"a message is not a JSON object: {_brief(msg, 80)}",
-                        (),
-                        log.conn,
-                    )
+                    Violation(rule, "framing", slug, f"{what}: {_brief(msg, width)}", (), log.conn)
                 ]
         return []
 
