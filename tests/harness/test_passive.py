@@ -26,3 +26,13 @@ def test_a_bad_line_in_another_check_is_caught_and_attributed() -> None:
         message.splitlines()[0]
         == "lines breaking wire rules, seen in passing: Q37 in ids.spellings (3)"
     )
+
+
+def test_a_misshapen_error_in_another_check_is_caught() -> None:
+    result = Runner(
+        "reference:defect=error-without-desc", only=["ids.*", "passive.*"], reply_timeout=1.5
+    ).run()
+    [verdict] = [r for r in result.results if r.id == "passive.shapes"]
+    assert verdict.status == "fail"
+    assert "Q20 in ids.on-error" in verdict.message.splitlines()[0]
+    assert "error.desc is not a string" in verdict.message
