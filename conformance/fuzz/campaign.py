@@ -416,9 +416,10 @@ class Campaign:
         obs = self._execute(program, fresh=False)
         violations = self.rig.judge(obs)
         self.measure.account(obs, in_step=self.in_step)
-        # Bugs recorded by an earlier run are not confirmed again: they no
-        # longer fail the example, and confirming costs a fresh connection.
-        violations = [v for v in violations if v.ident not in self.known]
+        # Bugs recorded by an earlier run, or shrunk as far as this run
+        # allows, are not confirmed again: they no longer fail the example,
+        # and confirming costs a fresh connection.
+        violations = [v for v in violations if not self.confirmer.settled(v)]
         if not violations:
             return
         new = self._confirm(obs, violations)
@@ -473,7 +474,7 @@ class Campaign:
     def _judged(self, obs: Observation) -> list[Violation]:
         """Account for ``obs``; its violations of bugs not recorded before."""
         self.measure.account(obs, in_step=self.in_step)
-        return [v for v in self.rig.judge(obs) if v.ident not in self.known]
+        return [v for v in self.rig.judge(obs) if not self.confirmer.settled(v)]
 
     def _execute(self, program: Program, fresh: bool) -> Observation:
         try:

@@ -53,6 +53,18 @@ class Confirmer:
         #: failure (a hang costs a probe timeout per try) cannot eat the campaign.
         self.shrink_calls: dict[str, int] = {}
 
+    def settled(self, violation: Violation) -> bool:
+        """Whether ``violation`` needs no confirming: recorded by an earlier
+        run, or its shrink budget in this run is spent, so that a rerun
+        could only fold one more repeat into its file.  A deviation a target
+        shows on every other example (QEMU's ``inf``) would otherwise cost a
+        fresh connection each time."""
+        if violation.ident in self.known:
+            return True
+        slow = violation.oracle in ("crash", "hang")
+        budget = SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET
+        return self.shrink_calls.get(violation.ident, 0) >= budget
+
     def end_run(self) -> None:
         """A Hypothesis run ended: what it found is known from now on."""
         self.known |= self.seen_this_run
