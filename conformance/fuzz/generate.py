@@ -155,7 +155,9 @@ RAW_LABELS = [label for label in RAW_RULES if label not in ("oversized-token", "
 #: A valid request on a connection still negotiating breaks this label's rule.
 BEFORE_NEGOTIATION = "command-before-negotiation"
 
-_SHORT_IDS = st.text("abcxyz-0123456789", max_size=8)
+#: Short ids repeat (equal ids) and carry the three quote and escape
+#: characters a server's writer must get right.
+_SHORT_IDS = st.text("abcxyz-0123456789'\"\\", max_size=8)
 _RARE_IDS = st.one_of(json_scalars, json_values(3, 3), deep_values(40)).filter(
     lambda v: not (isinstance(v, str) and v.startswith(RAW_ID_PREFIX))
 )
