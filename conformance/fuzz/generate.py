@@ -198,7 +198,8 @@ class _Builder:
             self.steps.append(Step("command", conn, encode_request(msg), meta, msg))
             return
         # The id goes in as its own text: json.dumps would respell it.
-        data = encode_request(msg)[:-1] + b',"id":' + spelled.text.encode() + b"}"
+        members = encode_request(msg)[:-1] + (b"," if msg else b"")
+        data = members + b'"id":' + spelled.text.encode() + b"}"
         if spelled.limit:
             meta = {**meta, ID_LIMIT: spelled.label}
         step = Step("command", conn, data, meta, {**msg, "id": spelled.value})
