@@ -188,7 +188,7 @@ class Runner:
         Never raises for what the target does: a check that breaks is an ``error`` verdict."""
         ctx = self.ctx
         assert ctx is not None, "Runner.start() first"
-        if self.gone is not None:
+        if self.gone is not None and check.needs_target:
             return CheckResult(
                 check.id, "skip", check.rule, f"not run: {self.gone}", title=check.title
             )

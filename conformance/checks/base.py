@@ -54,6 +54,9 @@ class Check:
     function: CheckFunction
     #: Dialects the check applies to; others are skipped with the reason.
     dialects: tuple[Dialect, ...] = tuple(DIALECTS.values())
+    #: Whether it talks to the target; one that only judges what the run
+    #: already received still runs after the target is gone.
+    needs_target: bool = True
 
     def __call__(self, ctx: Context) -> str:
         """Run the check on ``ctx``; its pass message.  :class:`Fail` and :class:`Skip` raised by
@@ -65,7 +68,12 @@ REGISTRY: dict[str, Check] = {}
 
 
 def check(
-    id: str, rule: str, title: str, dialects: tuple[Dialect, ...] | None = None
+    id: str,
+    rule: str,
+    title: str,
+    dialects: tuple[Dialect, ...] | None = None,
+    *,
+    needs_target: bool = True,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as check ``id`` enforcing ``rule``.  Raises
     :class:`ValueError`, when the function is decorated, if ``id`` is already taken."""
@@ -73,7 +81,7 @@ def check(
     def register(function: CheckFunction) -> CheckFunction:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id!r}")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"needs_target": needs_target}
         if dialects is not None:
             kwargs["dialects"] = dialects
         REGISTRY[id] = Check(id, rule, title, function, **kwargs)

@@ -229,7 +229,7 @@ def one_reply(ctx: Context) -> str:
                 expected="exactly one",
                 seen=", ".join(_show(s) for s in seen),
             )
-    extra = [m for m in replies if m.id is MISSING or m.id not in sent]
+    extra = [m for m in replies if m.id is MISSING or not any(json_equal(m.id, i) for i in sent)]
     if extra:
         raise Fail(
             "a reply carries an id that was never sent (Q16)",

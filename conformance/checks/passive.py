@@ -65,6 +65,7 @@ class _Tally:
     "passive.wire",
     "Q1,Q2,Q30,Q37",
     "every line of the whole run, whatever check drew it, keeps the wire rules",
+    needs_target=False,
 )
 def wire(ctx: Context) -> str:
     """Judge every line every session of the run received: CRLF (LF for the
@@ -91,6 +92,7 @@ def wire(ctx: Context) -> str:
     "passive.shapes",
     "Q3,Q20,Q29",
     "every message of the whole run has the shape of its kind (greeting, reply, error, event)",
+    needs_target=False,
 )
 def shapes(ctx: Context) -> str:
     """Judge every JSON object every session of the run received by the

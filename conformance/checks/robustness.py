@@ -113,13 +113,14 @@ def garbage(ctx: Context) -> str:
 @check(
     "robustness.error-flood",
     "Q32,Q25",
-    "with oob on, a burst of input errors does not kill the server",
+    "a burst of input errors (with oob on, when offered) does not kill the server",
 )
 def error_flood(ctx: Context) -> str:
     """On the shared session (oob on when offered), send a burst of 4000 input errors, then
     0x01: the server must survive the flood of error replies and recover (Q32, Q25).
     Raises :class:`Fail` when it answers anything else or stops answering."""
     # Each "1]" is two errors (a non-object, a stray bracket): far more queued
-    # error responses than the in-band queue holds.  Last in the catalogue, as a
-    # server that dies here takes a unix target down for good.
+    # error responses than the in-band queue holds.  Last of the checks that talk
+    # to the target, as a server that dies here takes a unix target down for
+    # good (the passive checks after it only read what the run received).
     return _resync(ctx, b"1]" * 2000, "a burst of 4000 input errors")

@@ -185,6 +185,16 @@ def test_a_socket_target_that_dies_leaves_the_rest_not_run(dying_unix_server: st
     )
 
 
+def test_the_passive_checks_still_judge_what_came_before_the_death(
+    dying_unix_server: str,
+) -> None:
+    result = run(f"unix:{dying_unix_server}", only=["ids.echo", "robustness.*", "passive.*"])
+    by_id = {r.id: r for r in result.results}
+    assert by_id["robustness.garbage"].status == "skip"  # not run: the target is gone
+    for name in ("passive.wire", "passive.shapes"):
+        assert by_id[name].status == "pass", by_id[name].message
+
+
 def test_qemus_deviations_do_not_excuse_another_server() -> None:
     """The reference server reports QEMU 7.2's version; a seeded defect that
     kills it on the error flood is its own failure, not QEMU's KD-1."""
