@@ -96,7 +96,8 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[str]:
 )
 def test_a_target_that_stopped_answering_is_given_up(hostile: str) -> None:
     with Runner(hostile, reply_timeout=0.5) as runner:
-        results = [runner.run_check(check) for check in runner.checks]
+        # The passive checks only read what the run received: they run anyway.
+        results = [runner.run_check(check) for check in runner.checks if check.needs_target]
     failed = [r for r in results if r.status in ("fail", "error")]
     not_run = [r for r in results if r.message.startswith("not run: the target stopped answering")]
     # Unanswered checks in a row (the start counts as one) end the run; a
