@@ -588,7 +588,7 @@ class _Builder:
                 raise QAPIError(
                     info, f"alternate '{alt.name}': branch '{b.name}' can't be an alternate"
                 )
-            kinds = _wire_kinds(t)
+            kinds = wire_kinds(t)
             for kind in kinds:
                 if kind in seen:
                     raise QAPIError(
@@ -614,7 +614,7 @@ class _Builder:
             )
 
 
-def _wire_kinds(t: TypeEntity) -> tuple[str, ...]:
+def wire_kinds(t: TypeEntity) -> tuple[str, ...]:
     """JSON value kinds an alternate branch claims; two branches may not share one."""
     if isinstance(t, BuiltinType):
         if t.json_type in ("int", "number"):

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.qapi.build import ALLOWED_KEYS, COMMON_KEYS, build, c_name
+from conformance.qapi.build import ALLOWED_KEYS, COMMON_KEYS, build, c_name, wire_kinds
 from conformance.qapi.errors import QAPIError
 from conformance.qapi.loader import as_introspection, read_source
 from conformance.qapi.model import (
@@ -40,7 +40,6 @@ from conformance.qapi.model import (
     ObjectType,
     Schema,
     SourceInfo,
-    TypeEntity,
 )
 from conformance.qapi.source import Expr, SourceTree, read_tree
 
@@ -475,20 +474,20 @@ def _check_alternate_wire(schema: Schema, alt: AlternateType) -> None:
     seen: dict[str, str] = {}
     for b in alt.branches:
         t = schema.types[b.type]
-        kind = _alternate_kind(t)
-        if kind is None:
+        if isinstance(t, BuiltinType) and t.json_type == "value":
             raise QAPIError(
                 alt.info,
                 f"alternate '{alt.name}': branch '{b.name}' can't be of {t.meta} type '{t.name}'",
             )
-        claims = {kind}
-        if kind == "string" and isinstance(t, EnumType):
+        # build() has checked the kinds on the wire; keyval input adds these.
+        claims = set(wire_kinds(t))
+        if isinstance(t, EnumType):
             for v in t.names:
                 if v in ("on", "off"):
                     claims.add("boolean")
                 if re.match(r"[-+0-9.]", v):
                     claims.add("number")
-        elif kind == "string":
+        elif "string" in claims:
             claims |= {"number", "boolean"}
         for k in sorted(claims):
             if k in seen:
@@ -498,17 +497,3 @@ def _check_alternate_wire(schema: Schema, alt: AlternateType) -> None:
                     f"'{seen[k]}' (a {k} on the wire, or in keyval input)",
                 )
             seen[k] = b.name
-
-
-def _alternate_kind(t: TypeEntity) -> str | None:
-    if isinstance(t, BuiltinType):
-        if t.json_type == "value":
-            return None
-        return "number" if t.json_type == "int" else t.json_type
-    if isinstance(t, EnumType):
-        return "string"
-    if isinstance(t, ArrayType):
-        return "array"
-    if isinstance(t, ObjectType):
-        return "object"
-    return None
