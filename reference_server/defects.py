@@ -88,32 +88,27 @@ def _drop_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> l
     return [data]
 
 
-def _stringify_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
-    if _is_reply(message) and "id" in message and not isinstance(message["id"], str):
-        changed = dict(message)
-        changed["id"] = json.dumps(message["id"])
-        return [_reencode(changed, data)]
-    return [data]
+def _id_rewrite(change: Callable[[Any], Any]) -> Rewrite:
+    """A rewrite of the id of every reply: ``change`` gives the id to send
+    instead, or the id itself to leave the reply as it is."""
+
+    def rewrite(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+        if _is_reply(message) and "id" in message:
+            ident = message["id"]
+            changed = change(ident)
+            if changed is not ident:
+                return [_reencode({**message, "id": changed}, data)]
+        return [data]
+
+    return rewrite
 
 
-def _round_float_ids(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
-    ident = message.get("id")
-    if _is_reply(message) and isinstance(ident, float):
-        changed = dict(message)
-        changed["id"] = float(f"{ident:.6g}")  # printf's default precision
-        return [_reencode(changed, data)]
-    return [data]
-
-
-def _keep_quote_escape(
-    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
-) -> list[bytes]:
-    ident = message.get("id")
-    if _is_reply(message) and isinstance(ident, str) and "'" in ident:
-        changed = dict(message)
-        changed["id"] = ident.replace("'", "\\'")
-        return [_reencode(changed, data)]
-    return [data]
+_stringify_id = _id_rewrite(lambda i: i if isinstance(i, str) else json.dumps(i))
+#: Six significant digits: printf's default precision.
+_round_float_ids = _id_rewrite(lambda i: float(f"{i:.6g}") if isinstance(i, float) else i)
+_keep_quote_escape = _id_rewrite(
+    lambda i: i.replace("'", "\\'") if isinstance(i, str) and "'" in i else i
+)
 
 
 def _no_sync_byte(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:

@@ -28,7 +28,7 @@ def _lines(ctx: Context) -> Iterator[tuple[Session, Message, str, bool]]:
         last = session.received[-1] if session.received else None
         for index, msg in enumerate(session.received):
             # The check that was using the session when the line came.
-            seen_in = next((c for start, c in reversed(users) if start <= index), "the run")
+            seen_in = next((c for start, c in reversed(users) if start <= index), "")
             yield session, msg, seen_in or "the run", session.closed and msg is last
 
 

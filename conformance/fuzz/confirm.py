@@ -61,9 +61,7 @@ class Confirmer:
         fresh connection each time."""
         if violation.ident in self.known:
             return True
-        slow = violation.oracle in ("crash", "hang")
-        budget = SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET
-        return self.shrink_calls.get(violation.ident, 0) >= budget
+        return self.shrink_calls.get(violation.ident, 0) >= _shrink_budget(violation)
 
     def end_run(self) -> None:
         """A Hypothesis run ended: what it found is known from now on."""
@@ -114,8 +112,7 @@ class Confirmer:
             if v.ident not in self.known:
                 self.seen_this_run.add(v.ident)
                 calls = self.shrink_calls[v.ident] = self.shrink_calls.get(v.ident, 0) + 1
-                slow = v.oracle in ("crash", "hang")
-                if calls <= (SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET):
+                if calls <= _shrink_budget(v):
                     new.add(v.ident)
         if gone is not None:
             raise TargetGone(str(gone)) from gone
@@ -133,3 +130,10 @@ class Confirmer:
                 self.on_finding(violation.ident, str(path))
         if in_example():
             hypothesis.event(f"finding:{violation.ident}")
+
+
+def _shrink_budget(violation: Violation) -> int:
+    """Failing calls a finding may take to shrink in one run: fewer for a
+    crash or hang, each of which costs a restart or a probe timeout."""
+    slow = violation.oracle in ("crash", "hang")
+    return SHRINK_BUDGET_SLOW if slow else SHRINK_BUDGET

@@ -302,7 +302,7 @@ _OBJECT = 1
 _NO_KEY = object()
 
 
-def _parse_tokens(kinds: bytearray, texts: list[bytes | None], finite: bool = False) -> JSON:
+def _parse_tokens(kinds: bytearray, texts: list[bytes | None], *, finite: bool = False) -> JSON:
     """Parse one message's tokens; raise ``_Fail`` with QEMU's first error
     (or, with ``finite``, at a number past a double's range)."""
     n = len(kinds)
@@ -618,7 +618,7 @@ class JSONStream:
 
         raw = self._raw(self._msg_start, end)
         try:
-            value = _parse_tokens(self._kinds, self._texts, self.rfc8259)
+            value = _parse_tokens(self._kinds, self._texts, finite=self.rfc8259)
         except _Fail as exc:
             message = exc.message[:_PARSER_MSG_MAX]
             item: Item = ParseError(c_text(b"JSON parse error, " + message), raw, "syntax")
