@@ -26,6 +26,7 @@ from conformance.baseline import server_name
 from conformance.protocol.decoding import DecodedLine, LineReader
 from conformance.protocol.decoding import json_equal as json_equal  # re-exported for checks
 from conformance.protocol.messages import MISSING, classify
+from conformance.protocol.sent import SentRequests
 from conformance.protocol.values import JSON, JSONObject, as_object
 from conformance.qapi import Schema, load
 from conformance.transport import (
@@ -244,6 +245,8 @@ class Session:
         self.transcript = Transcript(label or conn.description)
         self.reader = LineReader(max_line=MAX_LINE, allow_nonfinite=False)
         self.received: list[Message] = []
+        #: The requests written, as a server may read them (Q11, Q16 in passing).
+        self.sent = SentRequests()
         self.events: list[Message] = []
         self.inbox: list[Message] = []
         self.greeting: dict[str, Any] | None = None
@@ -273,6 +276,7 @@ class Session:
         ``timeout`` seconds.
         """
         self.transcript.add("->", data)
+        self.sent.add(data, time.monotonic() - self.transcript.start)
         try:
             self.conn.send(data, timeout)
         except ConnectionClosed:

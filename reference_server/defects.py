@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ class Flag(enum.Enum):
     ACCEPT_UNKNOWN_CAPABILITY = "accept-unknown-capability"
     ACCEPT_RENEGOTIATION = "accept-renegotiation"
     QEMU_NUMBERS = "qemu-numbers"
+    UNTHROTTLED_EVENTS = "unthrottled-events"
 
 
 #: The flags the protocol core carries out itself, as monitor quirks.
@@ -109,6 +111,44 @@ _round_float_ids = _id_rewrite(lambda i: float(f"{i:.6g}") if isinstance(i, floa
 _keep_quote_escape = _id_rewrite(
     lambda i: i.replace("'", "\\'") if isinstance(i, str) and "'" in i else i
 )
+
+
+def _event_after_greeting(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
+    if classify(message) != "greeting":
+        return [data]
+    seconds, micro = divmod(int(time.time() * 1_000_000), 1_000_000)
+    event = {"event": "RESUME", "timestamp": {"seconds": seconds, "microseconds": micro}}
+    return [data, _reencode(event, data)]
+
+
+def _downstream_greeting(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
+    if classify(message) != "greeting":
+        return [data]
+    body = {**message["QMP"], "__org.example_flavour": "vendor"}
+    return [_reencode({**message, "QMP": body}, data)]
+
+
+def _malformed_downstream(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
+    returned = message.get("return")
+    if not isinstance(returned, dict) or classify(message) != "return":
+        return [data]
+    return [_reencode({**message, "return": {**returned, "__flavour": "vendor"}}, data)]
+
+
+def _invent_reply_id(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    if _is_reply(message) and "id" not in message:
+        return [_reencode({**message, "id": INVENTED_ID}, data)]
+    return [data]
+
+
+#: The id the reply-id-invented defect gives replies to requests without one.
+INVENTED_ID = "reply"
 
 
 def _no_sync_byte(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
@@ -266,7 +306,37 @@ CATALOGUE: tuple[Defect, ...] = (
         "qmp_capabilities accepts a capability that does not exist",
         flags=frozenset({Flag.ACCEPT_UNKNOWN_CAPABILITY}),
     ),
+    Defect(
+        "greeting-downstream-member",
+        "Q38",
+        "the greeting carries a downstream member (a downstream build may only add capabilities)",
+        outgoing=_downstream_greeting,
+    ),
+    Defect(
+        "downstream-name-malformed",
+        "Q38",
+        "objects returned carry a member __flavour, which is no __RFQDN_ name",
+        outgoing=_malformed_downstream,
+    ),
+    Defect(
+        "events-unthrottled",
+        "Q31",
+        "every throttled event goes out at once: a burst of QUORUM_REPORT_BAD is not limited",
+        flags=frozenset({Flag.UNTHROTTLED_EVENTS}),
+    ),
+    Defect(
+        "event-after-greeting",
+        "Q11",
+        "writes an event right after the greeting, before any negotiation",
+        outgoing=_event_after_greeting,
+    ),
     Defect("reply-drops-id", "Q16", "replies lose their id", outgoing=_drop_id),
+    Defect(
+        "reply-id-invented",
+        "Q16",
+        "replies to requests without an id carry an id of the server's own",
+        outgoing=_invent_reply_id,
+    ),
     Defect("id-stringified", "Q15", "non-string ids come back as strings", outgoing=_stringify_id),
     Defect(
         "float-id-rounded",

@@ -2,14 +2,32 @@
 
 Each event is one message handed to each monitor's writer in a single call,
 so it can never land inside another message (Q30); monitors still in
-negotiation mode get nothing (Q11).
+negotiation mode get nothing (Q11).  The events a guest can trigger in
+bursts are throttled as QEMU throttles them (Q31): the first of a burst goes
+out at once, the rest of the second are dropped but the last, which goes out
+when the second is over, with the time it was emitted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+
+#: QEMU's throttled events, and the data member that tells one source's
+#: events from another's ("" when all are one source).
+THROTTLED: dict[str, str] = {
+    "RTC_CHANGE": "",
+    "WATCHDOG": "",
+    "BALLOON_CHANGE": "",
+    "QUORUM_REPORT_BAD": "node-name",
+    "QUORUM_FAILURE": "",
+    "VSERPORT_CHANGE": "id",
+    "MEMORY_DEVICE_SIZE_CHANGE": "qom-path",
+}
+#: At most one event of a source per this many seconds.
+THROTTLE_PERIOD = 1.0
 
 
 class EventSink(Protocol):
@@ -32,6 +50,10 @@ class EventBus:
         self._sinks: list[EventSink] = []
         #: Rewrites each event before delivery (defects hook in here).
         self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] = lambda m: m
+        #: Whether throttled events are throttled (a seeded defect says not).
+        self.throttle = True
+        #: Per throttled source, in its period: the event waiting for its end.
+        self._held: dict[tuple[str, Any], dict[str, Any] | None] = {}
 
     def attach(self, sink: EventSink) -> None:
         """Deliver every later event to ``sink`` too."""
@@ -48,5 +70,25 @@ class EventBus:
         if data is not None:
             message["data"] = data
         message = self.rewrite(message)
+        if self.throttle and name in THROTTLED:
+            key = (name, (data or {}).get(THROTTLED[name]))
+            if key in self._held:
+                self._held[key] = message  # the latest replaces what waits
+                return
+            self._held[key] = None
+            asyncio.get_running_loop().call_later(THROTTLE_PERIOD, self._period_over, key)
+        self._deliver(message)
+
+    def _period_over(self, key: tuple[str, Any]) -> None:
+        waiting = self._held.get(key)
+        if waiting is None:
+            self._held.pop(key, None)
+            return
+        # What waited goes out now and opens a period of its own.
+        self._held[key] = None
+        asyncio.get_running_loop().call_later(THROTTLE_PERIOD, self._period_over, key)
+        self._deliver(waiting)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
         for sink in list(self._sinks):
             sink.deliver_event(message)

@@ -100,6 +100,7 @@ class ReferenceServer:
         )
         self.version: Any = {**VERSION, "qemu": release}
         self.machine = Machine()
+        self.machine.events.throttle = not self.defects.has(Flag.UNTHROTTLED_EVENTS)
         self.inband_lock = asyncio.Lock()
         self.connections: set[Connection] = set()
         self._servers: list[asyncio.AbstractServer] = []

@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass
 
 from conformance.checks.base import Fail, Skip, check
 from conformance.checks.context import Context
 from conformance.protocol.dialects import QMP_DIALECTS
+from conformance.qapi.model import EnumType, Schema
 from conformance.session import Message, Session
 
 
@@ -137,3 +140,113 @@ def timestamp(ctx: Context) -> str:
                 seen=msg.brief(),
             )
     return "timestamps in range"
+
+
+#: The throttled event the catalogue can trigger without a guest, and the
+#: drivers of the node tree that triggers it: a quorum of three children, one
+#: of which fails every read (blkdebug injecting EIO under raw).
+THROTTLED_EVENT = "QUORUM_REPORT_BAD"
+TRIGGER_DRIVERS = ("quorum", "blkdebug", "null-co", "raw")
+#: Reads in a burst, and the rate the rule sets: one event a second per source.
+BURST = 8
+PERIOD = 1.0
+#: Slack for the arrival of the delayed event (timers, scheduling, the pipe).
+EARLY = 0.1
+
+
+def _block_drivers(schema: Schema) -> set[str]:
+    """The drivers ``blockdev-add`` accepts (introspection names types by
+    number, so the enum is found through the command's ``driver`` member)."""
+    command = schema.commands.get("blockdev-add")
+    args = schema.object_type(command.arg_type) if command else None
+    member = next((m for m in args.members if m.name == "driver"), None) if args else None
+    drivers = schema.types.get(member.type) if member else None
+    return {v.name for v in drivers.values} if isinstance(drivers, EnumType) else set()
+
+
+def _quorum(node: str) -> dict[str, object]:
+    good = {"driver": "null-co", "read-zeroes": True}
+    failing = {
+        "driver": "raw",
+        "file": {"driver": "blkdebug", "inject-error": [{"event": "read_aio"}], "image": good},
+    }
+    return {
+        "driver": "quorum",
+        "node-name": node,
+        "vote-threshold": 2,
+        "children": [good, good, failing],
+    }
+
+
+@check(
+    "events.throttled",
+    "Q31",
+    "a burst of a throttled event is delivered as its first at once and its last a "
+    "period later, nothing between",
+    QMP_DIALECTS,
+)
+def throttled(ctx: Context) -> str:
+    """Trigger QUORUM_REPORT_BAD, an event QEMU throttles to one a second per
+    node, in a burst: a quorum node whose third child fails every read, read
+    eight times in a row through HMP ``qemu-io``.  The first event must come
+    at once, the others within the second be dropped but the last, which
+    comes when the second is over (Q31): two events, a period apart.  Raises
+    :class:`Skip` when the target cannot build the trigger (no HMP, no
+    quorum driver, no such event) or it emits no event, and :class:`Fail`
+    when events of the burst come closer than a period or the last is lost."""
+    schema = ctx.require_schema()
+    ctx.require_command("human-monitor-command")
+    ctx.require_command("blockdev-add")
+    if THROTTLED_EVENT not in schema.events:
+        raise Skip(f"the target's schema has no {THROTTLED_EVENT} event to trigger")
+    known = _block_drivers(schema)
+    missing = [d for d in TRIGGER_DRIVERS if d not in known]
+    if missing:
+        raise Skip(f"the block drivers the trigger needs are missing: {', '.join(missing)}")
+    session = ctx.shared()
+    node = f"qc-throttle-{len(session.received)}"
+    added = ctx.call(session, "blockdev-add", _quorum(node))
+    if added.is_error:
+        raise Skip(f"the quorum node cannot be built here: {added.desc}")
+    try:
+        first = len(session.events)
+        start = time.monotonic()
+        # -q: a report would go to QEMU's stdout, which -qmp stdio makes the QMP stream.
+        read = {"command-line": f'qemu-io {node} "read -q 0 512"'}
+        for _ in range(BURST):
+            out = ctx.call(session, "human-monitor-command", read)
+            if out.is_error or out.obj.get("return"):
+                raise Skip(f"HMP qemu-io does not read the node: {out.brief(200)}")
+        burst = time.monotonic() - start
+        session.collect(quiet=PERIOD + 0.5, timeout=3 * PERIOD)
+        events = [m for m in session.events[first:] if m.obj.get("event") == THROTTLED_EVENT]
+    finally:
+        ctx.call(session, "blockdev-del", {"node-name": node})
+    if not events:
+        raise Skip(f"{BURST} failing reads emitted no {THROTTLED_EVENT}")
+    if burst >= PERIOD - EARLY:
+        raise Skip(f"the burst took {burst:.2f} s, more than the period it must fit in")
+    arrivals = [m.t for m in events]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    close = [g for g in gaps if g < PERIOD - EARLY]
+    if close:
+        raise Fail(
+            f"{len(events)} {THROTTLED_EVENT} events for one node, {min(close):.3f} s apart "
+            f"(Q31: at most one a second)",
+            expected=f"the first at once, the last {PERIOD:g} s later, none between",
+            seen="; ".join(
+                f"+{t - arrivals[0]:.3f} s {m.brief(160)}"
+                for t, m in zip(arrivals, events, strict=True)
+            ),
+        )
+    if len(events) < 2:
+        raise Fail(
+            f"a burst of {BURST} {THROTTLED_EVENT} within {burst:.2f} s gave one event: "
+            f"the last of the burst was dropped, not delayed (Q31)",
+            expected=f"the first at once and the last {PERIOD:g} s later",
+            seen=events[0].brief(200),
+        )
+    return (
+        f"{BURST} reads in {burst:.3f} s: {len(events)} {THROTTLED_EVENT}, "
+        f"{', '.join(f'{g:.2f}' for g in gaps)} s apart"
+    )

@@ -1,11 +1,15 @@
-"""Every line of the run, judged in passing (Q1, Q2, Q3, Q20, Q29, Q30, Q37).
+"""Every line of the run, judged in passing (Q1, Q2, Q3, Q11, Q16, Q20, Q29,
+Q30, Q37, Q38).
 
 The other checks judge what their own rule is about; whatever else a server
 writes while they run is judged here, once all of them are done: every line
 every session of the run received, against the rules that hold for any line
 (``Message.wire_problem``, the rules the fuzzer's framing oracle applies
-too) and for any message of its kind (``protocol.shape_problems``).  A
-violation names the check during which it was seen.
+too), for any message of its kind (``protocol.shape_problems``), and
+against what the session sent (``protocol.sent``: no event before it asked
+to negotiate, no reply to an id it never wrote), and against the rules of
+downstream names (``protocol.downstream_problems``).  A violation names
+the check during which it was seen.
 """
 
 from __future__ import annotations
@@ -14,8 +18,14 @@ from collections.abc import Iterator
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
-from conformance.protocol.messages import shape_problems
-from conformance.session import Message, Session
+from conformance.protocol.messages import (
+    MISSING,
+    bad_downstream_name,
+    downstream_problems,
+    shape_problems,
+)
+from conformance.qapi.model import EnumType, ObjectType, Schema
+from conformance.session import Message, Session, json_equal
 
 #: The rule a malformed message of each kind breaks.
 SHAPE_RULES = {"greeting": "Q3", "return": "Q3", "error": "Q20", "event": "Q29", "unknown": "Q3"}
@@ -115,4 +125,94 @@ def shapes(ctx: Context) -> str:
         "messages without the shape of their kind",
         "greetings, replies, errors and events as the spec shapes them",
         f"{messages} messages, each shaped as its kind",
+    )
+
+
+@check(
+    "passive.unasked",
+    "Q11,Q16",
+    "nothing of the whole run arrives unasked: no event before the session asked to "
+    "negotiate, no reply with an id the session never sent",
+    needs_target=False,
+)
+def unasked(ctx: Context) -> str:
+    """Judge every message every session of the run received against what
+    that session had sent: an event before its ``qmp_capabilities`` (Q11;
+    the guest agent has no negotiation and no events) and a reply whose id
+    is none of the ids its requests carried, read as QEMU reads them or as
+    RFC 8259 does (Q16).  Past the bytes a session's requests are read for
+    (floods), neither is judged.  Raises :class:`Fail` naming each rule
+    broken with the check it was seen in and how many messages."""
+    tally = _Tally(ctx)
+    judged = 0
+    negotiates = ctx.dialect.negotiation
+    for session, msg, seen_in, _cut in _lines(ctx):
+        sent = session.sent
+        if not msg.ok or msg.t >= sent.judged_until():
+            continue
+        judged += 1
+        if msg.is_event and negotiates:
+            asked = sent.negotiate_at
+            if asked is None or msg.t < asked:
+                tally.add(session, "Q11", seen_in, f"an event before negotiation: {msg.brief()}")
+        elif (
+            msg.is_reply
+            and msg.id is not MISSING
+            and not any(json_equal(msg.id, sent_id) for sent_id in sent.ids)
+        ):
+            tally.add(session, "Q16", seen_in, f"a reply to an id never sent: {msg.brief()}")
+    return tally.verdict(
+        "messages nobody asked for",
+        "events only after negotiation; replies only with ids the session sent",
+        f"{judged} messages on {len(ctx.history)} sessions, each asked for",
+    )
+
+
+def _schema_names(schema: Schema) -> Iterator[str]:
+    """Every name a schema puts on the wire: commands, events, members, enum values."""
+    yield from schema.commands
+    yield from schema.events
+    for entity in schema.types.values():
+        if isinstance(entity, ObjectType):
+            yield from (m.name for m in entity.members)
+        elif isinstance(entity, EnumType):
+            yield from (v.name for v in entity.values)
+
+
+@check(
+    "passive.downstream",
+    "Q38",
+    "downstream names of the whole run are __RFQDN_ names, and the greeting has none",
+    needs_target=False,
+)
+def downstream(ctx: Context) -> str:
+    """Judge every member name of every message the run received, and every
+    name of the target's schema: one beginning with ``__`` must be a
+    downstream ``__RFQDN_`` name, and the greeting, which a downstream build
+    may change only by offering more capabilities, has no downstream member.
+    That a downstream build behaves as its upstream for inputs without
+    downstream names takes two servers: ``qmp-conform compare``.  Raises
+    :class:`Fail` naming each problem with the check it was seen in."""
+    tally = _Tally(ctx)
+    messages = 0
+    for session, msg, seen_in, _cut in _lines(ctx):
+        if not msg.ok:
+            continue
+        messages += 1
+        problems = downstream_problems(msg.value)
+        if problems:
+            tally.add(session, "Q38", seen_in, f"{'; '.join(problems)}: {msg.brief()}")
+    schema = ctx.schema()
+    names = [n for n in _schema_names(schema) if n.startswith("__")] if schema else []
+    bad = [n for n in names if bad_downstream_name(n)]
+    if bad:
+        raise Fail(
+            f"the schema has {len(bad)} name(s) beginning with __ that are no __RFQDN_ names",
+            expected="__RFQDN_NAME, such as __com.example_frob",
+            seen=", ".join(sorted(bad)[:10]),
+        )
+    return tally.verdict(
+        "downstream names broken",
+        "members beginning with __ named __RFQDN_..., none in the greeting",
+        f"{messages} messages and {len(names)} downstream schema names, each as Q38 asks",
     )

@@ -74,7 +74,15 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="GLOB",
         help="commands to generate as valid requests (repeatable; default: "
-        "query-* and a few harmless ones; see docs/fuzzing.md)",
+        "every command with --confine, else query-* and a few harmless ones; "
+        "see docs/fuzzing.md)",
+    )
+    p.add_argument(
+        "--confine",
+        action="store_true",
+        help="run a spawn: target disposable and confined (bubblewrap namespaces, "
+        "a private /tmp, no network, QEMU's -sandbox) and generate every command "
+        "of its schema (see docs/fuzzing.md)",
     )
     p.add_argument(
         "--probe-timeout",
@@ -97,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     SetupError when no worker could start, and OSError when the output folder
     cannot be written; all end in exit status 2.
     """
+    from conformance.confine import confine
     from conformance.errors import ConformanceError
     from conformance.fuzz.database import open_database
-    from conformance.fuzz.generate import DEFAULT_COMMANDS
+    from conformance.fuzz.generate import DEFAULT_COMMANDS, EVERY_COMMAND
     from conformance.fuzz.progress import Progress, Stats
     from conformance.fuzz.targets import dialect_of
     from conformance.fuzz.workers import CampaignSpec, run_inline, run_parallel
@@ -111,17 +120,18 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
     duration = args.duration if args.duration is not None or args.max_examples else 60.0
-    dialect = dialect_of(args.target)
+    target = confine(args.target) if args.confine else args.target
+    dialect = dialect_of(target)
     db = args.db or os.path.join(args.out, "hypothesis-db")
     open_database(db)  # fail early (exit 2) on an unreachable Redis
     spec = CampaignSpec(
-        target=args.target,
+        target=target,
         out_dir=args.out,
         duration=duration,
         max_examples=args.max_examples,
         seed=args.seed,
         db=db,
-        commands=tuple(args.commands or DEFAULT_COMMANDS),
+        commands=tuple(args.commands or (EVERY_COMMAND if args.confine else DEFAULT_COMMANDS)),
         probe_timeout=args.probe_timeout,
         dialect=dialect,
         db_only=args.db_only,
@@ -143,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     summary = stats.summary(
         progress.elapsed,
-        target=args.target,
+        target=target,
         workers=args.workers,
         seed=args.seed,
         database=db,

@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
         help="unix:PATH, tcp:HOST:PORT, spawn:COMMAND or reference[:OPTS]",
     )
     p.add_argument(
+        "--confine",
+        action="store_true",
+        help="run a spawn: target confined, as 'qmp-conform fuzz --confine' does",
+    )
+    p.add_argument(
         "--attempts",
         type=int,
         default=2,
@@ -51,13 +56,15 @@ def run(args: argparse.Namespace) -> int:
     TargetError when the target is malformed or cannot be reached; all end in
     exit status 2.
     """
+    from conformance.confine import confine
     from conformance.fuzz.findings import load
     from conformance.fuzz.replay import Replayer
 
     if args.attempts < 1:
         raise UsageError("--attempts must be at least 1")
     findings = [(path, load(path)) for path in args.file]
-    replayer = Replayer(args.target)
+    target = confine(args.target) if args.confine else args.target
+    replayer = Replayer(target)
     any_reproduced = False
     with replayer:
         for path, finding in findings:
@@ -79,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                 )
                 continue
             print(
-                f"{path}: {finding.ident}: {verdict} on {args.target} "
+                f"{path}: {finding.ident}: {verdict} on {args.target}"
+                f"{' (confined)' if args.confine else ''} "
                 f"({result.attempts} attempt(s))"
             )
             for v in result.violations:

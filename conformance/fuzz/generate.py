@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from conformance.fuzz.program import (
     ID_LIMIT,
+    ID_SPELLING,
     RAW_ID_PREFIX,
     RESET_BYTE,
     Program,
@@ -61,6 +62,8 @@ DEFAULT_COMMANDS = (
     "trace-event-get-state",
     "qmp_capabilities",
 )
+#: The globs of a confined campaign (``--confine``): every command.
+EVERY_COMMAND = ("*",)
 #: Harmless commands that make the server emit events (STOP, RESUME): events
 #: are what Q11, Q29 and Q30 are about, so they are drawn on purpose, and
 #: always as this pair, in this order.  Whatever state the guest is in, the
@@ -200,8 +203,9 @@ class _Builder:
         # The id goes in as its own text: json.dumps would respell it.
         members = encode_request(msg)[:-1] + (b"," if msg else b"")
         data = members + b'"id":' + spelled.text.encode() + b"}"
+        meta = {**meta, ID_SPELLING: spelled.label}
         if spelled.limit:
-            meta = {**meta, ID_LIMIT: spelled.label}
+            meta[ID_LIMIT] = spelled.label
         step = Step("command", conn, data, meta, {**msg, "id": spelled.value})
         self.steps.append(step)
 

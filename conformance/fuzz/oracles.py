@@ -24,7 +24,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from conformance.fuzz.execute import ConnLog, Observation
-from conformance.fuzz.program import RAW_ID_PREFIX, Step
+from conformance.fuzz.program import ID_SPELLING, RAW_ID_PREFIX, Step
 from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.protocol.messages import MISSING
 from conformance.session import Message, escape, json_equal
@@ -359,9 +359,27 @@ class Judge:
         idless_sent = sum(1 for s, r in requests if r is not None and "id" not in r)
         idless_got = sum(1 for m in replies if m.id is MISSING)
         if missing and answered:
-            i, s, r = missing[0]
+            i, s, r = next((m for m in missing if ID_SPELLING in m[1].meta), missing[0])
             id_kind = kind_of(r["id"])
-            if unmatched:
+            if ID_SPELLING in s.meta:
+                # One finding per way of writing the id, not per request around it.
+                fate = (
+                    f"replies with ids nobody sent: {_brief(unmatched[0], 120)}"
+                    if unmatched
+                    else "no reply carries it"
+                )
+                out.append(
+                    Violation(
+                        "Q15",
+                        "id-echo",
+                        "spelled-id-lost",
+                        f"the id of {escape(s.data[:120])} is written as a {s.meta[ID_SPELLING]} "
+                        f"and {fate}",
+                        (str(s.meta[ID_SPELLING]),),
+                        log.conn,
+                    )
+                )
+            elif unmatched:
                 out.append(
                     Violation(
                         "Q15",

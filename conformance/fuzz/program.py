@@ -44,6 +44,10 @@ PROBE_COMMAND = "qmp-conform-probe"
 #: Step meta naming an id spelled in a way RFC 8259 lets a reader refuse
 #: (a number past a double, a lone surrogate): no reply can be expected.
 ID_LIMIT = "id_limit"
+#: Step meta naming the grammar class of an id written as no encoder writes
+#: it: findings about it are one finding per class, whatever else the
+#: request held.
+ID_SPELLING = "id_spelling"
 
 
 @dataclass

@@ -10,15 +10,19 @@ of a decoded server message against the QMP spec.
 from __future__ import annotations
 
 import math
+import re
 from typing import Final, Literal, TypeAlias
 
 from .values import JSON, JSONObject
 
 __all__ = [
+    "DOWNSTREAM_PREFIX",
     "MISSING",
     "MessageKind",
     "Missing",
+    "bad_downstream_name",
     "classify",
+    "downstream_problems",
     "error_response",
     "event",
     "greeting",
@@ -26,6 +30,7 @@ __all__ = [
     "shape_problems",
     "timestamp",
     "version_info",
+    "without_downstream",
 ]
 
 
@@ -168,4 +173,54 @@ def shape_problems(message: JSON) -> list[str]:
     for member in message:
         if member not in allowed and not member.startswith("__"):
             problems.append(f"unexpected member {member!r}")
+    return problems
+
+
+#: A downstream extension's name prefix (Q38): two underscores, a reversed
+#: domain name, one underscore (``__com.redhat_``).  QEMU's generator
+#: accepts any of those characters in the domain; so does this.
+DOWNSTREAM_PREFIX = r"__[A-Za-z0-9.-]+_"
+_DOWNSTREAM_NAME = re.compile(DOWNSTREAM_PREFIX + r"[A-Za-z0-9]")
+
+
+def bad_downstream_name(name: str) -> bool:
+    """Whether ``name`` claims to be downstream (begins with ``__``) but is no
+    ``__RFQDN_`` name."""
+    return name.startswith("__") and not _DOWNSTREAM_NAME.match(name)
+
+
+def without_downstream(value: JSON) -> JSON:
+    """``value`` without the members with well-formed downstream names, at
+    any depth: what an upstream schema judges of a downstream build's output,
+    which may add such members anywhere (Q38)."""
+    if isinstance(value, dict):
+        return {
+            k: without_downstream(v)
+            for k, v in value.items()
+            if not (k.startswith("__") and not bad_downstream_name(k))
+        }
+    if isinstance(value, list):
+        return [without_downstream(v) for v in value]
+    return value
+
+
+def downstream_problems(message: JSON) -> list[str]:
+    """What a server message breaks of the downstream rules (Q38): a member
+    named with ``__`` that is no ``__RFQDN_`` name, anywhere in it, and any
+    downstream member in a greeting, which a downstream build may change only
+    by offering more capabilities."""
+    problems: list[str] = []
+    greeting = classify(message) == "greeting"
+    stack: list[JSON] = [message]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, member in value.items():
+                if bad_downstream_name(key):
+                    problems.append(f"member {key!r} is not a __RFQDN_ name")
+                if greeting and key.startswith("__"):
+                    problems.append(f"the greeting has a downstream member {key!r}")
+                stack.append(member)
+        elif isinstance(value, list):
+            stack.extend(value)
     return problems

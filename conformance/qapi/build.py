@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conformance.protocol.messages import DOWNSTREAM_PREFIX
 from conformance.qapi.builtins import builtin_types
 from conformance.qapi.errors import QAPIError
 from conformance.qapi.model import (
@@ -65,8 +66,8 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     },
     "event": {"event", "data", "boxed"},
 }
-_NAME = re.compile(r"^(__[A-Za-z0-9.-]+_)?[A-Za-z][A-Za-z0-9_.+-]*$")
-_ENUM_VALUE = re.compile(r"^(__[A-Za-z0-9.-]+_)?[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_NAME = re.compile(rf"^({DOWNSTREAM_PREFIX})?[A-Za-z][A-Za-z0-9_.+-]*$")
+_ENUM_VALUE = re.compile(rf"^({DOWNSTREAM_PREFIX})?[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _MEMBER_KEYS = {"type", "if", "features"}
 #: Old spellings of ``any`` and the releases that used them; each is read
 #: as ``any`` and noted in ``Schema.tolerated``.

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.protocol.messages import DOWNSTREAM_PREFIX
 from conformance.qapi.build import ALLOWED_KEYS, COMMON_KEYS, build, c_name, wire_kinds
 from conformance.qapi.errors import QAPIError
 from conformance.qapi.loader import as_introspection, read_source
@@ -65,7 +66,7 @@ LIST_PRAGMAS = (
     "documentation-exceptions",
     "member-name-exceptions",
 )
-_NAME = re.compile(r"(__[A-Za-z0-9.-]+_)?([A-Za-z][A-Za-z0-9_-]*)$")
+_NAME = re.compile(rf"({DOWNSTREAM_PREFIX})?([A-Za-z][A-Za-z0-9_-]*)$")
 _CAMEL = re.compile(r"[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$")
 _CONFIG_SYMBOL = re.compile(r"[A-Z][A-Z0-9_]*$")
 _FALSE_ONLY = ("gen", "success-response")

@@ -21,7 +21,9 @@ _FILTERS = {
     "qcow2": "file",
     "throttle": "file",
 }
-_SUPPORTED = set(_PROTOCOL_SIZES) | set(_FILTERS) | {"file"}
+_SUPPORTED = set(_PROTOCOL_SIZES) | set(_FILTERS) | {"file", "quorum"}
+#: What a read that fails on an injected error reports, as QEMU words it.
+_EIO = "Input/output error"
 
 
 def _blocking_read(path: str) -> bytes:
@@ -107,6 +109,16 @@ class _Opener:
                 node.size = os.stat(filename).st_size
             except OSError as exc:
                 raise QMPError(f"Could not open '{filename}': {exc.strerror}") from None
+        elif driver == "quorum":
+            refs = options["children"]
+            threshold = options["vote-threshold"]
+            if threshold < 1:
+                raise QMPError("Quorum 'vote-threshold' must be at least 1")
+            if len(refs) < threshold:
+                raise QMPError("threshold may not exceed children count")
+            opened = [await self.child(ref) for ref in refs]
+            node.children.update({f"children.{i}": c.name for i, c in enumerate(opened)})
+            node.size = min(c.size for c in opened)
         else:
             child_key = _FILTERS[driver]
             child = await self.child(options[child_key])
@@ -344,3 +356,33 @@ for _name, _key in (
     ("finalize", "id"),
 ):
     _block_verb(_name, _key)
+
+
+def qemu_io_read(machine: Machine, name: str, offset: int, length: int) -> str:
+    """HMP ``qemu-io NODE "read OFFSET LENGTH"``: what the monitor prints
+    (QEMU prints qemu-io's own report elsewhere, so a read that succeeds
+    prints nothing).  A quorum reads every child: each that fails on an
+    injected read error emits QUORUM_REPORT_BAD (throttled, Q31), and the read
+    fails when fewer children than the vote threshold succeeded."""
+    node = machine.node(name)
+    if node is None:
+        return f"Cannot find device='{name}' nor node-name='{name}'\r\n"
+    if node.driver != "quorum":
+        return f"read failed: {_EIO}\r\n" if _injects_read_error(machine, node) else ""
+    good = 0
+    for child_name in node.children.values():
+        child = machine.node(child_name)
+        if child is not None and _injects_read_error(machine, child):
+            machine.events.emit(
+                "QUORUM_REPORT_BAD",
+                {
+                    "type": "read",
+                    "error": _EIO,
+                    "node-name": child_name,
+                    "sector-num": offset // 512,
+                    "sectors-count": -(-length // 512),
+                },
+            )
+        else:
+            good += 1
+    return "" if good >= node.options["vote-threshold"] else f"read failed: {_EIO}\r\n"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from reference_server.commands import CommandContext, command
+from reference_server.commands.block import qemu_io_read
 from reference_server.errors import QMPError
 
 
@@ -52,16 +54,38 @@ async def device_add(ctx: CommandContext, args: dict[str, Any]) -> None:
 async def human_monitor_command(ctx: CommandContext, args: dict[str, Any]) -> Any:
     """``human-monitor-command``: the text an HMP line prints.
 
-    Only ``info version`` is known; an empty line prints nothing, anything else an
-    unknown-command message (output, not an error reply).
+    Known: ``info version``, and ``qemu-io NODE "read [-q] OFFSET LENGTH"`` (how
+    a throttled event is triggered, see ``block.qemu_io_read``); an empty line
+    prints nothing, anything else an unknown-command message (output, not an
+    error reply).
     """
     line = str(args["command-line"]).strip()
+    words = _hmp_words(line)
+    if words[:1] == ["qemu-io"]:
+        return _qemu_io(ctx, words[1:])
     if line == "info version":
         triple = ctx.version["qemu"]
         return f"{triple['major']}.{triple['minor']}.{triple['micro']}{ctx.version['package']}\r\n"
     if not line:
         return ""
     return f"unknown command: '{line.split()[0]}'\r\n"
+
+
+def _hmp_words(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
+
+
+def _qemu_io(ctx: CommandContext, words: list[str]) -> str:
+    if len(words) != 2:
+        return 'Usage: qemu-io [-d] [device] "[command]"\r\n'
+    name, command = words
+    parts = [p for p in command.split() if p != "-q"]  # quiet: QEMU prints nothing more
+    if len(parts) != 3 or parts[0] != "read" or not all(p.isdigit() for p in parts[1:]):
+        return f"qemu-io: only 'read [-q] OFFSET LENGTH' is modelled, not {command!r}\r\n"
+    return qemu_io_read(ctx.machine, name, int(parts[1]), int(parts[2]))
 
 
 @command("quit")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 from conformance.runner import Runner
+from reference_server.defects import INVENTED_ID
 
 
 def _passive(target: str) -> tuple[str, str]:
@@ -36,3 +40,42 @@ def test_a_misshapen_error_in_another_check_is_caught() -> None:
     assert verdict.status == "fail"
     assert "Q20 in ids.on-error" in verdict.message.splitlines()[0]
     assert "error.desc is not a string" in verdict.message
+
+
+def _verdicts(target: str, only: list[str]) -> dict[str, tuple[str, str]]:
+    result = Runner(target, only=only, reply_timeout=1.5).run()
+    return {r.id: (r.status, r.message) for r in result.results}
+
+
+def _stdio_reference(*defects: str) -> str:
+    flags = "".join(f" --defect {d}" for d in defects)
+    return f"spawn:{shlex.quote(sys.executable)} -m conformance serve --stdio{flags}"
+
+
+def test_an_event_before_negotiation_is_caught_on_a_one_monitor_target() -> None:
+    # On stdio there is no second monitor to watch while another triggers
+    # an event, so the dedicated check skips; the passive one still sees it.
+    verdicts = _verdicts(
+        _stdio_reference("event-after-greeting"), ["negotiation.*", "passive.unasked"]
+    )
+    assert verdicts["negotiation.no-events-before"][0] == "skip"
+    status, message = verdicts["passive.unasked"]
+    assert status == "fail"
+    assert message.startswith("messages nobody asked for, seen in passing: Q11 in negotiation.")
+    assert '"event": "RESUME"' in message
+
+
+def test_one_monitor_target_without_the_defect_passes() -> None:
+    verdicts = _verdicts(_stdio_reference(), ["negotiation.*", "passive.unasked"])
+    status, message = verdicts["passive.unasked"]
+    assert status == "pass", message
+    assert int(message.split()[0]) > 5
+
+
+def test_a_reply_with_an_id_never_sent_is_caught_and_attributed() -> None:
+    status, message = _verdicts("reference:defect=reply-id-invented", ["ids.*", "passive.*"])[
+        "passive.unasked"
+    ]
+    assert status == "fail"
+    assert "Q16 in ids." in message.splitlines()[0]
+    assert f'"id": "{INVENTED_ID}"' in message

@@ -22,6 +22,11 @@ from conformance.protocol import (
     version_info,
 )
 from conformance.protocol.dialects import QEMU_7_2_VERSION
+from conformance.protocol.messages import (
+    bad_downstream_name,
+    downstream_problems,
+    without_downstream,
+)
 
 
 def test_builders_match_qemu_bytes() -> None:
@@ -92,3 +97,49 @@ def test_dialect_registry() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         QEMU.greeting = False  # type: ignore[misc]
     assert hash(QEMU) == hash(dataclasses.replace(QEMU))
+
+
+# -- downstream names (Q38) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("__com.redhat_drive-add", False),
+        ("__org.example_x", False),
+        ("__flavour", True),  # no domain and no underscore after it
+        ("__com.redhat_", True),  # a prefix with nothing after it
+        ("plain", False),  # not downstream at all
+    ],
+)
+def test_downstream_name_form(name: str, bad: bool) -> None:
+    assert bad_downstream_name(name) is bad
+
+
+def test_downstream_problems_anywhere_and_in_the_greeting() -> None:
+    reply = {"return": {"a": [{"__x": 1}], "__com.example_ok": 2}, "id": 1}
+    assert downstream_problems(reply) == ["member '__x' is not a __RFQDN_ name"]
+    greeting = {"QMP": {"version": {}, "capabilities": [], "__com.example_v": 1}}
+    assert downstream_problems(greeting) == [
+        "the greeting has a downstream member '__com.example_v'"
+    ]
+
+
+def test_output_is_judged_without_well_formed_downstream_members() -> None:
+    from conformance.qapi import load
+    from conformance.specs import Specs
+
+    schema = load(
+        [
+            {"name": "q", "meta-type": "command", "arg-type": "0", "ret-type": "1"},
+            {"name": "0", "meta-type": "object", "members": []},
+            {"name": "1", "meta-type": "object", "members": [{"name": "a", "type": "int"}]},
+            {"name": "int", "meta-type": "builtin", "json-type": "int"},
+        ]
+    )
+    specs = Specs(schema)
+    assert specs.errors("return", "q", {"a": 1, "__com.example_b": {"c": 2}}) == []
+    assert specs.errors("return", "q", {"a": 1, "__b": 2}) != []
+    # Arguments are input: a downstream member there is as unknown as any other.
+    assert specs.errors("arguments", "q", {"__com.example_b": 1}) != []
+    assert without_downstream({"x": [{"__com.example_y": 1, "z": 2}]}) == {"x": [{"z": 2}]}
