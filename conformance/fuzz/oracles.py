@@ -77,6 +77,15 @@ class Violation:
         return f"{self.rule}-{self.signature}"
 
 
+def _plain_id(step: Step) -> bool:
+    """Whether the step's id is written as json.dumps writes its value."""
+    if ID_SPELLING not in step.meta:
+        return True
+    request = step.request()
+    text = step.data[step.data.rfind(b'"id":') + 5 : -1]
+    return request is not None and text == json.dumps(request["id"]).encode()
+
+
 def _short(value: Any, keep: int = 120) -> str:
     try:
         text = json.dumps(value, ensure_ascii=True)
@@ -344,10 +353,17 @@ class Judge:
         for msg in replies:
             if msg.id is MISSING or (isinstance(msg.id, str) and msg.id.startswith(RAW_ID_PREFIX)):
                 continue
-            slot = next(
-                (i for i, _s, r in expected if i not in matched and json_equal(r["id"], msg.id)),
-                None,
-            )
+            # Among requests with equal ids, an id written as an encoder
+            # writes it is the one a reply most likely answers: the other
+            # spellings are what may go unanswered, and a finding names them.
+            slot = min(
+                (
+                    (not _plain_id(s), i)
+                    for i, s, r in expected
+                    if i not in matched and json_equal(r["id"], msg.id)
+                ),
+                default=(False, None),
+            )[1]
             if slot is None:
                 unmatched.append(msg)
                 continue
