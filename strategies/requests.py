@@ -9,6 +9,7 @@ negotiated, ``exec-oob`` for commands that allow it; ``oob-draft`` (QEMU
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -16,8 +17,14 @@ from hypothesis import strategies as st
 
 from conformance.protocol.dialects import DEFAULT, Dialect, resolve
 from conformance.protocol.messages import MISSING
-from conformance.qapi.model import EnumType, Schema
-from strategies.compile import compiled, member_names
+from conformance.protocol.spellings import (
+    NUMBER_SPELLINGS,
+    SPELLINGS,
+    STRING_SPELLINGS,
+    Spelling,
+)
+from conformance.qapi.model import BuiltinType, EnumType, Schema
+from strategies.compile import Compiled, compiled, member_names
 from strategies.invalid import (
     NEGOTIATION_RULES,
     REQUEST_RULES,
@@ -348,3 +355,44 @@ def request_label_holds(model: Schema, ex: Invalid) -> bool:
             and any(cap not in _capabilities(model) for cap in enable)
         )
     return False
+
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _admitted(c: Compiled, type_name: str) -> tuple[Spelling, ...]:
+    """The spellings a value of type ``type_name`` may be written in and stay
+    valid: integers as integers within the type's range, numbers and
+    strings in every spelling of their class, anything for ``any``."""
+    t = c.schema.type(type_name)
+    if not isinstance(t, BuiltinType):
+        return ()
+    if t.json_type == "int":
+        lo, hi = c.int_range(t)
+        return tuple(
+            s
+            for s in NUMBER_SPELLINGS
+            if _INTEGER_TEXT.fullmatch(s.text) and lo <= int(s.text) <= hi
+        )
+    if t.json_type == "number":
+        return NUMBER_SPELLINGS
+    if t.json_type == "string":
+        return STRING_SPELLINGS
+    if t.json_type == "value":
+        return SPELLINGS
+    return ()
+
+
+def spellable_members(model: Schema, command: str) -> list[tuple[str, Spelling]]:
+    """Each top-level argument of ``command`` whose type admits a value
+    written as no encoder writes it, with each spelling it admits (RFC 8259's
+    grammar: exponents, leading zeros of exponents, int64 and double edges,
+    every escape, surrogate pairs; see ``protocol.spellings``).  A request
+    with one of them is as valid as with the value json.dumps writes, except
+    for the spellings RFC 8259 lets a reader refuse (``Spelling.limit``)."""
+    c = compiled(model)
+    cmd = model.commands[command]
+    args = model.object_type(cmd.arg_type) if cmd.arg_type else None
+    if args is None:
+        return []
+    return [(m.name, s) for m in args.members for s in _admitted(c, m.type)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from conformance.fuzz.program import (
     ID_SPELLING,
     RAW_ID_PREFIX,
     RESET_BYTE,
+    VALUE_SPELLING,
     Program,
     Step,
     encode_request,
@@ -44,7 +46,7 @@ from conformance.qapi.model import Schema
 from strategies.invalid import ERROR_CLASSES, NEGOTIATION_RULES, Invalid
 from strategies.json_values import deep_values, id_spellings, json_scalars, json_values
 from strategies.raw import RAW_RULES, raw_inputs, raw_noise
-from strategies.requests import invalid_requests, requests
+from strategies.requests import invalid_requests, requests, spellable_members
 
 #: Globs of the commands fuzzed by default: they read state, or change only
 #: the server's own harmless state.  Everything else (quit, migrate with
@@ -98,6 +100,7 @@ class GenConfig:
         ] or self.commands
         self._valid: dict[tuple[bool, str | None], st.SearchStrategy[dict[str, Any]]] = {}
         self._invalid: dict[tuple[bool, bool], st.SearchStrategy[Invalid]] = {}
+        self._spellable: dict[str, list[tuple[str, Spelling]]] = {}
         self.raw = raw_noise() | raw_inputs(labels=RAW_LABELS).map(Invalid.wire)
 
     def valid(self, *, oob: bool, only: str | None = None) -> st.SearchStrategy[dict[str, Any]]:
@@ -125,6 +128,14 @@ class GenConfig:
             if n not in NEVER and any(fnmatch.fnmatchcase(n, g) for g in globs)
         )
         return cls(schema, names, **kwargs)
+
+    def spellable(self, command: str) -> list[tuple[str, Spelling]]:
+        """The arguments of ``command`` a value may be spelled in, with each
+        spelling (see :func:`strategies.requests.spellable_members`)."""
+        found = self._spellable.get(command)
+        if found is None:
+            found = self._spellable[command] = spellable_members(self.schema, command)
+        return found
 
     def invalid(self, *, negotiated: bool, oob: bool) -> st.SearchStrategy[Invalid]:
         """Labelled invalid requests for a connection in this state.
@@ -195,19 +206,35 @@ class _Builder:
             state.negotiated, state.oob = True, oob
 
     def command(
-        self, conn: int, msg: dict[str, Any], meta: dict[str, Any], spelled: Spelling | None = None
+        self,
+        conn: int,
+        msg: dict[str, Any],
+        meta: dict[str, Any],
+        spelled: Spelling | None = None,
+        argument: tuple[str, Spelling] | None = None,
     ) -> None:
-        if spelled is None:
+        if spelled is None and argument is None:
             self.steps.append(Step("command", conn, encode_request(msg), meta, msg))
             return
-        # The id goes in as its own text: json.dumps would respell it.
-        members = encode_request(msg)[:-1] + (b"," if msg else b"")
-        data = members + b'"id":' + spelled.text.encode() + b"}"
-        meta = {**meta, ID_SPELLING: spelled.label}
-        if spelled.limit:
-            meta[ID_LIMIT] = spelled.label
-        step = Step("command", conn, data, meta, {**msg, "id": spelled.value})
-        self.steps.append(step)
+        # Spelled values go in as their own text: json.dumps would respell them.
+        meta = dict(meta)
+        value = msg
+        data = encode_request(msg)
+        if argument is not None:
+            member, how = argument
+            marked = {**msg, "arguments": {**msg["arguments"], member: _PLACEHOLDER}}
+            data = encode_request(marked).replace(_PLACEHOLDER_TEXT, how.text.encode(), 1)
+            value = {**msg, "arguments": {**msg["arguments"], member: how.value}}
+            meta[VALUE_SPELLING] = how.label
+            if how.limit:
+                meta[ID_LIMIT] = how.label
+        if spelled is not None:
+            data = data[:-1] + (b"," if msg else b"") + b'"id":' + spelled.text.encode() + b"}"
+            value = {**value, "id": spelled.value}
+            meta[ID_SPELLING] = spelled.label
+            if spelled.limit:
+                meta[ID_LIMIT] = spelled.label
+        self.steps.append(Step("command", conn, data, meta, value))
 
     def raw(self, conn: int, data: bytes) -> None:
         # The trailing reset byte guarantees the next request is parsed from
@@ -218,6 +245,12 @@ class _Builder:
         for number, conn in enumerate(sorted(self.conns)):
             self.steps.append(probe_step(conn, number))
         return Program(self.steps)
+
+
+#: Stands in an argument whose value is written as its own text; no schema
+#: value holds control characters around a name like this.
+_PLACEHOLDER = "\x00qmp-conform-spelled\x00"
+_PLACEHOLDER_TEXT = json.dumps(_PLACEHOLDER).encode()
 
 
 def _with_id(draw: st.DrawFn, b: _Builder, msg: dict[str, Any]) -> Spelling | None:
@@ -264,7 +297,11 @@ def _valid(
             how=BEFORE_NEGOTIATION,
             error_class=ERROR_CLASSES[BEFORE_NEGOTIATION],
         )
-    b.command(conn, msg, meta, _with_id(draw, b, msg))
+    argument = None
+    if msg.get("arguments") and draw(_below(RESPELL_ONE_IN)) == 0:
+        present = [p for p in cfg.spellable(meta["name"]) if p[0] in msg["arguments"]]
+        argument = draw(st.sampled_from(present)) if present else None
+    b.command(conn, msg, meta, _with_id(draw, b, msg), argument)
 
 
 def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:
@@ -295,6 +332,9 @@ def _below(n: int) -> st.SearchStrategy[int]:
     return st.integers(0, n - 1)
 
 
+#: One valid request with arguments in this many has one of them written as
+#: no encoder writes it (grammar spellings of its value, Q15/Q16).
+RESPELL_ONE_IN = 12
 #: What a step sends, weighted by repetition.
 _KINDS = ("valid", "valid", "valid", "invalid", "invalid", "raw", "event")
 

@@ -24,7 +24,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from conformance.fuzz.execute import ConnLog, Observation
-from conformance.fuzz.program import ID_SPELLING, RAW_ID_PREFIX, Step
+from conformance.fuzz.program import ID_SPELLING, RAW_ID_PREFIX, VALUE_SPELLING, Step
 from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.protocol.messages import MISSING
 from conformance.session import Message, escape, json_equal
@@ -75,6 +75,10 @@ class Violation:
     def ident(self) -> str:
         """The finding's name: ``<rule>-<signature>``."""
         return f"{self.rule}-{self.signature}"
+
+
+def _spelled(step: Step) -> bool:
+    return ID_SPELLING in step.meta or VALUE_SPELLING in step.meta
 
 
 def _plain_id(step: Step) -> bool:
@@ -375,9 +379,22 @@ class Judge:
         idless_sent = sum(1 for s, r in requests if r is not None and "id" not in r)
         idless_got = sum(1 for m in replies if m.id is MISSING)
         if missing and answered:
-            i, s, r = next((m for m in missing if ID_SPELLING in m[1].meta), missing[0])
+            i, s, r = next((m for m in missing if _spelled(m[1])), missing[0])
             id_kind = kind_of(r["id"])
-            if ID_SPELLING in s.meta:
+            if VALUE_SPELLING in s.meta and ID_SPELLING not in s.meta:
+                # One finding per way of writing a value, not per request around it.
+                out.append(
+                    Violation(
+                        "Q16",
+                        "one-reply",
+                        "spelled-value-unanswered",
+                        f"no reply to {escape(s.data[:160])}, an argument of which is written "
+                        f"as a {s.meta[VALUE_SPELLING]}",
+                        (str(s.meta[VALUE_SPELLING]),),
+                        log.conn,
+                    )
+                )
+            elif ID_SPELLING in s.meta:
                 # One finding per way of writing the id, not per request around it.
                 fate = (
                     f"replies with ids nobody sent: {_brief(unmatched[0], 120)}"

@@ -41,13 +41,16 @@ STEP_KINDS = ("connect", "negotiate", "command", "raw", "probe")
 #: error wherever the parser is, so it returns to a known-good state (Q32).
 RESET_BYTE = b"\x01"
 PROBE_COMMAND = "qmp-conform-probe"
-#: Step meta naming an id spelled in a way RFC 8259 lets a reader refuse
-#: (a number past a double, a lone surrogate): no reply can be expected.
+#: Step meta naming a value (an id or an argument) spelled in a way RFC 8259
+#: lets a reader refuse (a number past a double, a lone surrogate): no reply
+#: can be expected.
 ID_LIMIT = "id_limit"
 #: Step meta naming the grammar class of an id written as no encoder writes
 #: it: findings about it are one finding per class, whatever else the
 #: request held.
 ID_SPELLING = "id_spelling"
+#: Step meta naming the grammar class an argument's value is written in.
+VALUE_SPELLING = "value_spelling"
 
 
 @dataclass

@@ -19,7 +19,9 @@ from conformance.session import Session
 from conformance.transport import TargetError, open_target
 
 CLI = [sys.executable, "-m", "conformance"]
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+needs_bwrap = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap is not installed"
+)
 
 
 @pytest.mark.parametrize("spec", ["reference", "tcp:127.0.0.1:4444", "unix:/tmp/x.sock"])
