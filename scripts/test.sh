@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# libvirglrenderer1: a display module of QEMU 10.0 links it (Debian 12 has it).
-PACKAGES=(python3 python3-venv qemu-system-x86 qemu-utils qemu-guest-agent redis-server chromium
+# libvirglrenderer1: a display module of QEMU 10.0 links it (Debian 12 has it);
+# bubblewrap: confined campaigns (fuzz --confine).
+PACKAGES=(python3 python3-venv qemu-system-x86 qemu-utils qemu-guest-agent redis-server chromium bubblewrap
           libvirglrenderer1)
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -97,11 +97,13 @@ def test_a_confined_campaign_finds_a_crash_by_itself(qemu: str, tmp_path: Path) 
 @needs_bwrap
 @pytest.mark.slow
 @pytest.mark.qemu
+FIXED = ("--max-examples", "200", "--seed", "2", "--quiet")
+
+
 def test_fuzz_confine_draws_from_every_command(qemu: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
-        [*CLI, "fuzz", "--target", qemu, "--confine", "--max-examples", "200", "--seed", "2"]
-        + ["--quiet", "--out", str(out)],
+        [*CLI, "fuzz", "--target", qemu, "--confine", *FIXED, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=240,
