@@ -94,12 +94,12 @@ def test_a_confined_campaign_finds_a_crash_by_itself(qemu: str, tmp_path: Path) 
     assert crashes, "the campaign did not find QEMU 7.2's blockdev-reopen abort"
 
 
-@needs_bwrap
-@pytest.mark.slow
-@pytest.mark.qemu
 FIXED = ("--max-examples", "200", "--seed", "2", "--quiet")
 
 
+@needs_bwrap
+@pytest.mark.slow
+@pytest.mark.qemu
 def test_fuzz_confine_draws_from_every_command(qemu: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
