@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.protocol.encoding import encode_request
+from conformance.protocol.spellings import SPELLINGS
 from strategies.invalid import Invalid
 from strategies.json_values import json_strings
 
@@ -268,6 +269,8 @@ _PIECES = (
     b"[]",
     b"\x7f",
     b"\t",
+    # Every number and string spelling of the grammar, as tokens of the soup.
+    *(spelling.text.encode() for spelling in SPELLINGS),
 )
 _TOKEN_SOUP = st.lists(st.sampled_from(_PIECES), max_size=24).map(b"".join)
 _OPENERS = st.tuples(

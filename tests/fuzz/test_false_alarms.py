@@ -26,9 +26,10 @@ QEMU_DEVIATIONS = [
     ("Q16", QEMU_ASSERTION),
     ("Q37", "unexpected word 'inf'"),
     ("Q37", "unexpected word '-inf'"),
-    # An id 0E0 or 0e5 (a leading zero, then an exponent) draws parse errors
-    # and no reply: seen as the reply without its id, or as no reply.
-    *((rule, f'"id":{zero}') for rule in ("Q15", "Q16") for zero in ("0e", "0E", "-0e", "-0E")),
+    # An id or an argument 0E0 or 0e5 (a leading zero, then an exponent)
+    # draws parse errors and no reply: seen as the reply without its id, or
+    # as no reply.
+    *((rule, f":{zero}") for rule in ("Q15", "Q16") for zero in ("0e", "0E", "-0e", "-0E")),
 ]
 
 
