@@ -14,7 +14,7 @@ the check during which it was seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from conformance.checks.base import Fail, check
 from conformance.checks.context import Context
@@ -71,6 +71,22 @@ class _Tally:
         )
 
 
+def _objects(ctx: Context, judge: Callable[[Message], tuple[str, list[str]]]) -> tuple[_Tally, int]:
+    """Every JSON object of the run judged by ``judge`` (the rule, and what
+    the message breaks of it), tallied; and how many objects there were.
+    A line that is no object is passive.wire's business."""
+    tally = _Tally(ctx)
+    messages = 0
+    for session, msg, seen_in, _cut in _lines(ctx):
+        if not msg.ok:
+            continue
+        messages += 1
+        rule, problems = judge(msg)
+        if problems:
+            tally.add(session, rule, seen_in, f"{'; '.join(problems)}: {msg.brief()}")
+    return tally, messages
+
+
 @check(
     "passive.wire",
     "Q1,Q2,Q30,Q37",
@@ -111,16 +127,9 @@ def shapes(ctx: Context) -> str:
     no members but downstream ``__`` ones beyond those (Q3, Q20, Q29).
     Raises :class:`Fail` naming each rule broken with the check it was seen
     in and how many messages."""
-    tally = _Tally(ctx)
-    messages = 0
-    for session, msg, seen_in, _cut in _lines(ctx):
-        if not msg.ok:
-            continue  # not an object: passive.wire's business
-        messages += 1
-        problems = shape_problems(msg.value)
-        if problems:
-            rule = SHAPE_RULES.get(msg.kind, "Q3")
-            tally.add(session, rule, seen_in, f"{'; '.join(problems)}: {msg.brief()}")
+    tally, messages = _objects(
+        ctx, lambda msg: (SHAPE_RULES.get(msg.kind, "Q3"), shape_problems(msg.value))
+    )
     return tally.verdict(
         "messages without the shape of their kind",
         "greetings, replies, errors and events as the spec shapes them",
@@ -193,15 +202,7 @@ def downstream(ctx: Context) -> str:
     That a downstream build behaves as its upstream for inputs without
     downstream names takes two servers: ``qmp-conform compare``.  Raises
     :class:`Fail` naming each problem with the check it was seen in."""
-    tally = _Tally(ctx)
-    messages = 0
-    for session, msg, seen_in, _cut in _lines(ctx):
-        if not msg.ok:
-            continue
-        messages += 1
-        problems = downstream_problems(msg.value)
-        if problems:
-            tally.add(session, "Q38", seen_in, f"{'; '.join(problems)}: {msg.brief()}")
+    tally, messages = _objects(ctx, lambda msg: ("Q38", downstream_problems(msg.value)))
     schema = ctx.schema()
     names = [n for n in _schema_names(schema) if n.startswith("__")] if schema else []
     bad = [n for n in names if bad_downstream_name(n)]
