@@ -12,6 +12,7 @@ replies nobody is waiting for yet wait in an inbox.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -249,6 +250,8 @@ class Session:
         self.sent = SentRequests()
         self.events: list[Message] = []
         self.inbox: list[Message] = []
+        #: Lines recorded on arrival that no caller has taken yet.
+        self._arrived: collections.deque[Message] = collections.deque()
         self.greeting: dict[str, Any] | None = None
         self.closed = False
         #: Messages not kept in ``received``/``events`` (see MAX_KEPT).
@@ -385,14 +388,16 @@ class Session:
                 self.transcript.note(self.fate)
 
     def _feed(self, chunk: bytes) -> None:
+        # Lines are cut and recorded as they arrive, not as they are asked
+        # for: the transcript's order and a message's time are the wire's,
+        # which is what says whether an event came before a request (Q11).
         self.reader.feed(chunk)
+        while (line := self.reader.next_line()) is not None:
+            self.transcript.add("<-", line.raw)
+            self._arrived.append(self._record(line))
 
     def _take_line(self) -> Message | None:
-        line = self.reader.next_line()
-        if line is None:
-            return None
-        self.transcript.add("<-", line.raw)
-        return self._record(line)
+        return self._arrived.popleft() if self._arrived else None
 
     def _record(self, line: DecodedLine) -> Message:
         error = line.error
