@@ -185,13 +185,19 @@ class Judge:
     # -- negotiation mode delivers no events (Q11) --------------------------------
 
     def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
-        """Q11: an event reached a connection the program never negotiated."""
-        negotiated = log.reused or any(
-            s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps
-        )
-        if negotiated:
+        """Q11: an event reached a connection before the reply that ended its
+        negotiation, or one the program never negotiated.  (A server writes
+        that reply before leaving negotiation mode's handler, so an event
+        after the request and before the reply was emitted while negotiating.)"""
+        if log.reused:
             return []
+        step = next(
+            (s for s in obs.program.steps if s.kind == "negotiate" and s.conn == log.conn), None
+        )
+        request = step.request() if step is not None else None
         for msg in log.messages:
+            if request is not None and msg.is_reply and json_equal(msg.id, request.get("id")):
+                return []
             if msg.is_event:
                 return [
                     Violation(
