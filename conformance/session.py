@@ -241,13 +241,14 @@ class Message:
 class Session:
     """A client session over one connection; see the module docstring."""
 
-    def __init__(self, conn: Connection, label: str = "") -> None:
+    def __init__(self, conn: Connection, label: str = "", *, read_sent: bool = True) -> None:
         self.conn = conn
         self.transcript = Transcript(label or conn.description)
         self.reader = LineReader(max_line=MAX_LINE, allow_nonfinite=False)
         self.received: list[Message] = []
-        #: The requests written, as a server may read them (Q11, Q16 in passing).
-        self.sent = SentRequests()
+        #: The requests written, as a server may read them (Q11, Q16 in passing);
+        #: without ``read_sent``, not read at all.
+        self.sent = SentRequests(read=read_sent)
         self.events: list[Message] = []
         self.inbox: list[Message] = []
         #: Lines recorded on arrival that no caller has taken yet.

@@ -184,7 +184,8 @@ class Executor:
         follows), else with its replies: a client may send before the greeting
         arrives (the server reads it after), and waiting for a greeting from
         a busy server would stall the campaign for a round trip."""
-        session = Session(self.target.connect(), label=f"c{conn}")
+        # The oracles judge by the program's own steps, not by re-reading them.
+        session = Session(self.target.connect(), label=f"c{conn}", read_sent=False)
         log = ConnLog(conn, session, greeting_expected=True, greeting_unread=True)
         if wait:
             self._read_greeting(log)

@@ -28,13 +28,15 @@ _DECODER = json.JSONDecoder()
 class SentRequests:
     """The requests one connection sent, fed every chunk it writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, read: bool = True) -> None:
+        """``read=False``: record nothing (the ids sent count as unknown from
+        the start), for callers that judge by their own record."""
         self.ids: list[Any] = []
         #: Seconds (the session's clock) when a ``qmp_capabilities`` request
         #: was first sent; None until then.
         self.negotiate_at: float | None = None
         #: Seconds when the budget ran out; None while ids are known.
-        self.unknown_at: float | None = None
+        self.unknown_at: float | None = None if read else 0.0
         self._size = 0
         self._readers = (JSONStream(), JSONStream(rfc8259=True))
 
