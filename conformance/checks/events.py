@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from conformance.checks.base import Fail, Skip, check
 from conformance.checks.context import Context
 from conformance.protocol.dialects import QMP_DIALECTS
+from conformance.protocol.messages import TIMESTAMP_OUT_OF_RANGE, shape_problems
 from conformance.qapi.model import EnumType, Schema
 from conformance.session import Message, Session
 
@@ -61,22 +62,7 @@ def envelope(ctx: Context) -> str:
     members (Q29).  Raises :class:`Fail` with the first event that is not, and
     :class:`Skip` as :func:`fired` does."""
     for msg in fired(ctx).events:
-        v = msg.obj
-        ts = v.get("timestamp")
-        problems = []
-        if not isinstance(v.get("event"), str):
-            problems.append("'event' is not a string")
-        if "data" in v and not isinstance(v["data"], dict):
-            problems.append("'data' is not an object")
-        extra = set(v) - {"event", "data", "timestamp"}
-        if extra:
-            problems.append(f"unexpected members {sorted(extra)}")
-        if (
-            not isinstance(ts, dict)
-            or set(ts) != {"seconds", "microseconds"}
-            or not all(isinstance(ts[k], int) and not isinstance(ts[k], bool) for k in ts)
-        ):
-            problems.append("'timestamp' is not {seconds: int, microseconds: int}")
+        problems = [p for p in shape_problems(msg.value) if p != TIMESTAMP_OUT_OF_RANGE]
         if problems:
             raise Fail(
                 "an event does not have the event envelope (Q29)",
@@ -125,15 +111,7 @@ def timestamp(ctx: Context) -> str:
     >= 0 and microseconds within 0..999999 (Q29).  Raises :class:`Fail` with the first
     event out of range, and :class:`Skip` as :func:`fired` does."""
     for msg in fired(ctx).events:
-        ts = msg.obj.get("timestamp")
-        s = ts.get("seconds") if isinstance(ts, dict) else None
-        us = ts.get("microseconds") if isinstance(ts, dict) else None
-        ok = (
-            isinstance(s, int)
-            and isinstance(us, int)
-            and ((s == -1 and us == -1) or (s >= 0 and 0 <= us <= 999999))
-        )
-        if not ok:
+        if TIMESTAMP_OUT_OF_RANGE in shape_problems(msg.value):
             raise Fail(
                 "an event timestamp is out of range (Q29)",
                 expected="seconds >= 0 and 0 <= microseconds <= 999999, or both -1",

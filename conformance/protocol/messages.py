@@ -18,6 +18,7 @@ from .values import JSON, JSONObject
 __all__ = [
     "DOWNSTREAM_PREFIX",
     "MISSING",
+    "TIMESTAMP_OUT_OF_RANGE",
     "MessageKind",
     "Missing",
     "bad_downstream_name",
@@ -119,6 +120,10 @@ def _int(value: JSON) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: The one event problem that is about a timestamp's values, not its shape.
+TIMESTAMP_OUT_OF_RANGE = "timestamp out of range"
+
+
 def shape_problems(message: JSON) -> list[str]:
     """Spec violations in a decoded server message's structure (empty if fine).
 
@@ -165,11 +170,13 @@ def shape_problems(message: JSON) -> list[str]:
             or not _int(stamp.get("microseconds"))
         ):
             problems.append("timestamp lacks integer seconds/microseconds")
+        elif set(stamp) != {"seconds", "microseconds"}:
+            problems.append("timestamp has members besides seconds and microseconds")
         else:
             sec, usec = stamp["seconds"], stamp["microseconds"]
             assert isinstance(sec, int) and isinstance(usec, int)
             if not ((sec == -1 and usec == -1) or (sec >= 0 and 0 <= usec <= 999_999)):
-                problems.append("timestamp out of range")
+                problems.append(TIMESTAMP_OUT_OF_RANGE)
     for member in message:
         if member not in allowed and not member.startswith("__"):
             problems.append(f"unexpected member {member!r}")
