@@ -169,27 +169,38 @@ class Message:
         message is complete when the session hands it out."""
         return classify(self.value) if self.ok else "unparsed"
 
+    def wire_problems(
+        self, *, lf_ends: bool = False, cut: bool = False
+    ) -> list[tuple[str, str, str]]:
+        """Every wire rule the line breaks, as (rule, slug, what): no CRLF at
+        its end (Q2; a bare LF passes with ``lf_ends``, the guest agent's
+        way, and a line the stream ended in passes with ``cut``), a byte
+        outside ASCII (Q1; the guest agent's 0xFF sentinel aside), an event
+        written inside another message (Q30), not JSON (Q37), not an object
+        (Q2)."""
+        line = self.raw
+        found: list[tuple[str, str, str]] = []
+        ended = line.endswith(b"\r\n") or (lf_ends and line.endswith(b"\n"))
+        if not ended and not cut:
+            found.append(("Q2", "no-crlf", "a line does not end in CRLF"))
+        if not line.lstrip(b"\xff").isascii():
+            found.append(("Q1", "non-ascii", "non-ASCII output"))
+        if self.error is not None and b'"event"' in line[1:] and not line.startswith(b'{"event"'):
+            found.append(
+                ("Q30", "event-inside-message", "an event was written inside another message")
+            )
+        elif self.error is not None:
+            found.append(("Q37", "invalid-json", f"invalid JSON from the server ({self.error})"))
+        elif not isinstance(self.value, dict):
+            found.append(("Q2", "not-object", "a message is not a JSON object"))
+        return found
+
     def wire_problem(
         self, *, lf_ends: bool = False, cut: bool = False
     ) -> tuple[str, str, str] | None:
-        """The first wire rule the line breaks, as (rule, slug, what), or None:
-        no CRLF at its end (Q2; a bare LF passes with ``lf_ends``, the guest
-        agent's way, and a line the stream ended in passes with ``cut``), a
-        byte outside ASCII (Q1), an event written inside another message
-        (Q30), not JSON (Q37), not an object (Q2)."""
-        line = self.raw
-        ended = line.endswith(b"\r\n") or (lf_ends and line.endswith(b"\n"))
-        if not ended and not cut:
-            return "Q2", "no-crlf", "a line does not end in CRLF"
-        if not line.lstrip(b"\xff").isascii():
-            return "Q1", "non-ascii", "non-ASCII output"
-        if self.error is not None and b'"event"' in line[1:] and not line.startswith(b'{"event"'):
-            return "Q30", "event-inside-message", "an event was written inside another message"
-        if self.error is not None:
-            return "Q37", "invalid-json", f"invalid JSON from the server ({self.error})"
-        if not isinstance(self.value, dict):
-            return "Q2", "not-object", "a message is not a JSON object"
-        return None
+        """The first of :meth:`wire_problems`, or None."""
+        found = self.wire_problems(lf_ends=lf_ends, cut=cut)
+        return found[0] if found else None
 
     @property
     def is_greeting(self) -> bool:
