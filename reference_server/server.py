@@ -59,6 +59,12 @@ WRITE_HIGH_WATER = 4 << 20
 HOLD_SECONDS = 0.005
 
 
+#: Connections the kernel may queue before the server accepts them: a burst
+#: of clients (a management stack starting, a test suite's workers) must not
+#: be turned away; asyncio's default is 100.  The kernel caps it at somaxconn.
+LISTEN_BACKLOG = 1024
+
+
 @dataclass
 class ServerConfig:
     """What ``qmp-conform serve`` and :func:`reference_server.launch` configure."""
@@ -129,7 +135,9 @@ class ReferenceServer:
                 os.unlink(path)
         old = os.umask(0o177)
         try:
-            srv = await asyncio.get_running_loop().create_unix_server(self._protocol, path)
+            srv = await asyncio.get_running_loop().create_unix_server(
+                self._protocol, path, backlog=LISTEN_BACKLOG
+            )
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
@@ -147,7 +155,9 @@ class ReferenceServer:
             raise ValueError(
                 f"refusing to listen on non-loopback address {host!r} without --allow-remote"
             )
-        srv = await asyncio.get_running_loop().create_server(self._protocol, host, port)
+        srv = await asyncio.get_running_loop().create_server(
+            self._protocol, host, port, backlog=LISTEN_BACKLOG
+        )
         self._servers.append(srv)
         self._watch_quit()
         sock = srv.sockets[0]

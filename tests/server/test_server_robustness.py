@@ -123,3 +123,24 @@ def test_many_monitors_negotiate_independently(ref_path: str) -> None:
 
 def test_unix_socket_is_owner_only(ref_path: str) -> None:
     assert os.stat(ref_path).st_mode & 0o777 == 0o600
+
+
+def test_a_burst_of_256_connects_is_all_served(ref_path: str) -> None:
+    # Non-blocking connects, all before the server accepts any: each must
+    # find room in the listen queue (EAGAIN means a client turned away).
+    clients = []
+    try:
+        for _ in range(256):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            clients.append(sock)
+            sock.connect(ref_path)
+        for sock in clients:
+            sock.settimeout(10)
+            greeting = b""
+            while not greeting.endswith(b"\r\n"):
+                greeting += sock.recv(4096)
+            assert json.loads(greeting)["QMP"]["capabilities"] == ["oob"]
+    finally:
+        for sock in clients:
+            sock.close()
