@@ -517,14 +517,22 @@ def _launch_reference(target: Target, own_process: bool) -> Iterator[str]:
         launch = reference_server.launch
     except (ImportError, AttributeError) as exc:
         raise TargetError(f"the reference server cannot be launched: {exc}") from exc
-    unknown = set(target.options) - {"dialect", "defect"}
+    unknown = set(target.options) - {"dialect", "defect", "start"}
     if unknown:
         raise TargetError(f"unknown reference option(s): {', '.join(sorted(unknown))}")
     dialect = (target.dialect or DEFAULT).name
     defects = target.options.get("defect", [])
+    start = target.options.get("start", ["running"])[-1]
+    if start not in ("running", "paused"):
+        raise TargetError(f"reference option start={start}: use start=running or start=paused")
     try:
         # A defect may make the server exit: then it must not share our process.
-        manager = launch(dialect=dialect, defects=defects, subprocess=own_process or bool(defects))
+        manager = launch(
+            dialect=dialect,
+            defects=defects,
+            paused=start == "paused",
+            subprocess=own_process or bool(defects),
+        )
         path = manager.__enter__()
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise TargetError(f"cannot start the reference server: {exc}") from exc

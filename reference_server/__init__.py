@@ -40,18 +40,20 @@ def launch(
     defects: Sequence[str] = (),
     *,
     schema: str | None = None,
+    paused: bool = False,
     subprocess: bool = False,
     path: str | None = None,
     timeout: float = 10.0,
 ) -> Iterator[str]:
     """Start a reference server on a fresh UNIX socket; yield the socket path.
 
-    The server stops when the block exits (or earlier, on ``quit``).
+    The server stops when the block exits (or earlier, on ``quit``); with
+    ``paused`` it starts as QEMU does with ``-S``.
     Raises :class:`RuntimeError` when the server is not up within ``timeout``
     seconds or fails to start, naming the cause (an unknown dialect or defect,
     a schema that does not load, a socket that cannot be bound).
     """
-    config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema)
+    config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema, paused=paused)
     with contextlib.ExitStack() as stack:
         if path is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="qmp-ref-"))
@@ -124,6 +126,8 @@ def _launch_process(config: ServerConfig, path: str, timeout: float) -> Iterator
         cmd += ["--defect", name]
     if config.schema:
         cmd += ["--schema", config.schema]
+    if config.paused:
+        cmd.append("--paused")
     proc = _subprocess.Popen(cmd, stdin=_subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout

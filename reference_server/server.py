@@ -73,6 +73,10 @@ class ServerConfig:
     defects: list[str] = field(default_factory=list)
     #: None picks the bundled schema of the dialect.
     schema: str | None = None
+    #: Start paused before the guest ever ran, as QEMU does with ``-S``
+    #: (``prelaunch``: ``stop`` emits nothing, ``cont`` emits RESUME); else
+    #: running, as QEMU does without it.
+    paused: bool = False
 
 
 class ReferenceServer:
@@ -105,7 +109,7 @@ class ReferenceServer:
             else VERSION["qemu"]
         )
         self.version: Any = {**VERSION, "qemu": release}
-        self.machine = Machine()
+        self.machine = Machine(run_state="prelaunch" if self.config.paused else "running")
         self.machine.events.throttle = not self.defects.has(Flag.UNTHROTTLED_EVENTS)
         self.inband_lock = asyncio.Lock()
         self.connections: set[Connection] = set()

@@ -50,6 +50,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--schema", metavar="PATH", help="QAPI schema to serve (default: the bundled one)"
     )
+    p.add_argument(
+        "--paused",
+        action="store_true",
+        help="start paused as QEMU does with -S (run state prelaunch: stop emits "
+        "nothing, cont emits RESUME); default: running, as QEMU without -S",
+    )
     p.set_defaults(func=run)
 
 
@@ -91,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         if not is_loopback(tcp[0]):
             raise UsageError(f"{tcp[0]} is not a loopback address; add --allow-remote")
     logging.basicConfig(level=logging.WARNING, format="qmp-conform serve: %(message)s")
-    config = ServerConfig(dialect=args.dialect, defects=list(args.defect), schema=args.schema)
+    config = ServerConfig(
+        dialect=args.dialect, defects=list(args.defect), schema=args.schema, paused=args.paused
+    )
     try:
         return asyncio.run(
             serve(config, unix=args.unix, tcp=tcp, allow_remote=args.allow_remote, stdio=args.stdio)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
+import pytest
 from server_wire import WireClient
 
 from reference_server import launch
@@ -101,3 +103,40 @@ def test_cli_lists_defects() -> None:
     assert proc.returncode == 0
     rows = proc.stdout.splitlines()
     assert len(rows) >= 20 and all(" Q" in row for row in rows)
+
+
+def _run_state_story(target: str) -> list[str]:
+    """stop, cont, stop from the start: the statuses and events, in order."""
+    from conformance.session import Session
+    from conformance.transport import open_target
+
+    story = []
+    with open_target(target) as t:
+        session = Session(t.connect())
+        session.read_greeting(5)
+        session.execute("qmp_capabilities")
+        for name in ("query-status", "stop", "query-status", "cont", "query-status", "stop"):
+            first = len(session.events)
+            reply = session.execute(name)
+            session.collect(quiet=0.2, timeout=1)
+            story += [f"event {e.obj['event']}" for e in session.events[first:]]
+            if name == "query-status":
+                story.append(f"{reply.obj['return']['status']}")
+    return story
+
+
+def test_paused_start_is_qemus_minus_s() -> None:
+    expected = ["prelaunch", "prelaunch", "event RESUME", "running", "event STOP"]
+    assert _run_state_story("reference:start=paused") == expected
+    if shutil.which("qemu-system-x86_64"):
+        qemu = "spawn:qemu-system-x86_64 -machine none -nodefaults -display none -qmp stdio -S"
+        assert _run_state_story(qemu) == expected
+    # Without it, as QEMU without -S: running from the start.
+    assert _run_state_story("reference")[:2] == ["running", "event STOP"]
+
+
+def test_unknown_start_is_refused() -> None:
+    from conformance.transport import TargetError, open_target
+
+    with pytest.raises(TargetError, match="start=running or start=paused"):
+        open_target("reference:start=later")
