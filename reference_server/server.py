@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ipaddress
 import logging
 import os
@@ -46,6 +47,7 @@ from reference_server.commands import CommandContext, Handler, load_all
 from reference_server.defects import DefectSet, Flag
 from reference_server.errors import QMPError
 from reference_server.machine import VERSION, Machine
+from reference_server.synth import Synthesizer
 
 log = logging.getLogger("reference_server")
 
@@ -94,7 +96,15 @@ class ReferenceServer:
         path = self.config.schema or (DEFAULT_SCHEMA if self.dialect.greeting else QGA_SCHEMA)
         self.schema: Schema = load(path)
         self.checker = ArgumentChecker(self.schema)
-        self.handlers: dict[str, Handler] = load_all()
+        # Every command of the schema is answered: by its model where the
+        # server has one, else with the smallest value of its return type.
+        modelled = load_all()
+        self.synth = Synthesizer(self.schema)
+        self.handlers: dict[str, Handler] = {
+            name: modelled.get(name) or self._synthesized(name)
+            for name in self.schema.commands
+            if name != "qmp_capabilities"  # the protocol core's own
+        }
         self.introspection = introspect(self.schema)
         self.command_names = [n for n in self.schema.commands if n in self.handlers]
         if self.dialect.negotiation and "qmp_capabilities" in self.schema.commands:
@@ -117,6 +127,12 @@ class ReferenceServer:
         self.crashed = False
         self.stopped = asyncio.Event()
         self._quit_watch: asyncio.Task[None] | None = None
+
+    def _synthesized(self, name: str) -> Handler:
+        async def answer(ctx: CommandContext, args: dict[str, Any]) -> Any:
+            return copy.deepcopy(self.synth.returns(name))
+
+        return answer
 
     # -- listening ---------------------------------------------------------------
 

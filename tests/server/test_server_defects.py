@@ -191,6 +191,50 @@ def side_effect(path: str) -> Any:
     return [m for m in out if "event" in m or m.get("id") == 2]
 
 
+def after_greeting(path: str) -> Any:
+    """What comes before negotiating: the greeting and anything after it."""
+    with WireClient(path) as c:
+        return c.read_quiet(0.3)
+
+
+def idless_command(path: str) -> Any:
+    return _session(path, '{"execute":"query-name"}')
+
+
+def returned_members(path: str) -> Any:
+    return _session(path, '{"execute":"query-version","id":1}')
+
+
+def throttled_burst(path: str) -> Any:
+    """How many QUORUM_REPORT_BAD a burst of five failing reads brings within 0.5 s."""
+    node = {
+        "driver": "quorum",
+        "node-name": "q",
+        "vote-threshold": 2,
+        "children": [
+            {"driver": "null-co"},
+            {"driver": "null-co"},
+            {
+                "driver": "raw",
+                "file": {
+                    "driver": "blkdebug",
+                    "inject-error": [{"event": "read_aio"}],
+                    "image": {"driver": "null-co"},
+                },
+            },
+        ],
+    }
+    with WireClient(path) as c:
+        c.greet_and_negotiate()
+        c.command("blockdev-add", node, id="add")
+        seen = []
+        for i in range(5):
+            read = {"command-line": 'qemu-io q "read 0 512"'}
+            seen += c.command("human-monitor-command", read, id=i)[1]
+        seen += c.read_quiet(0.5)
+        return sum(1 for m in seen if m.get("event") == "QUORUM_REPORT_BAD")
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
     "no-greeting": (greeting_raw, lambda obs: obs is None),
     "greeting-version-mismatch": (greeting_and_version, lambda obs: obs[0] is False),
@@ -206,6 +250,14 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
         lambda obs: obs[0].get("return") == {} and obs[1].get("return") == {},
     ),
     "reply-drops-id": (ids, lambda obs: all("id" not in m for m in obs)),
+    "reply-id-invented": (idless_command, lambda obs: obs[0].get("id") == "reply"),
+    "event-after-greeting": (after_greeting, lambda obs: obs[1:2] and "event" in obs[1]),
+    "greeting-downstream-member": (
+        after_greeting,
+        lambda obs: "__org.example_flavour" in obs[0]["QMP"],
+    ),
+    "downstream-name-malformed": (returned_members, lambda obs: "__flavour" in obs[0]["return"]),
+    "events-unthrottled": (throttled_burst, lambda count: count > 1),
     "id-stringified": (ids, lambda obs: obs[0]["id"] == '{"k": [1, 2]}'),
     "float-id-rounded": (number_ids, lambda raw: b'"id": 0.123457}' in raw),
     "qemu-numbers": (
