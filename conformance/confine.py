@@ -54,14 +54,17 @@ READ_ONLY = ("/usr", "/etc")
 USR_LINKS = ("bin", "sbin", "lib", "lib64")
 
 
-def installation_folder(program: str) -> str | None:
-    """The folder a program outside /usr is installed in (the parent of its
-    ``bin/`` or build folder), which it reads its libraries and firmware from;
-    None for a program under /usr."""
-    path = os.path.realpath(shutil.which(program) or program)
-    if path.startswith("/usr/"):
-        return None
-    return os.path.dirname(os.path.dirname(path))
+def installation_folders(program: str) -> list[str]:
+    """The folders a program outside /usr is installed in (the parent of its
+    ``bin/`` or build folder), which it reads its libraries and firmware
+    from: that of the path as given and that of the file it links to."""
+    given = os.path.abspath(shutil.which(program) or program)
+    folders = []
+    for path in (given, os.path.realpath(given)):
+        folder = os.path.dirname(os.path.dirname(path))
+        if not path.startswith("/usr/") and folder != "/" and folder not in folders:
+            folders.append(folder)
+    return folders
 
 
 def confine_argv(argv: list[str], *, bwrap: str = BWRAP) -> list[str]:
@@ -73,17 +76,21 @@ def confine_argv(argv: list[str], *, bwrap: str = BWRAP) -> list[str]:
     for name in USR_LINKS:
         if os.path.exists(f"/usr/{name}"):
             outer += ["--symlink", f"usr/{name}", f"/{name}"]
-    home = installation_folder(argv[0])
-    if home and home != "/":
+    for home in installation_folders(argv[0]):
         outer += ["--ro-bind", home, home]
     outer += ["--dev", "/dev", "--proc", "/proc"]
     outer += ["--size", str(SCRATCH_LIMIT), "--tmpfs", "/tmp"]
-    if any(DIR_FIELD in a or SOCKET_FIELD in a for a in argv):
-        # The harness's scratch folder holds the socket it connects to.
+    if any(SOCKET_FIELD in a for a in argv):
+        # The harness's scratch folder ({dir}, filled in for {socket}
+        # targets only) holds the socket it connects to.
         outer += ["--bind", DIR_FIELD, DIR_FIELD, "--chdir", DIR_FIELD]
     else:
         outer += ["--chdir", "/tmp"]
-    inner = list(argv)
+    # The sandbox's own root (bwrap's tmpfs, holding the mount points) is
+    # made read-only last: only /tmp and the scratch folder take writes.
+    outer += ["--remount-ro", "/"]
+    # Absolute: the program is looked for after the change of folder.
+    inner = [os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0], *argv[1:]]
     if os.path.basename(argv[0]).startswith("qemu-system-") and "-sandbox" not in argv:
         inner += QEMU_SANDBOX
     return [*outer, "--", *inner]

@@ -169,21 +169,19 @@ class Message:
         message is complete when the session hands it out."""
         return classify(self.value) if self.ok else "unparsed"
 
-    def wire_problems(
-        self, *, lf_ends: bool = False, cut: bool = False
-    ) -> list[tuple[str, str, str]]:
+    def wire_problems(self, *, qga: bool = False, cut: bool = False) -> list[tuple[str, str, str]]:
         """Every wire rule the line breaks, as (rule, slug, what): no CRLF at
-        its end (Q2; a bare LF passes with ``lf_ends``, the guest agent's
-        way, and a line the stream ended in passes with ``cut``), a byte
-        outside ASCII (Q1; the guest agent's 0xFF sentinel aside), an event
-        written inside another message (Q30), not JSON (Q37), not an object
-        (Q2)."""
+        its end (Q2; with ``qga``, the guest agent's bare LF passes, and a
+        line the stream ended in passes with ``cut``), a byte outside ASCII
+        (Q1; with ``qga``, the agent's leading 0xFF sync sentinel aside), an
+        event written inside another message (Q30), not JSON (Q37), not an
+        object (Q2)."""
         line = self.raw
         found: list[tuple[str, str, str]] = []
-        ended = line.endswith(b"\r\n") or (lf_ends and line.endswith(b"\n"))
+        ended = line.endswith(b"\r\n") or (qga and line.endswith(b"\n"))
         if not ended and not cut:
             found.append(("Q2", "no-crlf", "a line does not end in CRLF"))
-        if not line.lstrip(b"\xff").isascii():
+        if not (line.lstrip(b"\xff") if qga else line).isascii():
             found.append(("Q1", "non-ascii", "non-ASCII output"))
         if self.error is not None and b'"event"' in line[1:] and not line.startswith(b'{"event"'):
             found.append(
@@ -195,11 +193,9 @@ class Message:
             found.append(("Q2", "not-object", "a message is not a JSON object"))
         return found
 
-    def wire_problem(
-        self, *, lf_ends: bool = False, cut: bool = False
-    ) -> tuple[str, str, str] | None:
+    def wire_problem(self, *, qga: bool = False, cut: bool = False) -> tuple[str, str, str] | None:
         """The first of :meth:`wire_problems`, or None."""
-        found = self.wire_problems(lf_ends=lf_ends, cut=cut)
+        found = self.wire_problems(qga=qga, cut=cut)
         return found[0] if found else None
 
     @property

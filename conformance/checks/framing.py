@@ -79,7 +79,7 @@ def json_objects(ctx: Context) -> str:
     (Q2, Q37).  Raises :class:`Fail` with the first line that is not."""
     work = workload(ctx)
     for msg in work.messages:
-        for rule, slug, what in msg.wire_problems(lf_ends=ctx.qga):
+        for rule, slug, what in msg.wire_problems(qga=ctx.qga):
             if slug in ("invalid-json", "event-inside-message", "not-object"):
                 raise Fail(
                     f"the server sent a line that is not one JSON object: {what} ({rule})",
@@ -97,7 +97,7 @@ def crlf(ctx: Context) -> str:
     work = workload(ctx)
     for msg in work.messages:
         # The guest agent ends lines with LF: docs/known-deviations.md.
-        if any(slug == "no-crlf" for _r, slug, _w in msg.wire_problems(lf_ends=ctx.qga)):
+        if any(slug == "no-crlf" for _r, slug, _w in msg.wire_problems(qga=ctx.qga)):
             raise Fail(
                 "a server message is not terminated by CRLF (Q2)",
                 expected="a line ending in \\r\\n",
@@ -122,7 +122,7 @@ def ascii_only(ctx: Context) -> str:
     :class:`Fail` with the offending line, or when that id never came back."""
     work = workload(ctx)
     for msg in work.messages:
-        if any(slug == "non-ascii" for _r, slug, _w in msg.wire_problems(lf_ends=ctx.qga)):
+        if any(slug == "non-ascii" for _r, slug, _w in msg.wire_problems(qga=ctx.qga)):
             bad = next(b for b in _body(ctx, msg) if b >= 0x80)
             raise Fail(
                 "the server sent a byte outside ASCII (Q1)",

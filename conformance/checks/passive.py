@@ -103,7 +103,7 @@ def wire(ctx: Context) -> str:
     lines = 0
     for session, msg, seen_in, cut in _lines(ctx):
         lines += 1
-        problem = msg.wire_problem(lf_ends=ctx.qga, cut=cut)
+        problem = msg.wire_problem(qga=ctx.qga, cut=cut)
         if problem is not None:
             rule, _slug, what = problem
             tally.add(session, rule, seen_in, f"{what}: {msg.brief()}")
@@ -205,12 +205,15 @@ def downstream(ctx: Context) -> str:
     tally, messages = _objects(ctx, lambda msg: ("Q38", downstream_problems(msg.value)))
     schema = ctx.schema()
     names = [n for n in _schema_names(schema) if n.startswith("__")] if schema else []
-    bad = [n for n in names if bad_downstream_name(n)]
+    bad = sorted(n for n in names if bad_downstream_name(n))
     if bad:
+        # Reported with what the messages broke, if anything: the schema's
+        # names are one more source, not one that hides the others.
         raise Fail(
-            f"the schema has {len(bad)} name(s) beginning with __ that are no __RFQDN_ names",
+            f"the schema has {len(bad)} name(s) beginning with __ that are no __RFQDN_ names"
+            + "".join(f"; Q38 in {where} ({n})" for (_r, where), n in tally.counts.items()),
             expected="__RFQDN_NAME, such as __com.example_frob",
-            seen=", ".join(sorted(bad)[:10]),
+            seen=", ".join(bad[:10]) + "".join(f"; {w}" for w in tally.first.values()),
         )
     return tally.verdict(
         "downstream names broken",

@@ -297,11 +297,13 @@ def _valid(
             how=BEFORE_NEGOTIATION,
             error_class=ERROR_CLASSES[BEFORE_NEGOTIATION],
         )
+    spelled = _with_id(draw, b, msg)
     argument = None
-    if msg.get("arguments") and draw(_below(RESPELL_ONE_IN)) == 0:
+    # One spelled value a request at most: a lost reply then names its cause.
+    if spelled is None and msg.get("arguments") and draw(_below(RESPELL_ONE_IN)) == 0:
         present = [p for p in cfg.spellable(meta["name"]) if p[0] in msg["arguments"]]
         argument = draw(st.sampled_from(present)) if present else None
-    b.command(conn, msg, meta, _with_id(draw, b, msg), argument)
+    b.command(conn, msg, meta, spelled, argument)
 
 
 def _invalid(draw: st.DrawFn, cfg: GenConfig, b: _Builder, conn: int) -> None:

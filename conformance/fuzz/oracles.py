@@ -186,17 +186,17 @@ class Judge:
 
     def negotiation_mode(self, log: ConnLog, obs: Observation) -> list[Violation]:
         """Q11: an event reached a connection before the reply that ended its
-        negotiation, or one the program never negotiated.  (A server writes
-        that reply before leaving negotiation mode's handler, so an event
-        after the request and before the reply was emitted while negotiating.)"""
+        negotiation, or one the program never negotiated.  ``qmp_capabilities``
+        is a connection's first request, so its reply is the first one; a
+        server leaves negotiation mode in that command's handler and writes
+        the reply right after, before any event can be emitted to it.  (The
+        first reply is taken whatever its id: a reply that lost its id is
+        another oracle's finding, not a reason to blame every later event.)"""
         if log.reused:
             return []
-        step = next(
-            (s for s in obs.program.steps if s.kind == "negotiate" and s.conn == log.conn), None
-        )
-        request = step.request() if step is not None else None
+        negotiated = any(s.kind == "negotiate" and s.conn == log.conn for s in obs.program.steps)
         for msg in log.messages:
-            if request is not None and msg.is_reply and json_equal(msg.id, request.get("id")):
+            if negotiated and msg.is_reply:
                 return []
             if msg.is_event:
                 return [
@@ -387,34 +387,23 @@ class Judge:
         if missing and answered:
             i, s, r = next((m for m in missing if _spelled(m[1])), missing[0])
             id_kind = kind_of(r["id"])
-            if VALUE_SPELLING in s.meta and ID_SPELLING not in s.meta:
+            if _spelled(s):
                 # One finding per way of writing a value, not per request around it.
-                out.append(
-                    Violation(
-                        "Q16",
-                        "one-reply",
-                        "spelled-value-unanswered",
-                        f"no reply to {escape(s.data[:160])}, an argument of which is written "
-                        f"as a {s.meta[VALUE_SPELLING]}",
-                        (str(s.meta[VALUE_SPELLING]),),
-                        log.conn,
-                    )
-                )
-            elif ID_SPELLING in s.meta:
-                # One finding per way of writing the id, not per request around it.
                 fate = (
                     f"replies with ids nobody sent: {_brief(unmatched[0], 120)}"
                     if unmatched
-                    else "no reply carries it"
+                    else "no reply carries its id"
                 )
+                by_id = ID_SPELLING in s.meta
+                label = str(s.meta[ID_SPELLING if by_id else VALUE_SPELLING])
                 out.append(
                     Violation(
-                        "Q15",
-                        "id-echo",
-                        "spelled-id-lost",
-                        f"the id of {escape(s.data[:120])} is written as a {s.meta[ID_SPELLING]} "
-                        f"and {fate}",
-                        (str(s.meta[ID_SPELLING]),),
+                        "Q15" if by_id else "Q16",
+                        "id-echo" if by_id else "one-reply",
+                        "spelled-id-lost" if by_id else "spelled-value-unanswered",
+                        f"{escape(s.data[:160])} has {'its id' if by_id else 'an argument'} "
+                        f"written as a {label}, and {fate}",
+                        (label,),
                         log.conn,
                     )
                 )

@@ -27,6 +27,7 @@ __all__ = [
     "error_response",
     "event",
     "greeting",
+    "is_downstream_name",
     "return_response",
     "shape_problems",
     "timestamp",
@@ -170,9 +171,9 @@ def shape_problems(message: JSON) -> list[str]:
             or not _int(stamp.get("microseconds"))
         ):
             problems.append("timestamp lacks integer seconds/microseconds")
-        elif set(stamp) != {"seconds", "microseconds"}:
-            problems.append("timestamp has members besides seconds and microseconds")
         else:
+            if set(stamp) != {"seconds", "microseconds"}:
+                problems.append("timestamp has members besides seconds and microseconds")
             sec, usec = stamp["seconds"], stamp["microseconds"]
             assert isinstance(sec, int) and isinstance(usec, int)
             if not ((sec == -1 and usec == -1) or (sec >= 0 and 0 <= usec <= 999_999)):
@@ -196,16 +197,17 @@ def bad_downstream_name(name: str) -> bool:
     return name.startswith("__") and not _DOWNSTREAM_NAME.match(name)
 
 
+def is_downstream_name(name: str) -> bool:
+    """Whether ``name`` is a well-formed downstream ``__RFQDN_`` name."""
+    return _DOWNSTREAM_NAME.match(name) is not None
+
+
 def without_downstream(value: JSON) -> JSON:
     """``value`` without the members with well-formed downstream names, at
     any depth: what an upstream schema judges of a downstream build's output,
     which may add such members anywhere (Q38)."""
     if isinstance(value, dict):
-        return {
-            k: without_downstream(v)
-            for k, v in value.items()
-            if not (k.startswith("__") and not bad_downstream_name(k))
-        }
+        return {k: without_downstream(v) for k, v in value.items() if not is_downstream_name(k)}
     if isinstance(value, list):
         return [without_downstream(v) for v in value]
     return value

@@ -8,7 +8,9 @@ whatever bytes a check or a fuzz step wrote, needs the requests those bytes
 hold.  A server may read them as QEMU does (single-quoted strings, a zero
 then an exponent as two tokens) or as RFC 8259 does, so both readings are
 taken and an id either of them finds counts as sent: the judgement never
-blames a server for reading the grammar its own way.
+blames a server for reading the grammar its own way.  A chunk that is one
+object is read by Python's ``json`` instead, which is more lenient still
+(``NaN``, the last of repeated keys): that can only count more ids as sent.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from conformance.protocol.stream import JSONStream, Parsed
 #: Bytes of a connection read for ids; past it (floods, oversized tokens) the
 #: ids sent are unknown and neither rule is judged from there on.
 SENT_BUDGET = 256 << 10
-
-_DECODER = json.JSONDecoder()
 
 
 class SentRequests:

@@ -362,8 +362,9 @@ def qemu_io_read(machine: Machine, name: str, offset: int, length: int) -> str:
     """HMP ``qemu-io NODE "read OFFSET LENGTH"``: what the monitor prints
     (QEMU prints qemu-io's own report elsewhere, so a read that succeeds
     prints nothing).  A quorum reads every child: each that fails on an
-    injected read error emits QUORUM_REPORT_BAD (throttled, Q31), and the read
-    fails when fewer children than the vote threshold succeeded."""
+    injected read error emits QUORUM_REPORT_BAD (throttled, Q31), and when
+    fewer children than the vote threshold succeeded the read fails and
+    QUORUM_FAILURE is emitted."""
     node = machine.node(name)
     if node is None:
         return f"Cannot find device='{name}' nor node-name='{name}'\r\n"
@@ -385,4 +386,8 @@ def qemu_io_read(machine: Machine, name: str, offset: int, length: int) -> str:
             )
         else:
             good += 1
-    return "" if good >= node.options["vote-threshold"] else f"read failed: {_EIO}\r\n"
+    if good >= node.options["vote-threshold"]:
+        return ""
+    sectors = {"sector-num": offset // 512, "sectors-count": -(-length // 512)}
+    machine.events.emit("QUORUM_FAILURE", {"reference": name, **sectors})
+    return f"read failed: {_EIO}\r\n"
