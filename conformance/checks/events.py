@@ -133,6 +133,7 @@ BURST = 8
 PERIOD = 1.0
 #: Slack for the arrival of the delayed event (timers, scheduling, the pipe).
 EARLY = 0.1
+LATE = 0.5
 
 
 def _block_drivers(schema: Schema) -> set[str]:
@@ -205,7 +206,11 @@ def throttled(ctx: Context) -> str:
             if out.is_error or out.obj.get("return"):
                 raise Skip(f"HMP qemu-io does not read the node: {out.brief(200)}")
         burst = time.monotonic() - start
-        session.collect(quiet=PERIOD + 0.5, timeout=3 * PERIOD)
+        # The delayed last event is due a period after the first: wait that
+        # long and a little, not for a quiet line.
+        until = start + PERIOD + LATE
+        while (left := until - time.monotonic()) > 0 and not session.closed:
+            session.collect(quiet=left, timeout=left)
         events = [m for m in session.events[first:] if m.obj.get("event") == THROTTLED_EVENT]
     finally:
         if not session.closed:  # a server that died must be blamed for the burst, not this

@@ -94,7 +94,7 @@ def test_a_confined_campaign_finds_a_crash_by_itself(qemu: str, tmp_path: Path) 
         CampaignConfig(
             target=confine(qemu),
             out_dir=str(tmp_path),
-            max_examples=300,
+            max_examples=120,
             seed=1,
             commands=("blockdev-reopen", "query-*"),
         )

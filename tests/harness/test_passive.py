@@ -52,24 +52,26 @@ def _stdio_reference(*defects: str) -> str:
     return f"spawn:{shlex.quote(sys.executable)} -m conformance serve --stdio{flags}"
 
 
+#: On stdio every connection is a server process of its own: few checks.
+ONE_MONITOR_CHECKS = ["greeting.shape", "negotiation.no-events-before", "passive.unasked"]
+
+
 def test_an_event_before_negotiation_is_caught_on_a_one_monitor_target() -> None:
     # On stdio there is no second monitor to watch while another triggers
     # an event, so the dedicated check skips; the passive one still sees it.
-    verdicts = _verdicts(
-        _stdio_reference("event-after-greeting"), ["negotiation.*", "passive.unasked"]
-    )
+    verdicts = _verdicts(_stdio_reference("event-after-greeting"), ONE_MONITOR_CHECKS)
     assert verdicts["negotiation.no-events-before"][0] == "skip"
     status, message = verdicts["passive.unasked"]
     assert status == "fail"
-    assert message.startswith("messages nobody asked for, seen in passing: Q11 in negotiation.")
+    assert message.startswith("messages nobody asked for, seen in passing: Q11 in greeting.")
     assert '"event": "RESUME"' in message
 
 
 def test_one_monitor_target_without_the_defect_passes() -> None:
-    verdicts = _verdicts(_stdio_reference(), ["negotiation.*", "passive.unasked"])
+    verdicts = _verdicts(_stdio_reference(), ONE_MONITOR_CHECKS)
     status, message = verdicts["passive.unasked"]
     assert status == "pass", message
-    assert int(message.split()[0]) > 5
+    assert int(message.split()[0]) >= 2
 
 
 def test_a_reply_with_an_id_never_sent_is_caught_and_attributed() -> None:
