@@ -79,6 +79,9 @@ class ServerConfig:
     #: (``prelaunch``: ``stop`` emits nothing, ``cont`` emits RESUME); else
     #: running, as QEMU does without it.
     paused: bool = False
+    #: The release the greeting and ``query-version`` report (``{major,
+    #: minor, micro}``); None: the dialect's.
+    release: dict[str, int] | None = None
 
 
 class ReferenceServer:
@@ -113,7 +116,7 @@ class ReferenceServer:
                 *[n for n in self.command_names if n != "qmp_capabilities"],
             ]
         # The release the dialect stands for, under the server's own name.
-        release = (
+        release = self.config.release or (
             self.dialect.version["qemu"]
             if isinstance(self.dialect.version, dict)
             else VERSION["qemu"]

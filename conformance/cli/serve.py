@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import json
 import logging
 import os
+import tempfile
 from typing import Any
 
 from conformance.cli import UsageError
 from conformance.protocol.dialects import DEFAULT, NAMES
+from conformance.transport import looks_like_target
 
 
 def register(subparsers: Any) -> None:
@@ -48,7 +52,11 @@ def register(subparsers: Any) -> None:
         help="list the seeded defects with the rule each breaks, then exit",
     )
     p.add_argument(
-        "--schema", metavar="PATH", help="QAPI schema to serve (default: the bundled one)"
+        "--schema",
+        metavar="PATH|TARGET",
+        help="schema to serve: a QAPI source file or tree, an introspection file, or a "
+        "target whose live query-qmp-schema to serve, whose release the greeting then "
+        "reports (default: the bundled schema)",
     )
     p.add_argument(
         "--paused",
@@ -57,6 +65,25 @@ def register(subparsers: Any) -> None:
         "nothing, cont emits RESUME); default: running, as QEMU without -S",
     )
     p.set_defaults(func=run)
+
+
+def _live_schema(target: str) -> tuple[str, dict[str, int] | None]:
+    """A target's live ``query-qmp-schema``, saved to a temporary file the
+    server loads, and the release its greeting names.  Raises TargetError
+    when the target gives no schema."""
+    from conformance.session import fetch_schema
+
+    greetings: list[dict[str, Any]] = []
+    entries = fetch_schema(target, on_greeting=greetings.append)
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="qmp-schema-", suffix=".json", delete=False
+    ) as handle:
+        json.dump(entries, handle)
+    atexit.register(os.unlink, handle.name)
+    qmp = greetings[0].get("QMP") if greetings else None
+    version = qmp.get("version") if isinstance(qmp, dict) else None
+    release = version.get("qemu") if isinstance(version, dict) else None
+    return handle.name, release if isinstance(release, dict) else None
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
@@ -72,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
     Raises :class:`UsageError` when there is nowhere to listen, a defect is
     unknown, the schema is missing, ``--tcp`` is malformed or not loopback
-    without ``--allow-remote``; QAPIError when the schema does not load, and
-    OSError when the socket cannot be bound; all end in exit status 2.
+    without ``--allow-remote``; TargetError when a ``--schema`` target gives
+    no schema, QAPIError when the schema does not load, and OSError when the
+    socket cannot be bound; all end in exit status 2.
     """
     from reference_server.defects import BY_NAME, describe
     from reference_server.server import ServerConfig, serve
@@ -88,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
     unknown = [d for d in args.defect if d not in BY_NAME]
     if unknown:
         raise UsageError(f"unknown defect {unknown[0]!r} (see --list-defects)")
-    if args.schema and not os.path.exists(args.schema):
+    release = None
+    if args.schema and looks_like_target(args.schema):
+        args.schema, release = _live_schema(args.schema)
+    elif args.schema and not os.path.exists(args.schema):
         raise UsageError(f"no such schema: {args.schema}")
     tcp = _parse_tcp(args.tcp) if args.tcp else None
     if tcp is not None and not args.allow_remote:
@@ -98,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{tcp[0]} is not a loopback address; add --allow-remote")
     logging.basicConfig(level=logging.WARNING, format="qmp-conform serve: %(message)s")
     config = ServerConfig(
-        dialect=args.dialect, defects=list(args.defect), schema=args.schema, paused=args.paused
+        dialect=args.dialect,
+        defects=list(args.defect),
+        schema=args.schema,
+        paused=args.paused,
+        release=release,
     )
     try:
         return asyncio.run(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,31 @@ def test_a_served_qemu_schema_answers_what_clients_send_first() -> None:
         # Arguments are still checked as QEMU checks them.
         refused = session.execute("qom-list", {"path": "/", "depth": 1})
         assert refused.error_class == "GenericError"
+
+
+@pytest.mark.qemu
+def test_serve_a_live_targets_schema_under_its_release(tmp_path: Path) -> None:
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    live = f"spawn:{qemu} -machine none -nodefaults -display none -qmp stdio"
+    sock = tmp_path / "qmp.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "serve", "--unix", str(sock), "--schema", live]
+    )
+    try:
+        deadline = time.monotonic() + 20  # QEMU is asked for its schema first
+        while not sock.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.05)
+        with open_target(f"unix:{sock}") as target:
+            session = Session(target.connect())
+            greeting = session.read_greeting(5)
+            assert greeting is not None
+            assert greeting["QMP"]["version"]["qemu"] == {"major": 7, "minor": 2, "micro": 22}
+            session.execute("qmp_capabilities")
+            names = {c["name"] for c in session.execute("query-commands").obj["return"]}
+            assert len(names) == 216 and "query-cpus-fast" in names
+            assert "return" in session.execute("query-cpus-fast").obj
+    finally:
+        server.terminate()
+        server.wait(10)
