@@ -64,6 +64,7 @@ class Stats:
             "findings": len(self.findings),
             "finding_files": sorted(self.findings.values()),
             "commands_covered": len(self.commands),
+            "commands": data["commands"],
             "rules_covered": data["rules"],
             "restarts": self.restarts,
             "confirmations": self.confirmations,

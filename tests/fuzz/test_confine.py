@@ -3,6 +3,7 @@ full-schema campaign on real QEMU that finds a crash by itself."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import socket
@@ -16,6 +17,7 @@ import pytest
 from conformance.confine import confine
 from conformance.fuzz.campaign import Campaign, CampaignConfig
 from conformance.fuzz.findings import load
+from conformance.fuzz.generate import DEFAULT_COMMANDS
 from conformance.session import Session
 from conformance.transport import TargetError, open_target
 
@@ -109,7 +111,7 @@ def test_a_confined_campaign_finds_a_crash_by_itself(qemu: str, tmp_path: Path) 
     assert crashes, "the campaign did not find QEMU 7.2's blockdev-reopen abort"
 
 
-FIXED = ("--max-examples", "200", "--seed", "2", "--quiet")
+FIXED = ("--max-examples", "40", "--seed", "2", "--quiet")
 
 
 @needs_bwrap
@@ -126,6 +128,9 @@ def test_fuzz_confine_draws_from_every_command(qemu: str, tmp_path: Path) -> Non
     assert done.returncode in (0, 1), done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert "bwrap --unshare-all" in summary["target"] and "-sandbox on" in summary["target"]
-    # Past the 73 read-only commands an unconfined campaign draws from (a
-    # 150 s campaign covers 211 of QEMU 7.2's 216).
-    assert summary["commands_covered"] > 80, summary["commands_covered"]
+    # Beyond the read-only ones an unconfined campaign is kept to (a 150 s
+    # confined campaign covers 211 of QEMU 7.2's 216 commands).
+    beyond = [
+        c for c in summary["commands"] if not any(fnmatch.fnmatch(c, g) for g in DEFAULT_COMMANDS)
+    ]
+    assert len(beyond) >= 10, summary["commands"]
