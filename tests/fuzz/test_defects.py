@@ -160,7 +160,9 @@ def test_campaign_goes_on_after_the_server_dies(tmp_path: Path) -> None:
     stats = campaign.stats
     assert at_finding and any(i.startswith("Q32-connection-closed") for i in stats.findings)
     assert stats.restarts >= 1
-    # Every raw chunk kills this server, so each crash costs a restart (0.6 to
-    # 1 s, the server's start-up): 20 s leaves room for several after the first.
-    assert stats.examples > at_finding[0] + 5, "the campaign stopped after the crash"
+    # Every raw chunk kills this server, so each crash costs a restart (about
+    # 1 s, the server's start-up) and its confirmation more: on a loaded CI
+    # machine 20 s leaves room for a few examples after the first finding
+    # (9 against 4 seen), not many.
+    assert stats.examples > at_finding[0] + 2, "the campaign stopped after the crash"
     assert time.monotonic() - start >= 19.0
