@@ -130,13 +130,19 @@ class Baseline:
         return Baseline(self.entries + other.entries)
 
 
-def server_version(greeting: dict[str, Any] | None) -> str:
-    """``major.minor.micro`` from a QMP greeting; "" without one."""
+def server_release(greeting: dict[str, Any] | None) -> dict[str, int] | None:
+    """The ``{major, minor, micro}`` a QMP greeting names; None without one."""
     try:
         v = greeting["QMP"]["version"]["qemu"]  # type: ignore[index]
-        return f"{v['major']}.{v['minor']}.{v['micro']}"
-    except (KeyError, TypeError):
-        return ""
+        return {k: int(v[k]) for k in ("major", "minor", "micro")}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def server_version(greeting: dict[str, Any] | None) -> str:
+    """``major.minor.micro`` from a QMP greeting; "" without one."""
+    v = server_release(greeting)
+    return f"{v['major']}.{v['minor']}.{v['micro']}" if v else ""
 
 
 def server_name(greeting: dict[str, Any] | None) -> str:

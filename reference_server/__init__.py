@@ -124,7 +124,7 @@ def _launch_process(config: ServerConfig, path: str, timeout: float) -> Iterator
     ]
     for name in config.defects:
         cmd += ["--defect", name]
-    if config.schema:
+    if isinstance(config.schema, str):  # launch() takes paths only
         cmd += ["--schema", config.schema]
     if config.paused:
         cmd.append("--paused")

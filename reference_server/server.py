@@ -73,8 +73,9 @@ class ServerConfig:
 
     dialect: str = DEFAULT.name
     defects: list[str] = field(default_factory=list)
-    #: None picks the bundled schema of the dialect.
-    schema: str | None = None
+    #: A schema's path, or introspection entries already read (a live
+    #: target's); None picks the bundled schema of the dialect.
+    schema: str | list[Any] | None = None
     #: Start paused before the guest ever ran, as QEMU does with ``-S``
     #: (``prelaunch``: ``stop`` emits nothing, ``cont`` emits RESUME); else
     #: running, as QEMU does without it.

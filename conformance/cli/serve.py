@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 from conformance.cli import UsageError
@@ -67,23 +64,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _live_schema(target: str) -> tuple[str, dict[str, int] | None]:
-    """A target's live ``query-qmp-schema``, saved to a temporary file the
-    server loads, and the release its greeting names.  Raises TargetError
-    when the target gives no schema."""
+def _live_schema(target: str) -> tuple[list[Any], dict[str, int] | None]:
+    """A target's live ``query-qmp-schema`` and the release its greeting
+    names.  Raises TargetError when the target gives no schema."""
+    from conformance.baseline import server_release
     from conformance.session import fetch_schema
 
     greetings: list[dict[str, Any]] = []
     entries = fetch_schema(target, on_greeting=greetings.append)
-    with tempfile.NamedTemporaryFile(
-        "w", prefix="qmp-schema-", suffix=".json", delete=False
-    ) as handle:
-        json.dump(entries, handle)
-    atexit.register(os.unlink, handle.name)
-    qmp = greetings[0].get("QMP") if greetings else None
-    version = qmp.get("version") if isinstance(qmp, dict) else None
-    release = version.get("qemu") if isinstance(version, dict) else None
-    return handle.name, release if isinstance(release, dict) else None
+    return entries, server_release(greetings[0] if greetings else None)
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
@@ -116,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     unknown = [d for d in args.defect if d not in BY_NAME]
     if unknown:
         raise UsageError(f"unknown defect {unknown[0]!r} (see --list-defects)")
+    schema: str | list[Any] | None = args.schema
     release = None
     if args.schema and looks_like_target(args.schema):
-        args.schema, release = _live_schema(args.schema)
+        schema, release = _live_schema(args.schema)
     elif args.schema and not os.path.exists(args.schema):
         raise UsageError(f"no such schema: {args.schema}")
     tcp = _parse_tcp(args.tcp) if args.tcp else None
@@ -131,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(
         dialect=args.dialect,
         defects=list(args.defect),
-        schema=args.schema,
+        schema=schema,
         paused=args.paused,
         release=release,
     )

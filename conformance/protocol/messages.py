@@ -194,7 +194,7 @@ _DOWNSTREAM_NAME = re.compile(DOWNSTREAM_PREFIX + r"[A-Za-z0-9]")
 def bad_downstream_name(name: str) -> bool:
     """Whether ``name`` claims to be downstream (begins with ``__``) but is no
     ``__RFQDN_`` name."""
-    return name.startswith("__") and not _DOWNSTREAM_NAME.match(name)
+    return name.startswith("__") and not is_downstream_name(name)
 
 
 def is_downstream_name(name: str) -> bool:

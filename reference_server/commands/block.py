@@ -370,24 +370,16 @@ def qemu_io_read(machine: Machine, name: str, offset: int, length: int) -> str:
         return f"Cannot find device='{name}' nor node-name='{name}'\r\n"
     if node.driver != "quorum":
         return f"read failed: {_EIO}\r\n" if _injects_read_error(machine, node) else ""
+    sectors = {"sector-num": offset // 512, "sectors-count": -(-length // 512)}
     good = 0
     for child_name in node.children.values():
         child = machine.node(child_name)
         if child is not None and _injects_read_error(machine, child):
-            machine.events.emit(
-                "QUORUM_REPORT_BAD",
-                {
-                    "type": "read",
-                    "error": _EIO,
-                    "node-name": child_name,
-                    "sector-num": offset // 512,
-                    "sectors-count": -(-length // 512),
-                },
-            )
+            bad = {"type": "read", "error": _EIO, "node-name": child_name, **sectors}
+            machine.events.emit("QUORUM_REPORT_BAD", bad)
         else:
             good += 1
     if good >= node.options["vote-threshold"]:
         return ""
-    sectors = {"sector-num": offset // 512, "sectors-count": -(-length // 512)}
     machine.events.emit("QUORUM_FAILURE", {"reference": name, **sectors})
     return f"read failed: {_EIO}\r\n"
