@@ -16,6 +16,7 @@ from typing import Any
 
 from reference_server.errors import QMPError
 from reference_server.events import EventBus
+from reference_server.refusals import IDENTIFIER
 
 STATUSES = (
     "undefined",
@@ -115,11 +116,7 @@ class JobManager:
         Raises :class:`QMPError` when the job id is not a valid identifier or is
         already taken.
         """
-        if (
-            not job.id
-            or not (job.id[0].isalpha())
-            or any(not (c.isalnum() or c in "-_.") for c in job.id)
-        ):
+        if not IDENTIFIER.match(job.id):
             raise QMPError(f"Invalid job ID '{job.id}'")
         if job.id in self.jobs:
             raise QMPError(f"Job ID '{job.id}' already in use")

@@ -13,6 +13,7 @@ from typing import Any
 
 from reference_server.events import EventBus
 from reference_server.jobs import JobManager
+from reference_server.refusals import Registry
 
 #: What query-version and the greeting report: QEMU 7.2's numbers, our package.
 VERSION: dict[str, Any] = {
@@ -49,6 +50,8 @@ class Machine:
     run_state: str = "running"
     nodes: dict[str, BlockNode] = field(default_factory=dict)
     name: str | None = None
+    #: What object-add, netdev_add, chardev-add and bitmap commands made.
+    made: Registry = field(default_factory=Registry)
     jobs: JobManager = field(init=False)
     #: Set by ``quit``: the server closes every connection and stops.
     quit_requested: asyncio.Event = field(default_factory=asyncio.Event)

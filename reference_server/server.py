@@ -42,6 +42,7 @@ from conformance.protocol.monitor import Reason
 from conformance.qapi import load
 from conformance.qapi.introspect import introspect
 from conformance.qapi.model import Schema
+from reference_server import refusals
 from reference_server.arguments import ArgumentChecker
 from reference_server.commands import CommandContext, Handler, load_all
 from reference_server.defects import DefectSet, Flag
@@ -134,6 +135,13 @@ class ReferenceServer:
 
     def _synthesized(self, name: str) -> Handler:
         async def answer(ctx: CommandContext, args: dict[str, Any]) -> Any:
+            # What a bare QEMU lacks is refused as it refuses it (refusals.py).
+            error = refusals.refusal(
+                name, args, refusals.Lookup(ctx.machine.nodes, ctx.machine.made)
+            )
+            if error is not None:
+                raise error
+            refusals.record(name, args, ctx.machine.made)
             return copy.deepcopy(self.synth.returns(name))
 
         return answer
@@ -239,7 +247,13 @@ class ReferenceServer:
         command = self.schema.commands[request.command]
         handler = self.handlers[request.command]
         ctx = CommandContext(
-            self.machine, self.schema, conn, self.introspection, self.command_names, self.version
+            self.machine,
+            self.schema,
+            conn,
+            self.introspection,
+            self.command_names,
+            self.version,
+            self.synth,
         )
         if command.gen and not self.defects.has(Flag.ACCEPT_INVALID_ARGUMENTS):
             try:

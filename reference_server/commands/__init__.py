@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from conformance.qapi.model import Schema
     from reference_server.machine import Machine
+    from reference_server.synth import Synthesizer
 
 
 class Session(Protocol):
@@ -37,6 +38,8 @@ class CommandContext:
     command_names: list[str]
     #: What the greeting announces; query-version must say the same (Q8).
     version: dict[str, Any]
+    #: Smallest valid values of the schema's types, for members a model leaves open.
+    synth: Synthesizer
 
 
 Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[Any]]

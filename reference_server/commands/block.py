@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import threading
 from typing import Any
@@ -187,6 +188,54 @@ async def query_block(ctx: CommandContext, args: dict[str, Any]) -> Any:
     """``query-block``: always empty; nodes from blockdev-add are not block devices."""
     # Like QEMU with -nodefaults: blockdev-add makes nodes, not block devices.
     return []
+
+
+def _protocol_filename(machine: Machine, node: BlockNode) -> str:
+    """What QEMU shows as a node's filename: its protocol node's."""
+    seen: set[str] = set()
+    while node.name not in seen:
+        seen.add(node.name)
+        if node.driver == "file":
+            return str(node.options.get("filename", ""))
+        if node.driver in _PROTOCOL_SIZES:
+            return f"{node.driver}://"
+        child = machine.node(node.children.get("file") or node.children.get("image") or "")
+        if child is None:
+            break
+        node = child
+    return ""
+
+
+@command("query-named-block-nodes")
+async def query_named_block_nodes(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """``query-named-block-nodes``: the nodes blockdev-add made, newest first, as QEMU
+    describes them (members the model has no value for take their smallest value)."""
+    ret = ctx.schema.commands["query-named-block-nodes"].ret_type
+    array = ctx.schema.type(ret) if ret else None
+    element = getattr(array, "element_type", "")
+    if not element:
+        return []
+    out = []
+    for node in reversed(ctx.machine.nodes.values()):
+        info = copy.deepcopy(ctx.synth.value(element))
+        filename = _protocol_filename(ctx.machine, node)
+        known = {
+            "node-name": node.name,
+            "drv": node.driver,
+            "ro": node.read_only,
+            "file": filename,
+            "backing_file_depth": len(ctx.machine.backing_chain(node.name)) - 1,
+            "detect_zeroes": "off",
+        }
+        info.update({k: v for k, v in known.items() if k in info or k == "node-name"})
+        if isinstance(info.get("image"), dict):
+            info["image"].update(
+                {"filename": filename, "format": node.driver, "virtual-size": node.size}
+            )
+        if isinstance(info.get("cache"), dict):
+            info["cache"]["writeback"] = True
+        out.append(info)
+    return out
 
 
 def _find_node(machine: Machine, device: str) -> BlockNode:

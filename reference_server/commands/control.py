@@ -9,6 +9,7 @@ from typing import Any
 from reference_server.commands import CommandContext, command
 from reference_server.commands.block import qemu_io_read
 from reference_server.errors import QMPError
+from reference_server.refusals import IDENTIFIER
 
 
 @command("query-version")
@@ -40,11 +41,14 @@ async def device_add(ctx: CommandContext, args: dict[str, Any]) -> None:
     """``device_add``: always fails, as this server models no device at all.
 
     The schema does not check its arguments (``gen: false``), so it reads them
-    itself.  Answers GenericError: ``driver`` is missing, or is no device model.
+    itself.  Answers GenericError: ``driver`` is missing, ``id`` is no
+    identifier, or ``driver`` is no device model.
     """
     # gen: false: nothing checked the arguments, so read them as QEMU's handler does.
     if "driver" not in args:
         raise QMPError("Parameter 'driver' is missing")
+    if "id" in args and not IDENTIFIER.match(str(args["id"])):
+        raise QMPError("Parameter 'id' expects an identifier")
     driver = args["driver"]
     text = driver if isinstance(driver, str) else json.dumps(driver)
     raise QMPError(f"'{text}' is not a valid device model name")

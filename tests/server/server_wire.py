@@ -194,6 +194,14 @@ def qemu_server() -> Iterator[str]:
             proc.wait(10)
 
 
+def live_schema(path: str) -> Any:
+    """The ``query-qmp-schema`` of the server at ``path`` (one connection, closed after)."""
+    with WireClient(path, timeout=30) as client:
+        client.greet_and_negotiate()
+        reply, _ = client.command("query-qmp-schema")
+        return reply["return"]
+
+
 def release_fifo(path: str) -> None:
     """Let a blkdebug open() of the FIFO finish: open for writing, then close."""
     deadline = time.monotonic() + 5
