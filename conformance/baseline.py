@@ -139,6 +139,18 @@ def server_release(greeting: dict[str, Any] | None) -> dict[str, int] | None:
         return None
 
 
+def parse_release(text: str) -> dict[str, int]:
+    """``MAJOR.MINOR[.MICRO]`` as the ``{major, minor, micro}`` a greeting carries.
+
+    Raises ValueError when ``text`` is not two or three dot-separated numbers.
+    """
+    parts = text.split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not a release (MAJOR.MINOR[.MICRO]): {text!r}")
+    major, minor, micro = [*map(int, parts), 0][:3]
+    return {"major": major, "minor": minor, "micro": micro}
+
+
 def server_version(greeting: dict[str, Any] | None) -> str:
     """``major.minor.micro`` from a QMP greeting; "" without one."""
     v = server_release(greeting)

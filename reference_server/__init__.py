@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from conformance.baseline import parse_release
 from conformance.protocol.dialects import DEFAULT
 from reference_server.defects import CATALOGUE as DEFECTS
 from reference_server.server import DEFAULT_SCHEMA, ReferenceServer, ServerConfig, serve
@@ -41,6 +42,7 @@ def launch(
     *,
     schema: str | None = None,
     paused: bool = False,
+    release: str | None = None,
     subprocess: bool = False,
     path: str | None = None,
     timeout: float = 10.0,
@@ -48,12 +50,20 @@ def launch(
     """Start a reference server on a fresh UNIX socket; yield the socket path.
 
     The server stops when the block exits (or earlier, on ``quit``); with
-    ``paused`` it starts as QEMU does with ``-S``.
+    ``paused`` it starts as QEMU does with ``-S``; ``release`` (``"10.0"``)
+    is the QEMU release it reports and follows where releases differ, for a
+    ``schema`` of that release.
     Raises :class:`RuntimeError` when the server is not up within ``timeout``
     seconds or fails to start, naming the cause (an unknown dialect or defect,
     a schema that does not load, a socket that cannot be bound).
     """
-    config = ServerConfig(dialect=dialect, defects=list(defects), schema=schema, paused=paused)
+    config = ServerConfig(
+        dialect=dialect,
+        defects=list(defects),
+        schema=schema,
+        paused=paused,
+        release=parse_release(release) if release else None,
+    )
     with contextlib.ExitStack() as stack:
         if path is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="qmp-ref-"))
@@ -128,6 +138,8 @@ def _launch_process(config: ServerConfig, path: str, timeout: float) -> Iterator
         cmd += ["--schema", config.schema]
     if config.paused:
         cmd.append("--paused")
+    if config.release:
+        cmd += ["--release", "{major}.{minor}.{micro}".format_map(config.release)]
     proc = _subprocess.Popen(cmd, stdin=_subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout

@@ -18,7 +18,10 @@ descriptors, trace events, CPU models, device types, command-line options)
 are never found, coherent with the empty lists their ``query-*`` commands
 answer.  A few commands also get QEMU's checks of their values
 (``migrate-set-parameters``'s ranges, ``calc-dirty-rate``'s period).
-Messages are QEMU 7.2's, with the arguments filled in.
+Messages are QEMU 7.2's, with the arguments filled in; where 10.0 answers
+differently (a check it added, a command it added), the rule says since
+when, and a release between the two follows 7.2 unless a rule says
+otherwise.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reference_server.errors import ErrorClass, QMPError
+
+if TYPE_CHECKING:
+    from reference_server.machine import Machine
 
 
 @dataclass
@@ -44,14 +50,24 @@ class Registry:
 
 @dataclass(frozen=True)
 class Lookup:
-    """What a rule may look up: the machine's node names and the registry."""
+    """What a rule may look up: the machine and the release the server stands for."""
 
-    nodes: frozenset[str] | Any
-    made: Registry
+    machine: Machine
+    #: (major, minor) of the served schema's release.
+    release: tuple[int, int]
+
+    @property
+    def made(self) -> Registry:
+        """What the creation commands made."""
+        return self.machine.made
 
     def node(self, name: Any) -> bool:
         """Whether a block node called ``name`` exists."""
-        return isinstance(name, str) and name in self.nodes
+        return isinstance(name, str) and self.machine.node(name) is not None
+
+    def job(self, name: Any) -> bool:
+        """Whether a job with id ``name`` exists."""
+        return isinstance(name, str) and name in self.machine.jobs.jobs
 
 
 Test = Callable[[Lookup, dict[str, Any]], bool]
@@ -64,6 +80,10 @@ class Refusal:
     test: Test
     desc: str
     error_class: ErrorClass = "GenericError"
+    #: The first release that answers so, and the first that no longer does
+    #: (None: every release the rules know).
+    since: tuple[int, int] | None = None
+    before: tuple[int, int] | None = None
 
 
 class _Blank(dict[str, Any]):
@@ -100,11 +120,13 @@ def _exactly_one(a: str, b: str) -> Refusal:
     )
 
 
-def _qdev(member: str) -> tuple[Refusal, ...]:
-    """QEMU's find_device_state(): a bare machine has no device with that id."""
+def _qdev(member: str, what: str = "a hotpluggable device") -> tuple[Refusal, ...]:
+    """QEMU's find_device_state(): a bare machine has no device with that id (an
+    id starting with '/' is a QOM path, and a bare machine's are containers)."""
     return (
         Refusal(
-            lambda look, args: args.get(member) == "", f"{{{member}}} is not a hotpluggable device"
+            lambda look, args: args.get(member) == "" or args.get(member) in QOM_PATHS,
+            f"{{{member}}} is not {what}",
         ),
         Refusal(
             lambda look, args: member in args, f"Device '{{{member}}}' not found", "DeviceNotFound"
@@ -145,6 +167,12 @@ def _missing_nodes(look: Lookup, args: dict[str, Any]) -> list[str]:
     return [n for n in names if not look.node(n)]
 
 
+def _milliseconds(args: dict[str, Any]) -> int:
+    """calc-dirty-rate's period in milliseconds (10.0 added the unit)."""
+    time = int(args.get("calc-time", 0))
+    return time if args.get("calc-time-unit") == "millisecond" else time * 1000
+
+
 def _is_pattern(name: Any) -> bool:
     return isinstance(name, str) and ("*" in name or "?" in name)
 
@@ -175,6 +203,10 @@ _NO_PROPERTY = _always("Property '{property}' not found")
 _NO_SPICE = Refusal(
     lambda look, args: args.get("protocol") == "spice", "SPICE is not in use", "DeviceNotActive"
 )
+_NO_CXL_PATH = _always("Unable to resolve path")
+_NO_CXL_DEVICE = _always("Unable to resolve CXL type 3 device")
+#: What QEMU 10.0's expire_password takes as a time (7.2 took any text).
+_EXPIRE_TIME = re.compile(r"(now|never|\+?[0-9]+)\Z")
 _NO_FD = _always("No file descriptor supplied via SCM_RIGHTS")
 _NOT_VIRTIO = _always("Path {path} is not a VirtIODevice")
 _NO_ROCKER = _always("rocker {name} not found")
@@ -238,7 +270,15 @@ RULES: dict[str, tuple[Refusal, ...]] = {
     "query-balloon": (_NO_BALLOON,),
     "change-vnc-password": (_always("Could not set password"),),
     "set_password": (_NO_SPICE, _always("Could not set password")),
-    "expire_password": (_NO_SPICE, _always("Could not set password expire time")),
+    "expire_password": (
+        Refusal(
+            lambda look, args: not _EXPIRE_TIME.match(str(args.get("time", ""))),
+            "Parameter 'time' doesn't take value '{time}'",
+            since=(10, 0),
+        ),
+        _NO_SPICE,
+        _always("Could not set password expire time"),
+    ),
     "client_migrate_info": (
         Refusal(
             lambda look, args: args.get("protocol") != "spice",
@@ -293,6 +333,48 @@ RULES: dict[str, tuple[Refusal, ...]] = {
     "x-query-virtio-queue-status": (_NOT_VIRTIO,),
     "x-query-virtio-vhost-queue-status": (_NOT_VIRTIO,),
     "x-query-virtio-queue-element": (_always("Path {path} is not a VirtIO device"),),
+    # Commands newer than 7.2 (and one that changed), as 10.0 answers them.
+    "x-query-virtio": (Refusal(lambda look, args: True, "No virtio devices found", since=(10, 0)),),
+    "query-hv-balloon-status-report": (_always("no hv-balloon device present"),),
+    "xen-event-list": (_always("Xen event channel emulation not enabled"),),
+    "xen-event-inject": (_always("Xen event channel emulation not enabled"),),
+    "cxl-inject-poison": (_NO_CXL_PATH,),
+    "cxl-inject-uncorrectable-errors": (_NO_CXL_PATH,),
+    "cxl-inject-correctable-error": (_NO_CXL_PATH,),
+    "cxl-inject-general-media-event": (_NO_CXL_PATH,),
+    "cxl-inject-dram-event": (_NO_CXL_PATH,),
+    "cxl-inject-memory-module-event": (_NO_CXL_PATH,),
+    "cxl-add-dynamic-capacity": (
+        Refusal(
+            lambda look, args: args.get("selection-policy") != "prescriptive",
+            "Selection policy not supported",
+        ),
+        _NO_CXL_DEVICE,
+    ),
+    "cxl-release-dynamic-capacity": (
+        Refusal(
+            lambda look, args: args.get("removal-policy") != "prescriptive",
+            "Removal policy not supported",
+        ),
+        _NO_CXL_DEVICE,
+    ),
+    "device-sync-config": (
+        Refusal(lambda look, args: args.get("id") == "", "{id} is not a device"),
+        _always("Device '{id}' not found"),
+    ),
+    "block-job-change": (
+        Refusal(
+            lambda look, args: not look.job(args.get("id")),
+            "Block job '{id}' not found",
+            "DeviceNotActive",
+        ),
+    ),
+    "blockdev-set-active": (
+        Refusal(
+            lambda look, args: "node-name" in args and not look.node(args["node-name"]),
+            "Failed to find node with node-name='{node-name}'",
+        ),
+    ),
     "migrate-start-postcopy": (
         _always("Enable postcopy with migrate_set_capability before the start of migration"),
     ),
@@ -305,6 +387,12 @@ RULES: dict[str, tuple[Refusal, ...]] = {
         Refusal(
             lambda look, args: not 1 <= args.get("calc-time", 0) <= 60,
             "calc-time is out of range[1, 60].",
+            before=(10, 0),
+        ),
+        Refusal(
+            lambda look, args: not 50 <= _milliseconds(args) <= 60000,
+            "Calculation time is out of range [50ms, 60000ms].",
+            since=(10, 0),
         ),
         Refusal(
             lambda look, args: not 128 <= args.get("sample-pages", 512) <= 16384,
@@ -488,6 +576,10 @@ def _template_args(args: dict[str, Any], look: Lookup) -> _Blank:
 def refusal(command: str, args: dict[str, Any], look: Lookup) -> QMPError | None:
     """QEMU's refusal of ``command`` with ``args`` on this machine, or None when it would act."""
     for rule in RULES.get(command, ()):
+        if (rule.since is not None and look.release < rule.since) or (
+            rule.before is not None and look.release >= rule.before
+        ):
+            continue
         if rule.test(look, args):
             return QMPError(rule.desc.format_map(_template_args(args, look)), rule.error_class)
     return None

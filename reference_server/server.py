@@ -124,6 +124,8 @@ class ReferenceServer:
             else VERSION["qemu"]
         )
         self.version: Any = {**VERSION, "qemu": release}
+        #: (major, minor) of the release served, for rules that changed between releases.
+        self.release = (int(self.version["qemu"]["major"]), int(self.version["qemu"]["minor"]))
         self.machine = Machine(run_state="prelaunch" if self.config.paused else "running")
         self.machine.events.throttle = not self.defects.has(Flag.UNTHROTTLED_EVENTS)
         self.inband_lock = asyncio.Lock()
@@ -136,9 +138,7 @@ class ReferenceServer:
     def _synthesized(self, name: str) -> Handler:
         async def answer(ctx: CommandContext, args: dict[str, Any]) -> Any:
             # What a bare QEMU lacks is refused as it refuses it (refusals.py).
-            error = refusals.refusal(
-                name, args, refusals.Lookup(ctx.machine.nodes, ctx.machine.made)
-            )
+            error = refusals.refusal(name, args, refusals.Lookup(ctx.machine, self.release))
             if error is not None:
                 raise error
             refusals.record(name, args, ctx.machine.made)

@@ -56,6 +56,14 @@ def register(subparsers: Any) -> None:
         "reports (default: the bundled schema)",
     )
     p.add_argument(
+        "--release",
+        metavar="MAJOR.MINOR[.MICRO]",
+        help="the QEMU release the greeting and query-version report, and whose "
+        "behaviour the server follows where releases differ (default: a target's own "
+        "with --schema TARGET, else 7.2.22); give it with an introspection file of "
+        "that release",
+    )
+    p.add_argument(
         "--paused",
         action="store_true",
         help="start paused as QEMU does with -S (run state prelaunch: stop emits "
@@ -111,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
         schema, release = _live_schema(args.schema)
     elif args.schema and not os.path.exists(args.schema):
         raise UsageError(f"no such schema: {args.schema}")
+    if args.release:
+        from conformance.baseline import parse_release
+
+        try:
+            release = parse_release(args.release)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     tcp = _parse_tcp(args.tcp) if args.tcp else None
     if tcp is not None and not args.allow_remote:
         from reference_server.server import is_loopback

@@ -92,3 +92,31 @@ def test_what_a_session_makes_is_found_until_removed(session: Session, tmp_path:
     assert _answer(session, "nbd-server-start", unix) == "return"
     assert _answer(session, "nbd-server-start", unix) == "GenericError: NBD server already running"
     assert _answer(session, "nbd-server-stop") == "return"
+
+
+def test_the_release_served_picks_its_answers() -> None:
+    source = INTROSPECTION.with_name("qemu-10.0.json")
+    if not source.is_file():
+        pytest.skip("../shared/corpus is absent")
+    vnc = {"protocol": "vnc", "time": "soon"}
+    # Through the command line (--release), as a client library's CI runs it.
+    with (
+        launch(schema=str(source), release="10.0", subprocess=True) as path,
+        open_target(f"unix:{path}") as target,
+    ):
+        session = Session(target.connect())
+        greeting = session.read_greeting(5)
+        assert greeting is not None
+        assert greeting["QMP"]["version"]["qemu"] == {"major": 10, "minor": 0, "micro": 0}
+        session.execute("qmp_capabilities")
+        # 10.0 reads the time before it looks for a VNC display; 7.2 did not.
+        assert _answer(session, "expire_password", vnc) == (
+            "GenericError: Parameter 'time' doesn't take value 'soon'"
+        )
+    with launch(schema=str(source)) as path, open_target(f"unix:{path}") as target:
+        session = Session(target.connect())
+        session.read_greeting(5)
+        session.execute("qmp_capabilities")
+        assert _answer(session, "expire_password", vnc) == (
+            "GenericError: Could not set password expire time"
+        )
