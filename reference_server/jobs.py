@@ -14,58 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.protocol.jobs import transition_allowed, verb_allowed
 from reference_server.errors import QMPError
 from reference_server.events import EventBus
 from reference_server.refusals import IDENTIFIER
 
-STATUSES = (
-    "undefined",
-    "created",
-    "running",
-    "paused",
-    "ready",
-    "standby",
-    "waiting",
-    "pending",
-    "aborting",
-    "concluded",
-    "null",
-)
-
-# Rows: from-status; columns in STATUSES order (QEMU's JobSTT).
-_TRANSITIONS = {
-    "undefined": "01000000000",
-    "created": "00100000101",
-    "running": "00011010100",
-    "paused": "00100000000",
-    "ready": "00000110100",
-    "standby": "00001000000",
-    "waiting": "00000001100",
-    "pending": "00000000110",
-    "aborting": "00000000110",
-    "concluded": "00000000001",
-    "null": "00000000000",
-}
-# Rows: verbs; columns in STATUSES order (QEMU's JobVerbTable).
-_VERBS = {
-    "cancel": "01111111000",
-    "pause": "01111100000",
-    "resume": "01111100000",
-    "set-speed": "01111100000",
-    "complete": "00001000000",
-    "finalize": "00000001000",
-    "dismiss": "00000000010",
-    "change": "00111100000",
-}
-
 
 def _cancelled(job: Job) -> bool:
     return job.cancelled
-
-
-def transition_allowed(old: str, new: str) -> bool:
-    """Whether QEMU's job state machine lets a job go from status ``old`` to ``new``."""
-    return _TRANSITIONS[old][STATUSES.index(new)] == "1"
 
 
 @dataclass
@@ -233,7 +189,7 @@ class JobManager:
 
     @staticmethod
     def _verb(job: Job, verb: str) -> None:
-        if _VERBS[verb][STATUSES.index(job.status)] != "1":
+        if not verb_allowed(verb, job.status):
             raise QMPError(
                 f"Job '{job.id}' in state '{job.status}' cannot accept command verb '{verb}'"
             )

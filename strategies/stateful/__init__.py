@@ -6,13 +6,12 @@ fresh, greeted :class:`Session` (negotiated or not, as the machine says).
 Tests bind it with :func:`bind`.
 """
 
-from strategies.stateful.jobs import LEGAL_TRANSITIONS, BlockJobMachine, JobFrameworkMachine
+from strategies.stateful.jobs import BlockJobMachine, JobFrameworkMachine
 from strategies.stateful.negotiation import NegotiationMachine
 from strategies.stateful.snapshots import SnapshotJobMachine
 from strategies.stateful.target import Connect, bind
 
 __all__ = [
-    "LEGAL_TRANSITIONS",
     "BlockJobMachine",
     "Connect",
     "JobFrameworkMachine",

@@ -5,7 +5,7 @@ running long enough to pause it).  The machines keep the event history of
 every job and check, after every step:
 
 * every ``JOB_STATUS_CHANGE`` follows QEMU's job state machine
-  (``LEGAL_TRANSITIONS``, the transition table of QEMU's ``job.c``);
+  (``conformance.protocol.jobs``, the transition table of QEMU's ``job.c``);
 * ``query-block-jobs`` / ``query-jobs`` agree with the events seen: a listed
   job's status is one the events took it through, and a job that is gone
   was dismissed (``null``);
@@ -21,25 +21,11 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
+from conformance.protocol.jobs import LEGAL_TRANSITIONS, TERMINAL_EVENTS
 from conformance.protocol.values import as_object
 from conformance.session import Message, Session
 from strategies.stateful.target import Connect
 
-#: From QEMU's job state machine: status -> statuses it may move to.
-LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
-    "undefined": frozenset({"created"}),
-    "created": frozenset({"running", "aborting", "null"}),
-    "running": frozenset({"paused", "ready", "waiting", "aborting"}),
-    "paused": frozenset({"running"}),
-    "ready": frozenset({"standby", "waiting", "aborting"}),
-    "standby": frozenset({"ready"}),
-    "waiting": frozenset({"pending", "aborting"}),
-    "pending": frozenset({"concluded", "aborting"}),
-    "aborting": frozenset({"concluded", "aborting"}),
-    "concluded": frozenset({"null"}),
-    "null": frozenset(),
-}
-TERMINAL_EVENTS = ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED", "BLOCK_JOB_ERROR")
 SPEEDS = (0, 1, 4096, 1 << 20, 1 << 30)
 IMAGE_SIZE = 64 << 20
 

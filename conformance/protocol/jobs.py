@@ -1,0 +1,65 @@
+"""QEMU's job state machine: the wire facts every layer that judges or plays jobs needs.
+
+A job announces each status it enters with ``JOB_STATUS_CHANGE``; which
+status may follow which, and which verbs (``job-pause``, ``block-job-cancel``,
+...) a status admits, are QEMU's ``JobSTT`` and ``JobVerbTable`` (job.c),
+documented with ``JobStatus`` in qapi/job.json.  The reference server runs
+its jobs by these tables, the stateful machines and the catalogue's job
+checks judge a target's events by them.
+"""
+
+from __future__ import annotations
+
+STATUSES = (
+    "undefined",
+    "created",
+    "running",
+    "paused",
+    "ready",
+    "standby",
+    "waiting",
+    "pending",
+    "aborting",
+    "concluded",
+    "null",
+)
+
+#: status -> the statuses a job may move to from it.
+LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    "undefined": frozenset({"created"}),
+    "created": frozenset({"running", "aborting", "null"}),
+    "running": frozenset({"paused", "ready", "waiting", "aborting"}),
+    "paused": frozenset({"running"}),
+    "ready": frozenset({"standby", "waiting", "aborting"}),
+    "standby": frozenset({"ready"}),
+    "waiting": frozenset({"pending", "aborting"}),
+    "pending": frozenset({"concluded", "aborting"}),
+    "aborting": frozenset({"concluded", "aborting"}),
+    "concluded": frozenset({"null"}),
+    "null": frozenset(),
+}
+
+#: verb -> the statuses in which a job accepts it.
+VERB_STATUSES: dict[str, frozenset[str]] = {
+    "cancel": frozenset({"created", "running", "paused", "ready", "standby", "waiting", "pending"}),
+    "pause": frozenset({"created", "running", "paused", "ready", "standby"}),
+    "resume": frozenset({"created", "running", "paused", "ready", "standby"}),
+    "set-speed": frozenset({"created", "running", "paused", "ready", "standby"}),
+    "complete": frozenset({"ready"}),
+    "finalize": frozenset({"pending"}),
+    "dismiss": frozenset({"concluded"}),
+    "change": frozenset({"running", "paused", "ready", "standby"}),
+}
+
+#: The events that end a block job, one per job.
+TERMINAL_EVENTS = ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED", "BLOCK_JOB_ERROR")
+
+
+def transition_allowed(old: str, new: str) -> bool:
+    """Whether a job may go from status ``old`` to ``new``."""
+    return new in LEGAL_TRANSITIONS.get(old, frozenset())
+
+
+def verb_allowed(verb: str, status: str) -> bool:
+    """Whether a job in ``status`` accepts ``verb``."""
+    return status in VERB_STATUSES.get(verb, frozenset())
