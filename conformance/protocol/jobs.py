@@ -63,3 +63,25 @@ def transition_allowed(old: str, new: str) -> bool:
 def verb_allowed(verb: str, status: str) -> bool:
     """Whether a job in ``status`` accepts ``verb``."""
     return status in VERB_STATUSES.get(verb, frozenset())
+
+
+#: The job rules the catalogue, the stateful campaigns and the seeded defects
+#: cite, drawn from qapi/job.json and qapi/block-core.json (JobStatus, the
+#: BLOCK_JOB_* events, the job commands) and the seeds' discussions of
+#: block_stream and the snapshot jobs.  The QMP checklist (Q1-Q39) has none.
+JOB_RULES: dict[str, str] = {
+    "J1": "every JOB_STATUS_CHANGE follows QEMU's job state machine",
+    "J2": "BLOCK_JOB_COMPLETED validates and carries 'error' only when the job failed",
+    "J3": "query-jobs and query-block-jobs agree with the events: a listed job is in a "
+    "status its events went through, and a job stays listed until it is dismissed",
+    "J4": "a job with auto-finalize false waits in 'pending' until job-finalize, and one "
+    "with auto-dismiss false in 'concluded' until job-dismiss",
+    "J5": "a block job ends with exactly one terminal event: BLOCK_JOB_CANCELLED once "
+    "cancelled, BLOCK_JOB_COMPLETED otherwise; a mirror is READY before it completes",
+    "J6": "a job command naming no job fails: block-job-* with DeviceNotActive, job-* "
+    "with GenericError",
+    "J7": "once block-stream completes, the top image holds the data of the chain it "
+    "streamed and no longer has that backing file",
+    "J8": "snapshot-save, -load and -delete run as jobs that conclude, and a saved "
+    "snapshot is on the node until deleted",
+}
