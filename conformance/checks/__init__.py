@@ -16,6 +16,7 @@ from conformance.checks import (  # noqa: F401  (importing registers the checks)
     grammar,
     greeting,
     ids,
+    jobs,
     negotiation,
     oob,
     ordering,
@@ -41,6 +42,7 @@ AREAS = (
     "arguments",
     "returns",
     "events",
+    "jobs",
     "robustness",
     "passive",
 )

@@ -1,7 +1,8 @@
 """Which server-side rule of the QMP checklist the catalogue checks, and why
 the few it does not check have no check.
 
-The Q-numbers are those of the reference notes' checklist; the rules a
+The Q-numbers are those of the reference notes' checklist, the J-numbers
+the job rules of ``conformance.protocol.jobs``; the rules a
 client keeps (Q13, Q17, Q21, Q24, Q26, Q35) are for client conformance, not
 for this catalogue.
 """
@@ -9,11 +10,15 @@ for this catalogue.
 from __future__ import annotations
 
 from conformance.checks.base import REGISTRY
+from conformance.protocol.jobs import JOB_RULES
 
-#: Every rule of the checklist a server keeps.
-SERVER_RULES: tuple[str, ...] = tuple(
-    f"Q{n}"
-    for n in (*range(1, 13), 14, 15, 16, 18, 19, 20, 22, 23, 25, *range(27, 35), *range(36, 40))
+#: Every rule of the checklist a server keeps, and the job rules.
+SERVER_RULES: tuple[str, ...] = (
+    *(
+        f"Q{n}"
+        for n in (*range(1, 13), 14, 15, 16, 18, 19, 20, 22, 23, 25, *range(27, 35), *range(36, 40))
+    ),
+    *JOB_RULES,
 )
 
 #: Server-side rules without a check of their own, and why.

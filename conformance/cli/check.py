@@ -31,6 +31,12 @@ SHOWN_WIDTH = 240
 DETAILED = ("fail", "error", "xfail", "xpass")
 
 
+#: Where the rule ids come from.
+RULE_SOURCES = (
+    "Q: the QMP checklist of the reference notes; J: the job rules of conformance/protocol/jobs.py"
+)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``check`` subcommand and its options to ``subparsers``."""
     p = subparsers.add_parser(
@@ -181,7 +187,7 @@ def _first_line(r: CheckResult) -> str:
 def _print_block(r: CheckResult, out: TextIO) -> None:
     bar = "=" * 78
     print(f"\n{bar}\n{r.status.upper()}: {r.id}: {r.title}", file=out)
-    print(f"rule: {r.rule} (see the Q-numbered checklist of the reference notes)", file=out)
+    print(f"rule: {r.rule} ({RULE_SOURCES})", file=out)
     print(r.message, file=out)
     if r.transcript:
         print(

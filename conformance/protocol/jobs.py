@@ -84,4 +84,6 @@ JOB_RULES: dict[str, str] = {
     "streamed and no longer has that backing file",
     "J8": "snapshot-save, -load and -delete run as jobs that conclude, and a saved "
     "snapshot is on the node until deleted",
+    "J9": "a paused job pauses as soon as possible (block-job-pause): a job asleep under "
+    "its rate limit is woken to pause, not left to finish its sleep",
 }

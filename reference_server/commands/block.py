@@ -8,6 +8,7 @@ import os
 import threading
 from typing import Any
 
+from conformance import images
 from reference_server.commands import CommandContext, command
 from reference_server.errors import QMPError
 from reference_server.jobs import Job
@@ -125,6 +126,16 @@ class _Opener:
             child = await self.child(options[child_key])
             node.children[child_key] = child.name
             node.size = child.size
+            if driver == "qcow2":
+                path = _file_of(child)
+                if path is not None:  # the guest sees the virtual size, not the file's
+                    try:
+                        info = await asyncio.to_thread(images.info, path)
+                    except images.ImageError as exc:
+                        raise QMPError(f"Could not open '{path}': {exc}") from None
+                    if info.get("format") != "qcow2":
+                        raise QMPError("Image is not in qcow2 format")
+                    node.size = int(info["virtual-size"])
             if driver == "qcow2" and options.get("backing") is not None:
                 node.children["backing"] = (await self.child(options["backing"])).name
             if driver == "blkdebug":
@@ -238,6 +249,41 @@ async def query_named_block_nodes(ctx: CommandContext, args: dict[str, Any]) -> 
     return out
 
 
+def _file_of(node: BlockNode | None) -> str | None:
+    """The host file of a ``file`` node, when QEMU's image tools can work on it."""
+    if node is None or node.driver != "file" or not images.available():
+        return None
+    return str(node.options["filename"])
+
+
+def image_file(machine: Machine, node: BlockNode) -> str | None:
+    """The host file holding a qcow2 node's image, when the image tools can work on
+    it: the reference server has no block layer, so what its jobs do to real
+    images (a stream, a snapshot) those tools do."""
+    if node.driver != "qcow2":
+        return None
+    return _file_of(machine.node(node.children.get("file", "")))
+
+
+async def _detach_streamed(machine: Machine, top: BlockNode, base: BlockNode | None) -> None:
+    """After a stream: the top's data no longer needs what was streamed, so its
+    backing becomes ``base`` (none without one), in the image file too."""
+    path = image_file(machine, top)
+    if path is not None:
+        keep = _file_of(machine.node(base.children.get("file", ""))) if base else None
+        fmt = ["-F", base.driver] if base is not None and keep else []
+        try:  # safe mode: the data above the new backing is copied into the top
+            await asyncio.to_thread(
+                images.qemu_img, "rebase", "-f", "qcow2", "-b", keep or "", *fmt, path
+            )
+        except images.ImageError as exc:
+            raise QMPError(str(exc)) from None
+    if base is None:
+        top.children.pop("backing", None)
+    else:
+        top.children["backing"] = base.name
+
+
 def _find_node(machine: Machine, device: str) -> BlockNode:
     node = machine.node(device)
     if node is None:
@@ -271,10 +317,13 @@ async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
     if "base" in args and "base-node" in args:
         raise QMPError("'base' and 'base-node' cannot be specified at the same time")
     chain = machine.backing_chain(node.name)
+    base_node: BlockNode | None = None
     if "base" in args:
         base = args["base"]
-        if not any(n.options.get("filename") == base or n.name == base for n in chain[1:]):
+        named = [n for n in chain[1:] if n.options.get("filename") == base or n.name == base]
+        if not named:
             raise QMPError(f"Can't find '{base}' in the backing chain")
+        base_node = named[0]
     if "base-node" in args:
         base_node = _find_node(machine, args["base-node"])
         if base_node not in chain[1:]:
@@ -306,6 +355,8 @@ async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
                     j.io_status = "ok"
             raise QMPError("Input/output error")
         await machine.jobs._copy(j)
+        if not j.cancelled and len(chain) > 1:
+            await _detach_streamed(machine, node, base_node)
 
     if job.speed < 0:
         raise QMPError("Parameter 'speed' expects a non-negative value")

@@ -30,7 +30,17 @@ class WireClient:
     ) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # A server's socket file exists between its bind() and its listen():
+        # a connect in that moment is refused, and a retry is not.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         self.timeout = timeout
         self.buf = b""
         self.raw = b""
