@@ -33,7 +33,8 @@ DETAILED = ("fail", "error", "xfail", "xpass")
 
 #: Where the rule ids come from.
 RULE_SOURCES = (
-    "Q: the QMP checklist of the reference notes; J: the job rules of conformance/protocol/jobs.py"
+    "Q: the QMP checklist of the reference notes; J: the job rules of "
+    "conformance/protocol/jobs.py; C: the client rules of conformance/client/judge.py"
 )
 
 

@@ -1,0 +1,104 @@
+"""``qmp-conform check-client``: judge a QMP client against a legal-but-hostile server.
+
+Exit status: 0 when the client kept every rule and survived every liberty,
+1 when it did not, 2 for usage errors (no client, no ``{socket}``, an
+unknown liberty) or a client that cannot be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
+from conformance.cli.check import print_summary
+from conformance.verdicts import MEANING, STATUSES
+from reports.results import RENDERERS
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``check-client`` subcommand and its options to ``subparsers``."""
+    p = subparsers.add_parser(
+        "check-client",
+        help="judge a QMP client against a server that takes every liberty the spec allows",
+        description="Run a QMP client once against the reference server and once under "
+        "each liberty the specification leaves a server (members in any order, unknown "
+        "members, events and capabilities, stray replies, reworded errors, slow writes, "
+        "a disconnect, ...), through a proxy that records both directions; judge the "
+        "client's own bytes (Q13, Q24, Q26, one JSON object per request, nothing before "
+        "the greeting) and whether it still gets its result.",
+        epilog="verdicts: " + "; ".join(f"{s}: {MEANING[s]}" for s in STATUSES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument(
+        "--client",
+        metavar="COMMAND",
+        help="the client's command line; {socket} stands for the socket path it must use "
+        '(e.g. "python my_client.py {socket}"); what it prints is its result',
+    )
+    who.add_argument(
+        "--client-function",
+        metavar="MODULE:FUNCTION",
+        help="a Python function taking the socket path, run in a child process",
+    )
+    p.add_argument(
+        "--liberty",
+        action="append",
+        metavar="NAME",
+        help="take only this liberty (repeatable; default: all, see --list)",
+    )
+    p.add_argument(
+        "--schema",
+        metavar="PATH",
+        help="the schema the reference server serves (default: its bundled one)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long one run of the client may take (default 60 s)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", *sorted(RENDERERS)],
+        default="text",
+        help="what goes to stdout (default text, a summary for people)",
+    )
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
+    p.add_argument("--list", action="store_true", help="list the liberties and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``check-client``: 0 when the client passed everything, 1 otherwise.
+
+    Raises :class:`UsageError` without a client, and ClientError for a
+    malformed client command, an unknown liberty or a client that cannot
+    start; :func:`conformance.cli.main` makes them exit status 2.
+    """
+    from conformance.client import liberties
+    from conformance.client.runner import check_client, client_command
+
+    if args.list:
+        for liberty in liberties.CATALOGUE:
+            kind = "same result" if liberty.same_result else "ends cleanly"
+            print(f"{liberty.name:20} {liberty.rule:9} {kind:13} {liberty.summary}")
+        return EXIT_OK
+    if not (args.client or args.client_function):
+        raise UsageError("say which client: --client COMMAND or --client-function MODULE:FUNCTION")
+    argv = client_command(args.client, args.client_function)
+    result = check_client(argv, args.liberty, args.timeout, args.schema)
+    doc = result.to_json()
+    if args.format == "text":
+        print_summary(result, sys.stderr if args.json == "-" else sys.stdout)
+    else:
+        sys.stdout.write(RENDERERS[args.format](doc))
+    if args.json == "-":
+        sys.stdout.write(RENDERERS["json"](doc))
+    elif args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(RENDERERS["json"](doc))
+    return EXIT_OK if result.ok else EXIT_FINDINGS

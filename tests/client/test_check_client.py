@@ -1,0 +1,114 @@
+"""check-client against real clients over real sockets: the two QMP clients on
+PyPI, and two written here to break what each verdict is about."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.client import liberties
+from conformance.client.runner import check_client, client_command
+from conformance.runner import RunResult
+
+CLIENTS = Path(__file__).with_name("clients")
+
+
+def _run(script: str) -> RunResult:
+    return check_client(
+        client_command(f"{sys.executable} {CLIENTS / script} {{socket}}"), timeout=30
+    )
+
+
+def _verdicts(result: RunResult) -> dict[str, str]:
+    return {r.id: r.status for r in result.results}
+
+
+def _failed(result: RunResult) -> set[str]:
+    return {r.id for r in result.results if r.status == "fail"}
+
+
+def test_every_liberty_and_rule_is_judged() -> None:
+    pytest.importorskip("qemu.qmp")
+    result = _run("qemu_qmp_session.py")
+    ids = set(_verdicts(result))
+    assert {f"client.liberty.{lib.name}" for lib in liberties.CATALOGUE} <= ids
+    assert {"client.plain", *(f"client.rule.{r}" for r in ("C1", "C2", "Q13", "Q24", "Q26"))} <= ids
+    # qemu.qmp survives every liberty and keeps every rule.
+    assert not _failed(result), [r.message for r in result.results if r.status == "fail"]
+
+
+def test_the_older_qmp_client_is_caught_where_it_is_fragile() -> None:
+    pytest.importorskip("qmp")
+    result = _run("legacy_qmp_session.py")
+    # docs/client-conformance.md: it takes the next reply whatever its id
+    # (Q17), raises a bare Exception for an error reply, and a JSONDecodeError
+    # for a message cut by a disconnect.
+    assert _failed(result) == {
+        "client.liberty.stray-replies",
+        "client.liberty.error-replies",
+        "client.liberty.disconnect",
+    }
+    stray = next(r for r in result.results if r.id == "client.liberty.stray-replies")
+    assert any("qmp-conformance-future" in line for line in stray.transcript)
+
+
+def test_a_rude_client_breaks_each_rule_on_the_wire() -> None:
+    result = _run("rude_client.py")
+    failed = _failed(result)
+    for rule in ("C1", "C2", "Q13", "Q24", "Q26"):
+        assert f"client.rule.{rule}" in failed
+    q13 = next(r for r in result.results if r.id == "client.rule.Q13")
+    assert "nope" in q13.message and q13.transcript
+
+
+def test_a_naive_client_fails_the_liberties_it_leans_against() -> None:
+    result = _run("naive_client.py")
+    failed = _failed(result)
+    # It takes the next line for its reply and reads desc.
+    assert {
+        "client.liberty.interleaved-events",
+        "client.liberty.stray-replies",
+        "client.liberty.desc-reworded",
+    } <= failed
+    assert "client.liberty.slow-writes" not in failed
+    assert "client.liberty.unknown-members" not in failed
+
+
+def test_cli(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "conformance", "check-client"]
+    listed = subprocess.run([*cli, "--list"], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0
+    assert all(lib.name in listed.stdout for lib in liberties.CATALOGUE)
+    no_socket = subprocess.run(
+        [*cli, "--client", "python client.py"], capture_output=True, text=True, check=False
+    )
+    assert no_socket.returncode == 2 and "{socket}" in no_socket.stderr
+    unknown = subprocess.run(
+        [*cli, "--client", "x {socket}", "--liberty", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+    # A Python function as the client, one liberty, a JSON report.
+    pytest.importorskip("qmp")
+    out = tmp_path / "verdict.json"
+    done = subprocess.run(
+        [
+            *cli,
+            "--client-function",
+            "tests.client.clients.legacy_qmp_session:session",
+            "--liberty",
+            "stray-replies",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert '"client.liberty.stray-replies"' in out.read_text()
