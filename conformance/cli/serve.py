@@ -64,6 +64,13 @@ def register(subparsers: Any) -> None:
         "that release",
     )
     p.add_argument(
+        "--liberty",
+        metavar="NAME",
+        help="with --unix: take this liberty the specification leaves a server, a "
+        "legal-but-hostile peer for a client's own tests (see qmp-conform check-client "
+        "--list)",
+    )
+    p.add_argument(
         "--paused",
         action="store_true",
         help="start paused as QEMU does with -S (run state prelaunch: stop emits "
@@ -126,6 +133,13 @@ def run(args: argparse.Namespace) -> int:
             release = parse_release(args.release)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if args.liberty:
+        from conformance.client.liberties import BY_NAME as LIBERTIES
+
+        if args.liberty not in LIBERTIES:
+            raise UsageError(f"unknown liberty {args.liberty!r} (see check-client --list)")
+        if not args.unix:
+            raise UsageError("--liberty serves on --unix PATH only")
     tcp = _parse_tcp(args.tcp) if args.tcp else None
     if tcp is not None and not args.allow_remote:
         from reference_server.server import is_loopback
@@ -141,8 +155,34 @@ def run(args: argparse.Namespace) -> int:
         release=release,
     )
     try:
+        if args.liberty:
+            return asyncio.run(_serve_with_liberty(config, args.unix, args.liberty))
         return asyncio.run(
             serve(config, unix=args.unix, tcp=tcp, allow_remote=args.allow_remote, stdio=args.stdio)
         )
     except KeyboardInterrupt:
         return 130
+
+
+async def _serve_with_liberty(config: Any, path: str, name: str) -> int:
+    """The reference server on a private socket, and the hostile proxy on ``path``
+    in front of it; both end when the server does (``quit``)."""
+    import tempfile
+
+    from conformance.client.liberties import BY_NAME as LIBERTIES
+    from conformance.client.proxy import HostileProxy
+    from reference_server.server import serve
+
+    with tempfile.TemporaryDirectory(prefix="qmp-serve-") as tmp:
+        inner = os.path.join(tmp, "server.sock")
+        ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        server = asyncio.ensure_future(serve(config, unix=inner, ready=ready))
+        await asyncio.wait({ready, server}, return_when=asyncio.FIRST_COMPLETED)
+        if server.done():
+            return int(server.result() or 0)
+        up, stop = asyncio.Event(), asyncio.Event()
+        proxy = asyncio.ensure_future(HostileProxy(inner, path, LIBERTIES[name]).serve(up, stop))
+        status = await server
+        stop.set()
+        await proxy
+        return int(status or 0)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from conformance.client import liberties, proxy
@@ -33,6 +34,8 @@ from conformance.runner import CheckResult, RunResult
 
 #: How long one run of the client may take.
 DEFAULT_TIMEOUT = 60.0
+#: Runs of the client at once (each against its own server).
+PARALLEL = 4
 #: What a Python crash leaves on stderr.
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -153,21 +156,25 @@ def check_client(
             plain.duration,
         )
     )
-    for liberty in chosen:
-        if not works:
-            result.results.append(
-                CheckResult(
-                    f"client.liberty.{liberty.name}",
-                    "skip",
-                    liberty.rule,
-                    "the client does not work without liberties",
-                    title=liberty.summary,
-                )
+    if not works:
+        result.results += [
+            CheckResult(
+                f"client.liberty.{liberty.name}",
+                "skip",
+                liberty.rule,
+                "the client does not work without liberties",
+                title=liberty.summary,
             )
-            continue
-        run = run_once(argv, liberty, timeout, schema)
-        runs.append(run)
-        result.results.append(_liberty_verdict(liberty, run, plain))
+            for liberty in chosen
+        ]
+    else:
+        # Each run has its own server and proxy: they can run side by side.
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            done = list(pool.map(lambda lib: run_once(argv, lib, timeout, schema), chosen))
+        runs += done
+        result.results += [
+            _liberty_verdict(lib, run, plain) for lib, run in zip(chosen, done, strict=True)
+        ]
     result.results += _rule_verdicts(runs)
     result.duration = time.monotonic() - began
     return result

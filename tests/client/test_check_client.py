@@ -3,6 +3,7 @@ PyPI, and two written here to break what each verdict is about."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from conformance.client import liberties
 from conformance.client.runner import check_client, client_command
 from conformance.runner import RunResult
+from tests.server.server_wire import WireClient, wait_for_path
 
 CLIENTS = Path(__file__).with_name("clients")
 
@@ -112,3 +114,32 @@ def test_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert '"client.liberty.stray-replies"' in out.read_text()
+
+
+def test_serve_takes_a_liberty_for_a_clients_own_tests(tmp_path: Path) -> None:
+    path = tmp_path / "qmp.sock"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "serve",
+            "--unix",
+            str(path),
+            "--liberty",
+            "stray-replies",
+        ]
+    )
+    try:
+        wait_for_path(str(path), timeout=20)
+        with WireClient(str(path), timeout=10) as client:
+            client.greet_and_negotiate(oob=False)
+            reply, _ = client.command("query-name", id=7)
+            assert reply == {"return": {}, "id": 7}
+            stray = [json.loads(line) for line in client.lines[1:]]
+            assert {"return": {}, "id": "qmp-conformance-future-0"} in stray
+            client.command("quit", id=8)
+        assert server.wait(10) == 0
+    finally:
+        server.kill()
+        server.wait(10)
