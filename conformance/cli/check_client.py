@@ -69,6 +69,28 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
     p.add_argument("--list", action="store_true", help="list the liberties and exit")
+    p.add_argument(
+        "--campaign",
+        type=int,
+        metavar="N",
+        help="fuzz instead: N profiles drawn by Hypothesis (one to three liberties at "
+        "once, small writes, a cut at some byte); the smallest the client does not "
+        "survive is stored under --out",
+    )
+    p.add_argument("--seed", type=int, help="the campaign's Hypothesis seed")
+    p.add_argument(
+        "--out",
+        default="client-findings",
+        metavar="DIR",
+        help="where a campaign stores its finding (default ./client-findings)",
+    )
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="run the client under a stored finding's profile again (the finding's "
+        "client unless --client or --client-function says otherwise); exit 1 if it "
+        "still fails",
+    )
     p.set_defaults(func=run)
 
 
@@ -87,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
             kind = "same result" if liberty.same_result else "ends cleanly"
             print(f"{liberty.name:20} {liberty.rule:9} {kind:13} {liberty.summary}")
         return EXIT_OK
+    if args.replay:
+        return _replay(args)
     if not (args.client or args.client_function):
         raise UsageError("say which client: --client COMMAND or --client-function MODULE:FUNCTION")
     argv = client_command(args.client, args.client_function)
+    if args.campaign is not None:
+        return _campaign(args, argv)
     result = check_client(argv, args.liberty, args.timeout, args.schema)
     doc = result.to_json()
     if args.format == "text":
@@ -102,3 +128,41 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w", encoding="utf-8") as f:
             f.write(RENDERERS["json"](doc))
     return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _campaign(args: argparse.Namespace, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from conformance.client.campaign import campaign
+
+    if args.campaign < 1:
+        raise UsageError("--campaign takes a number of examples, at least 1")
+    _, finding, ran = campaign(
+        argv,
+        args.campaign,
+        Path(args.out),
+        seed_value=args.seed,
+        timeout=args.timeout,
+        schema=args.schema,
+    )
+    if finding is None:
+        print(f"{ran} profiles: the client survived every one")
+        return EXIT_OK
+    print(f"{ran} profiles; the smallest the client does not survive: {finding.verdict.id}")
+    print(f"  {finding.verdict.message}")
+    print(f"  stored: {finding.path}")
+    return EXIT_FINDINGS
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from conformance.client.campaign import load, replay
+    from conformance.client.runner import client_command
+
+    stored, profile = load(Path(args.replay))
+    given = args.client or args.client_function
+    argv = client_command(args.client, args.client_function) if given else stored
+    verdict = replay(argv, profile, args.timeout, args.schema)
+    print(f"{verdict.status.upper()}: {verdict.id}: {verdict.message}")
+    return EXIT_FINDINGS if verdict.status == "fail" else EXIT_OK

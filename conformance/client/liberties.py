@@ -15,7 +15,7 @@ without crashing, in its own time.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ class State:
     #: Replies written so far; the first ends negotiation, before which a
     #: server may send nothing unasked (Q11).
     replies: int = 0
+    #: Each part's own state, for a combination of liberties.
+    parts: dict[int, State] = field(default_factory=dict)
 
     def negotiated(self, msg: dict[str, Any]) -> bool:
         """Whether ``msg`` comes after the reply that ended negotiation (counting it)."""
@@ -69,6 +71,8 @@ class Liberty:
     #: Close the connection halfway through the server's message of this
     #: index (0 is the greeting; None: never).
     cut_in_message: int | None = None
+    #: Close the connection once this many bytes of output are written.
+    cut_at_byte: int | None = None
 
 
 def _event(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -269,6 +273,40 @@ CATALOGUE: tuple[Liberty, ...] = (
 )
 
 BY_NAME = {liberty.name: liberty for liberty in CATALOGUE}
+
+
+def combine(
+    parts: Sequence[Liberty], *, chunk: int | None = None, cut_at_byte: int | None = None
+) -> Liberty:
+    """Several liberties at once: each rewrites what the one before it wrote;
+    output goes ``chunk`` bytes at a time and stops after ``cut_at_byte``.
+    A conforming client gets the same result under it only if under every
+    part, and never when the connection is cut."""
+
+    def rewrite(msg: dict[str, Any], state: State) -> list[dict[str, Any] | bytes]:
+        out: list[dict[str, Any] | bytes] = [msg]
+        for i, part in enumerate(parts):
+            mine = state.parts.setdefault(i, State())
+            out = [o for m in out for o in (part.rewrite(m, mine) if isinstance(m, dict) else [m])]
+        return out
+
+    names = [p.name for p in parts]
+    if chunk:
+        names.append(f"chunk={chunk}")
+    if cut_at_byte is not None:
+        names.append(f"cut={cut_at_byte}")
+    cuts = [p.cut_in_message for p in parts if p.cut_in_message is not None]
+    return Liberty(
+        "+".join(names),
+        ",".join(sorted({r for p in parts for r in p.rule.split(",")})),
+        "; ".join(p.summary for p in parts),
+        all(p.same_result for p in parts) and cut_at_byte is None,
+        rewrite,
+        chunk=chunk or next((p.chunk for p in parts if p.chunk), None),
+        pause=max((p.pause for p in parts), default=0.0),
+        cut_in_message=min(cuts) if cuts else None,
+        cut_at_byte=cut_at_byte,
+    )
 
 
 def render(out: dict[str, Any] | bytes) -> bytes:

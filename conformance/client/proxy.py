@@ -141,15 +141,21 @@ class HostileProxy:
     ) -> None:
         state = State()
         index = 0
+        written = 0
+        limit = self.liberty.cut_at_byte if self.liberty is not None else None
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
             while line := await sr.readline():
                 out = self._rewrite(line, state)
                 cut = self.liberty is not None and self.liberty.cut_in_message == index
                 index += 1
                 if cut:
-                    await self._write(conn, cw, out[: max(1, len(out) // 2)])
-                    return
+                    out = out[: max(1, len(out) // 2)]
+                if limit is not None and written + len(out) >= limit:
+                    out, cut = out[: limit - written], True
                 await self._write(conn, cw, out)
+                written += len(out)
+                if cut:
+                    return
 
     def _rewrite(self, line: bytes, state: State) -> bytes:
         if self.liberty is None:

@@ -173,14 +173,15 @@ def check_client(
             done = list(pool.map(lambda lib: run_once(argv, lib, timeout, schema), chosen))
         runs += done
         result.results += [
-            _liberty_verdict(lib, run, plain) for lib, run in zip(chosen, done, strict=True)
+            liberty_verdict(lib, run, plain) for lib, run in zip(chosen, done, strict=True)
         ]
     result.results += _rule_verdicts(runs)
     result.duration = time.monotonic() - began
     return result
 
 
-def _liberty_verdict(liberty: Liberty, run: ClientRun, plain: ClientRun) -> CheckResult:
+def liberty_verdict(liberty: Liberty, run: ClientRun, plain: ClientRun) -> CheckResult:
+    """The verdict on ``run`` under ``liberty``, held to ``plain``, the run without."""
     problem = ""
     if run.status is None:
         problem = f"the client {run.ending()}"

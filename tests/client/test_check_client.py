@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.client import liberties
+from conformance.client.campaign import campaign, load, replay
 from conformance.client.runner import check_client, client_command
 from conformance.runner import RunResult
 from tests.server.server_wire import WireClient, wait_for_path
@@ -143,3 +144,22 @@ def test_serve_takes_a_liberty_for_a_clients_own_tests(tmp_path: Path) -> None:
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_a_campaign_finds_stores_and_replays_what_a_client_does_not_survive(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("qmp")
+    pytest.importorskip("qemu.qmp")
+    legacy = client_command(f"{sys.executable} {CLIENTS / 'legacy_qmp_session.py'} {{socket}}")
+    _, finding, ran = campaign(legacy, 20, tmp_path, seed_value=1, timeout=30)
+    assert finding is not None and finding.path is not None and ran <= 20
+    assert finding.verdict.status == "fail" and finding.verdict.transcript
+    stored, profile = load(finding.path)
+    assert stored == legacy and profile == finding.profile
+    assert replay(stored, profile, timeout=30).status == "fail"
+    # The same profile against qemu.qmp, which survives it.
+    modern = client_command(f"{sys.executable} {CLIENTS / 'qemu_qmp_session.py'} {{socket}}")
+    assert replay(modern, profile, timeout=30).status == "pass"
+    _, none, _ = campaign(modern, 6, tmp_path / "modern", seed_value=1, timeout=30)
+    assert none is None
