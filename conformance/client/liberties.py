@@ -178,6 +178,19 @@ def _deep_nesting(msg: dict[str, Any], state: State) -> list[dict[str, Any] | by
     return [_add(msg, FUTURE + "-nested", deep)]
 
 
+def _future_enum(msg: dict[str, Any], state: State) -> list[dict[str, Any] | bytes]:
+    # Run states and shutdown reasons grow with releases: a client reading
+    # them cannot know every value a later server sends.
+    value = msg.get("return")
+    running = isinstance(value, dict) and "running" in value
+    if classify(msg) == "return" and running and isinstance(value, dict):
+        return [{**msg, "return": {**value, "status": FUTURE}}]
+    data = msg.get("data")
+    if classify(msg) == "event" and isinstance(data, dict) and isinstance(data.get("reason"), str):
+        return [{**msg, "data": {**data, "reason": FUTURE}}]
+    return [msg]
+
+
 def _as_is(msg: dict[str, Any], state: State) -> list[dict[str, Any] | bytes]:
     return [msg]
 
@@ -254,6 +267,13 @@ CATALOGUE: tuple[Liberty, ...] = (
         _as_is,
         chunk=7,
         pause=0.002,
+    ),
+    Liberty(
+        "unknown-enum-values",
+        "Q35",
+        "a run state and event reasons from a future release (query-status, SHUTDOWN, ...)",
+        False,
+        _future_enum,
     ),
     Liberty(
         "error-replies",
