@@ -435,13 +435,25 @@ def stream_failure(ctx: Context) -> str:
     return f"{job} failed with {data['error']!r}; a base outside the chain was refused"
 
 
-def _mirror(
-    ctx: Context, session: Session, job: str, source: str, target: str, **extra: Any
-) -> None:
-    for node in (source, target):
-        _ok(ctx, session, "blockdev-add", _null(node), "a null-co node")
-    args = {"job-id": job, "device": source, "target": target, "sync": "full", **extra}
-    _ok(ctx, session, "blockdev-mirror", args, "a mirror between null-co nodes")
+@contextlib.contextmanager
+def _mirror_job(
+    ctx: Context, stem: str, *needs: str, **args: Any
+) -> Iterator[tuple[Session, Watch, str]]:
+    """A mirror job between two fresh null-co nodes, and its watch; the job and
+    the nodes are cleaned away afterwards.  Raises :class:`Skip` when the target
+    lacks the commands, :class:`Fail` when it refuses the mirror."""
+    _needs(ctx, "blockdev-add", "blockdev-del", "blockdev-mirror", *needs)
+    session = ctx.shared()
+    source, target, job = _names(ctx, session, "src", "dst", stem)
+    watch = Watch(ctx, session, job)
+    try:
+        for node in (source, target):
+            _ok(ctx, session, "blockdev-add", _null(node), "a null-co node")
+        mirror = {"job-id": job, "device": source, "target": target, "sync": "full", **args}
+        _ok(ctx, session, "blockdev-mirror", mirror, "a mirror between null-co nodes")
+        yield session, watch, job
+    finally:
+        _cleanup(ctx, session, [job], [source, target])
 
 
 @check(
@@ -450,21 +462,13 @@ def _mirror(
 def cancel(ctx: Context) -> str:
     """Cancel a mirror that crawls (CRAWL): one BLOCK_JOB_CANCELLED, no
     BLOCK_JOB_COMPLETED (J5).  Raises :class:`Skip` or :class:`Fail`."""
-    _needs(ctx, "blockdev-add", "blockdev-del", "blockdev-mirror", "block-job-cancel")
-    session = ctx.shared()
-    source, target, job = _names(ctx, session, "src", "dst", "cancel")
-    watch = Watch(ctx, session, job)
-    nodes = [source, target]
-    try:
-        _mirror(ctx, session, job, source, target, **CRAWL)
+    with _mirror_job(ctx, "cancel", "block-job-cancel", **CRAWL) as (session, watch, job):
         watch.reach(job, "running")
         _ok(ctx, session, "block-job-cancel", {"device": job}, "a running job")
         watch.event("BLOCK_JOB_CANCELLED", job)
         watch.reach(job, "null")
         watch.quiet(0.2)
         end = watch.one_end(job)
-    finally:
-        _cleanup(ctx, session, [], nodes)
     return f"{job}: {end.obj.get('event')} once"
 
 
@@ -478,13 +482,7 @@ def mirror_complete(ctx: Context) -> str:
     """Mirror one null-co node into another: BLOCK_JOB_READY, then
     ``block-job-complete`` gives one BLOCK_JOB_COMPLETED without ``error`` (J5).
     Raises :class:`Skip` or :class:`Fail`."""
-    _needs(ctx, "blockdev-add", "blockdev-del", "blockdev-mirror", "block-job-complete")
-    session = ctx.shared()
-    source, target, job = _names(ctx, session, "src", "dst", "mirror")
-    watch = Watch(ctx, session, job)
-    nodes = [source, target]
-    try:
-        _mirror(ctx, session, job, source, target)
+    with _mirror_job(ctx, "mirror", "block-job-complete") as (session, watch, job):
         watch.event("BLOCK_JOB_READY", job)
         _ok(ctx, session, "block-job-complete", {"device": job}, "a ready mirror")
         done = watch.event("BLOCK_JOB_COMPLETED", job)
@@ -496,8 +494,6 @@ def mirror_complete(ctx: Context) -> str:
                 expected=f"no 'error' (J2: {JOB_RULES['J2']})",
                 seen=done.brief(300),
             )
-    finally:
-        _cleanup(ctx, session, [job], nodes)
     return f"{job}: ready, completed"
 
 
@@ -538,22 +534,8 @@ def pause_resume(ctx: Context) -> str:
     """Pause a crawling mirror, change its speed, resume it: each status its
     events announce is the one ``query-block-jobs`` and ``query-jobs`` show
     (J3), and the new speed is listed.  Raises :class:`Skip` or :class:`Fail`."""
-    _needs(
-        ctx,
-        "blockdev-add",
-        "blockdev-del",
-        "blockdev-mirror",
-        "block-job-pause",
-        "block-job-resume",
-        "block-job-set-speed",
-        "query-block-jobs",
-    )
-    session = ctx.shared()
-    source, target, job = _names(ctx, session, "src", "dst", "pause")
-    watch = Watch(ctx, session, job)
-    nodes = [source, target]
-    try:
-        _mirror(ctx, session, job, source, target, **CRAWL)
+    verbs = ("block-job-pause", "block-job-resume", "block-job-set-speed", "query-block-jobs")
+    with _mirror_job(ctx, "pause", *verbs, **CRAWL) as (session, watch, job):
         watch.reach(job, "running")
         _agrees(ctx, session, watch, job)
         _ok(ctx, session, "block-job-pause", {"device": job}, "a running job")
@@ -571,8 +553,6 @@ def pause_resume(ctx: Context) -> str:
         _ok(ctx, session, "block-job-resume", {"device": job}, "a paused job")
         watch.wait(f"{job} running again", lambda: watch.statuses(job).count("running") >= 2)
         _agrees(ctx, session, watch, job)
-    finally:
-        _cleanup(ctx, session, [job], nodes)
     return f"{job}: running, paused, speed 4096, running; listings agreed each time"
 
 
@@ -591,20 +571,8 @@ def pause_throttled(ctx: Context) -> str:
     the limit asks (days); ``block-job-pause`` must still take it to
     ``paused`` at once, and ``block-job-resume`` back to ``running`` (J9).
     Raises :class:`Skip` or :class:`Fail`."""
-    _needs(
-        ctx,
-        "blockdev-add",
-        "blockdev-del",
-        "blockdev-mirror",
-        "block-job-pause",
-        "block-job-resume",
-    )
-    session = ctx.shared()
-    source, target, job = _names(ctx, session, "src", "dst", "throttled")
-    watch = Watch(ctx, session, job)
-    nodes = [source, target]
-    try:
-        _mirror(ctx, session, job, source, target, speed=1)
+    verbs = ("block-job-pause", "block-job-resume")
+    with _mirror_job(ctx, "throttled", *verbs, speed=1) as (session, watch, job):
         watch.reach(job, "running")
         watch.quiet(0.2)  # let it copy its first chunk and fall asleep
         _ok(ctx, session, "block-job-pause", {"device": job}, "a running job")
@@ -620,8 +588,6 @@ def pause_throttled(ctx: Context) -> str:
             ) from exc
         _ok(ctx, session, "block-job-resume", {"device": job}, "a paused job")
         watch.wait(f"{job} running again", lambda: watch.statuses(job).count("running") >= 2)
-    finally:
-        _cleanup(ctx, session, [job], nodes)
     return f"{job} paused and resumed while asleep under its rate limit"
 
 
@@ -637,24 +603,9 @@ def manual(ctx: Context) -> str:
     ``concluded`` (still listed) until ``job-dismiss``, which takes it to
     ``null`` and out of ``query-jobs`` (J4, J3).  Raises :class:`Skip` or
     :class:`Fail`."""
-    _needs(
-        ctx,
-        "blockdev-add",
-        "blockdev-del",
-        "blockdev-mirror",
-        "block-job-complete",
-        "job-finalize",
-        "job-dismiss",
-        "query-jobs",
-    )
-    session = ctx.shared()
-    source, target, job = _names(ctx, session, "src", "dst", "manual")
-    watch = Watch(ctx, session, job)
-    nodes = [source, target]
-    try:
-        _mirror(
-            ctx, session, job, source, target, **{"auto-finalize": False, "auto-dismiss": False}
-        )
+    verbs = ("block-job-complete", "job-finalize", "job-dismiss", "query-jobs")
+    manual_end = {"auto-finalize": False, "auto-dismiss": False}
+    with _mirror_job(ctx, "manual", *verbs, **manual_end) as (session, watch, job):
         watch.event("BLOCK_JOB_READY", job)
         _ok(ctx, session, "block-job-complete", {"device": job}, "a ready mirror")
         for status, verb in (("pending", "job-finalize"), ("concluded", "job-dismiss")):
@@ -669,14 +620,13 @@ def manual(ctx: Context) -> str:
             _agrees(ctx, session, watch, job)
             _ok(ctx, session, verb, {"id": job}, f"a {status} job")
         watch.reach(job, "null")
-        if job in _listed(ctx, session, "query-jobs", "id"):
+        listed = _listed(ctx, session, "query-jobs", "id")
+        if job in listed:
             raise Fail(
                 f"{job} is still listed after job-dismiss",
                 expected=f"no {job} in query-jobs (J3: {JOB_RULES['J3']})",
-                seen=str(_listed(ctx, session, "query-jobs", "id")[job]),
+                seen=str(listed[job]),
             )
-    finally:
-        _cleanup(ctx, session, [job], nodes)
     return f"{job}: waited in pending and in concluded for the client"
 
 

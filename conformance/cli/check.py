@@ -85,15 +85,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="write a baseline expecting every failure of this run",
     )
-    p.add_argument(
-        "--format",
-        choices=["text", *sorted(RENDERERS)],
-        default="text",
-        help="what goes to stdout (default text, a summary for people)",
-    )
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
-    p.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
-    p.add_argument("--tap", metavar="FILE", help="write the results as TAP version 14")
+    add_report_options(p)
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     p.add_argument(
         "--timeout",
@@ -133,6 +125,28 @@ def run(args: argparse.Namespace) -> int:
         baseline=expected,
         strict=args.strict_baseline,
     ).run()
+    report(result, args)
+    if args.write_baseline:
+        _write(args.write_baseline, json.dumps(result.baseline(), indent=1) + "\n")
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """The options that say where a run's verdicts go, in which formats."""
+    p.add_argument(
+        "--format",
+        choices=["text", *sorted(RENDERERS)],
+        default="text",
+        help="what goes to stdout (default text, a summary for people)",
+    )
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
+    p.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    p.add_argument("--tap", metavar="FILE", help="write the results as TAP version 14")
+
+
+def report(result: RunResult, args: argparse.Namespace) -> None:
+    """Write ``result`` as :func:`add_report_options` asked.  Raises OSError
+    when a file cannot be written."""
     doc = result.to_json()
     to_stdout = args.format != "text" or args.json == "-"
     if args.format == "text":
@@ -144,9 +158,6 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(RENDERERS[kind](doc))
         elif path:
             _write(path, RENDERERS[kind](doc))
-    if args.write_baseline:
-        _write(args.write_baseline, json.dumps(result.baseline(), indent=1) + "\n")
-    return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
 def _write(path: str, text: str) -> None:

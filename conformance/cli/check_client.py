@@ -8,13 +8,11 @@ unknown liberty) or a client that cannot be started.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from conformance.cli import EXIT_FINDINGS, EXIT_OK, UsageError
-from conformance.cli.check import print_summary
+from conformance.cli.check import add_report_options, report
 from conformance.verdicts import MEANING, STATUSES
-from reports.results import RENDERERS
 
 
 def register(subparsers: Any) -> None:
@@ -61,13 +59,7 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="how long one run of the client may take (default 60 s)",
     )
-    p.add_argument(
-        "--format",
-        choices=["text", *sorted(RENDERERS)],
-        default="text",
-        help="what goes to stdout (default text, a summary for people)",
-    )
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-' = stdout)")
+    add_report_options(p)
     p.add_argument("--list", action="store_true", help="list the liberties and exit")
     p.add_argument(
         "--campaign",
@@ -117,16 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.campaign is not None:
         return _campaign(args, argv)
     result = check_client(argv, args.liberty, args.timeout, args.schema)
-    doc = result.to_json()
-    if args.format == "text":
-        print_summary(result, sys.stderr if args.json == "-" else sys.stdout)
-    else:
-        sys.stdout.write(RENDERERS[args.format](doc))
-    if args.json == "-":
-        sys.stdout.write(RENDERERS["json"](doc))
-    elif args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            f.write(RENDERERS["json"](doc))
+    report(result, args)
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
