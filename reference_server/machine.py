@@ -50,6 +50,8 @@ class Machine:
     run_state: str = "running"
     nodes: dict[str, BlockNode] = field(default_factory=dict)
     name: str | None = None
+    #: The nodes each block job uses: the device it runs on first.
+    job_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: What object-add, netdev_add, chardev-add and bitmap commands made.
     made: Registry = field(default_factory=Registry)
     jobs: JobManager = field(init=False)

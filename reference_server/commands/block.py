@@ -173,17 +173,24 @@ async def blockdev_del(ctx: CommandContext, args: dict[str, Any]) -> None:
     """``blockdev-del``: remove a user-named node and the auto-named children only it used.
 
     Answers GenericError when no user-named node has that name, or the node is
-    another node's child or a job's id.
+    another node's child, the device a block job runs on, or a job's target.
     """
     name = args["node-name"]
-    node = ctx.machine.node(name)
+    machine = ctx.machine
+    node = machine.node(name)
     if node is None or node.auto_named:
         raise QMPError(f"Failed to find node with node-name='{name}'")
-    if ctx.machine.parents_of(name) or any(
-        j.id == name or getattr(j, "node", None) == name for j in ctx.machine.jobs.jobs.values()
-    ):
+    for job_id, (device, *others) in machine.job_nodes.items():
+        job = machine.jobs.jobs.get(job_id)
+        if job is not None and name == device:
+            raise QMPError(
+                f"Node '{name}' is busy: block device is in use by block job: {job.type}"
+            )
+        if job is not None and name in others:
+            raise QMPError(f"Node {name} is in use")
+    if machine.parents_of(name) or name in machine.jobs.jobs:
         raise QMPError(f"Node {name} is in use")
-    _drop_tree(ctx.machine, node)
+    _drop_tree(machine, node)
 
 
 def _drop_tree(machine: Machine, node: BlockNode) -> None:
@@ -361,6 +368,7 @@ async def block_stream(ctx: CommandContext, args: dict[str, Any]) -> None:
     if job.speed < 0:
         raise QMPError("Parameter 'speed' expects a non-negative value")
     machine.jobs.create(job, body)
+    machine.job_nodes[job.id] = tuple(n.name for n in chain)
 
 
 @command("blockdev-mirror")
@@ -387,6 +395,7 @@ async def blockdev_mirror(ctx: CommandContext, args: dict[str, Any]) -> None:
     if job.speed < 0:
         raise QMPError("Parameter 'speed' expects a non-negative value")
     ctx.machine.jobs.create(job)
+    ctx.machine.job_nodes[job.id] = (source.name, target.name)
 
 
 def _block_job_info(job: Job) -> dict[str, Any]:
