@@ -6,7 +6,11 @@ fixed duration; (b) pipelined: N query-version requests with ids written at
 once, timed until the last reply.  The reference server runs as its own
 process (``qmp-conform serve``) so both servers are measured the same way.
 
-    python bench/server_throughput.py [--seconds 3] [--pipelined 20000]
+``--echo`` also measures a trivial server (a thread per connection that
+answers each request with a fixed line and its id): the client's own
+ceiling, which must stay well above both servers' figures.
+
+    python bench/server_throughput.py [--seconds 3] [--pipelined 20000] [--echo]
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 
@@ -83,8 +89,6 @@ def pipelined(path: str, count: int) -> float:
     conn = _Conn(path)
     payload = b"".join(b'{"execute":"query-version","id":%d}' % i for i in range(count))
     start = time.perf_counter()
-    import threading
-
     sender = threading.Thread(target=conn.sock.sendall, args=(payload,))
     sender.start()
     for i in range(count):
@@ -97,11 +101,46 @@ def pipelined(path: str, count: int) -> float:
     return count / elapsed
 
 
+_ECHO_REQUEST = re.compile(rb'\{"execute":"[^"]*"(?:,"arguments":\{[^}]*\})?(?:,"id":(\d+))?\}')
+
+
+def _echo_serve(path: str) -> None:
+    """The trivial server of ``--echo``: greeting, then one reply per request."""
+
+    def client(conn: socket.socket) -> None:
+        conn.sendall(b'{"QMP": {}}\r\n')
+        buf = b""
+        while data := conn.recv(1 << 16):
+            buf += data
+            replies = []
+            end = 0
+            for match in _ECHO_REQUEST.finditer(buf):
+                end = match.end()
+                replies.append(b'{"return": {}, "id": %s}\r\n' % (match.group(1) or b"0"))
+            buf = buf[end:]
+            if replies:
+                conn.sendall(b"".join(replies))
+        conn.close()
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path + ".tmp")
+    listener.listen(8)
+    os.rename(path + ".tmp", path)  # the path appears once connects succeed
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=client, args=(conn,), daemon=True).start()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--pipelined", type=int, default=20000)
+    ap.add_argument("--echo", action="store_true", help="also measure the client's own ceiling")
+    ap.add_argument("--serve-echo", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_echo:
+        _echo_serve(args.serve_echo)
+        return 0
     qemu = shutil.which("qemu-system-x86_64")
     results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="qmp-bench-") as tmp:
@@ -131,6 +170,13 @@ def main() -> int:
                 results["qemu-7.2"] = (
                     one_in_flight(qemu_path, args.seconds),
                     pipelined(qemu_path, args.pipelined),
+                )
+        if args.echo:
+            echo_path = os.path.join(tmp, "echo.sock")
+            with _server([sys.executable, __file__, "--serve-echo", echo_path], echo_path):
+                results["echo"] = (
+                    one_in_flight(echo_path, args.seconds),
+                    pipelined(echo_path, args.pipelined),
                 )
     print(f"{'server':<12} {'one-in-flight req/s':>20} {'pipelined req/s':>16}")
     for name, (seq, pipe) in results.items():

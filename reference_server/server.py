@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,15 @@ QGA_SCHEMA = os.path.join(SCHEMA_DIR, "qga.json")
 WRITE_HIGH_WATER = 4 << 20
 #: How long a just-started in-band command may hold off further reads.
 HOLD_SECONDS = 0.005
+#: Commands one pump starts before it lets other connections and timers run.
+PUMP_BUDGET = 256
+#: Output gathered before it goes to the transport: one write for many
+#: pipelined replies, yet pause_writing still comes in time.
+FLUSH_BYTES = 1 << 16
+#: Bytes read from a socket at once, into one buffer kept by the connection:
+#: a plain Protocol gets a fresh 256 KiB bytes object per read, which costs
+#: more than handling a small request.
+READ_SIZE = 1 << 16
 
 
 #: Connections the kernel may queue before the server accepts them: a burst
@@ -128,6 +138,10 @@ class ReferenceServer:
         self.release = (int(self.version["qemu"]["major"]), int(self.version["qemu"]["minor"]))
         self.machine = Machine(run_state="prelaunch" if self.config.paused else "running")
         self.machine.events.throttle = not self.defects.has(Flag.UNTHROTTLED_EVENTS)
+        # Consulted for every request: looked up once.
+        self._oob_in_band = self.defects.has(Flag.OOB_IN_BAND)
+        self._check_arguments = not self.defects.has(Flag.ACCEPT_INVALID_ARGUMENTS)
+        self._side_effect_first = self.defects.has(Flag.SIDE_EFFECT_BEFORE_ERROR)
         self.inband_lock = asyncio.Lock()
         self.connections: set[Connection] = set()
         self._servers: list[asyncio.AbstractServer] = []
@@ -232,41 +246,46 @@ class ReferenceServer:
 
     async def execute(self, conn: Connection, request: Request) -> Any:
         """Run one dispatched request; the value for :meth:`Monitor.complete`."""
+        # One coroutine and a bare acquire/release: a free lock is taken
+        # without waiting, and most commands never wait at all (see
+        # Connection._start), so each layer here is paid by every request.
+        in_band = not request.oob or self._oob_in_band
+        if in_band:
+            await self.inband_lock.acquire()
         try:
-            if request.oob and not self.defects.has(Flag.OOB_IN_BAND):
-                return await self._run(conn, request)
-            async with self.inband_lock:
-                return await self._run(conn, request)
+            command = self.schema.commands[request.command]
+            handler = self.handlers[request.command]
+            ctx = conn.context
+            if ctx is None:  # the same for every command of a connection: made once
+                ctx = conn.context = CommandContext(
+                    self.machine,
+                    self.schema,
+                    conn,
+                    self.introspection,
+                    self.command_names,
+                    self.version,
+                    self.synth,
+                )
+            if command.gen and self._check_arguments:
+                try:
+                    self.checker.check_arguments(command.arg_type, request.arguments)
+                except QMPError:
+                    if self._side_effect_first:
+                        with contextlib.suppress(Exception):
+                            await handler(ctx, {})
+                    raise
+            result = await handler(ctx, request.arguments)
+            if not command.success_response:
+                return NO_REPLY
+            return {} if result is None else result
         except QMPError as exc:
             return CommandError(exc.error_class, exc.desc)
         except Exception as exc:  # a bug in a handler must not cost the reply
             log.exception("command %s failed", request.command)
             return CommandError("GenericError", f"internal error: {exc}")
-
-    async def _run(self, conn: Connection, request: Request) -> Any:
-        command = self.schema.commands[request.command]
-        handler = self.handlers[request.command]
-        ctx = CommandContext(
-            self.machine,
-            self.schema,
-            conn,
-            self.introspection,
-            self.command_names,
-            self.version,
-            self.synth,
-        )
-        if command.gen and not self.defects.has(Flag.ACCEPT_INVALID_ARGUMENTS):
-            try:
-                self.checker.check_arguments(command.arg_type, request.arguments)
-            except QMPError:
-                if self.defects.has(Flag.SIDE_EFFECT_BEFORE_ERROR):
-                    with contextlib.suppress(Exception):
-                        await handler(ctx, {})
-                raise
-        result = await handler(ctx, request.arguments)
-        if not command.success_response:
-            return NO_REPLY
-        return {} if result is None else result
+        finally:
+            if in_band:
+                self.inband_lock.release()
 
 
 def is_loopback(host: str) -> bool:
@@ -288,20 +307,61 @@ def is_loopback(host: str) -> bool:
         )
 
 
-class Connection(asyncio.Protocol):
-    """One client: a transport, a monitor, and the commands it has running."""
+class _Resume:
+    """Awaiting this carries on a coroutine that was started outside any task
+    and is waiting on ``pending`` (what it yielded): the task it runs in sees
+    the same yields, results and exceptions as if it had run it from the start."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self.coro = coro
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # cancellation too: the coroutine decides
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One client: a transport, a monitor, and the commands it has running.
+
+    Sockets read into the connection's own buffer (``get_buffer``); pipes
+    (``--stdio``) call ``data_received``.
+    """
 
     def __init__(self, server: ReferenceServer) -> None:
         self.server = server
         self.transport: asyncio.BaseTransport | None = None
         self.writer: asyncio.WriteTransport | None = None
         self.scratch: dict[str, Any] = {}
+        #: What handlers of this connection's commands are given (see ReferenceServer.execute).
+        self.context: CommandContext | None = None
         self.deaf = False
         self.closing = False
         self._close_after_reply = False
         self._write_paused = False
         self._reading = True
         self._pumping = False
+        #: Events delivered while pumping, each of which may be written past a hold.
+        self._owed = 0
+        #: Output not yet handed to the writer (see FLUSH_BYTES).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._read_buffer: memoryview | None = None
+        #: The transport to pause and resume, if it reads (a pipe's writer does not).
+        self._reader: asyncio.ReadTransport | None = None
+        self._rewrites = server.defects.rewrites_output
         #: An in-band command just started: drain it before reading on (see pump).
         self._hold = False
         #: An OOB command is running: QEMU runs it in the I/O thread before it
@@ -327,11 +387,13 @@ class Connection(asyncio.Protocol):
             quirks=defects.quirks,
         )
 
-    # -- asyncio.Protocol ----------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start serving a new peer: attach it to the event bus and let the monitor greet it."""
         self.transport = transport
+        if isinstance(transport, asyncio.ReadTransport):
+            self._reader = transport
         if self.writer is None and isinstance(transport, asyncio.WriteTransport):
             self.writer = transport
             transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
@@ -339,7 +401,18 @@ class Connection(asyncio.Protocol):
         self.server.machine.events.attach(self)
         self.pump()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the transport reads the peer's bytes to (one buffer, reused)."""
+        if self._read_buffer is None:
+            self._read_buffer = memoryview(bytearray(READ_SIZE))
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """The transport read ``nbytes`` into the buffer: act on them."""
+        assert self._read_buffer is not None
+        self.data_received(self._read_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         """Feed the peer's bytes to the monitor and act on them (not once deaf or closing)."""
         if self.deaf or self.closing:
             return
@@ -380,39 +453,77 @@ class Connection(asyncio.Protocol):
         reads) until that command finishes or turns out to block (HOLD_SECONDS).
         QEMU's main loop finishes quick commands long before its 1-byte-a-time
         reader gets to the next request, so a full queue drains before an OOB
-        request behind it is read; holding reproduces that outcome.
+        request behind it is read; holding reproduces that outcome.  Commands
+        that finish without waiting are run right here (see ``_start``), so
+        for them there is nothing to hold.
         """
         if self._pumping:
+            self._owed += at_least_one
             return
         self._pumping = True
+        self._owed = int(at_least_one)
+        started = 0
+        close = False
         try:
             while not self.closing and not self._write_paused:
-                if (self._hold or self._oob_running) and not at_least_one:
+                if (self._hold or self._oob_running) and not self._owed:
                     break
-                at_least_one = False
+                if self._owed:
+                    self._owed -= 1
                 ev = self.monitor.next_event()
                 if isinstance(ev, Send):
                     self._write(ev.message, ev.data, ev.reason)
                 elif isinstance(ev, Dispatch):
-                    loop = asyncio.get_running_loop()
-                    task = loop.create_task(self._execute(ev.request))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                    if ev.request.oob:
-                        self._oob_running += 1
-                    else:
-                        self._hold = True
-                        loop.call_later(HOLD_SECONDS, self._release_hold, task)
+                    if self._start(ev.request) and self._close_after_reply:
+                        close = True
+                    started += 1
+                    if started >= PUMP_BUDGET:
+                        # A long pipeline must not starve other peers and timers.
+                        asyncio.get_running_loop().call_soon(self.pump)
+                        break
                 else:
                     break
         finally:
             self._pumping = False
+            self._flush()
+        if close:
+            self.shutdown()
         self._update_reading()
+
+    def _start(self, request: Request) -> bool:
+        """Run a dispatched request; True when it finished at once.
+
+        Most commands never wait, so the coroutine is first stepped right
+        here: one that finishes is completed in line, without a task and an
+        event loop round trip per request.  One that waits (on the in-band
+        lock, a FIFO, a job) carries on in a task, as every command did before.
+        """
+        coro = self.server.execute(self, request)
+        running: Awaitable[Any] = coro
+        # Once a command asked to close the connection, later ones run in
+        # tasks as before: they finish after the close, their replies unsent.
+        if not self._close_after_reply:
+            try:
+                pending = coro.send(None)
+            except StopIteration as done:
+                self.monitor.complete(request, done.value)
+                return True
+            running = _Resume(coro, pending)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._execute(request, running))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if request.oob:
+            self._oob_running += 1
+        else:
+            self._hold = True
+            loop.call_later(HOLD_SECONDS, self._release_hold, task)
+        return False
 
     def _update_reading(self) -> None:
         want = not self._write_paused and not self.closing and self.monitor.want_read
-        transport = self.transport
-        if not isinstance(transport, asyncio.ReadTransport) or want == self._reading:
+        transport = self._reader
+        if transport is None or want == self._reading:
             return
         self._reading = want
         if want:
@@ -425,8 +536,8 @@ class Connection(asyncio.Protocol):
             self._hold = False
             self.pump()
 
-    async def _execute(self, request: Request) -> None:
-        result = await self.server.execute(self, request)
+    async def _execute(self, request: Request, running: Awaitable[Any]) -> None:
+        result = await running
         if self.closing:
             return
         if request.oob:
@@ -444,16 +555,32 @@ class Connection(asyncio.Protocol):
             return  # no-parser-recovery: nothing after the error is answered
         if reason is Reason.PARSE_ERROR:
             if defects.has(Flag.DIE_ON_GARBAGE):
+                self._flush()  # what came before the garbage was written before it
                 self.server.crash()
                 return
             if defects.has(Flag.DEAF_AFTER_ERROR):
                 self.deaf = True
-        chunks = (
-            defects.outgoing(message, data, self.scratch) if defects.rewrites_output else [data]
-        )
+        if self.writer is None or self.writer.is_closing():
+            return
+        if self._rewrites:
+            for chunk in defects.outgoing(message, data, self.scratch):
+                self._pending.append(chunk)
+                self._pending_size += len(chunk)
+        else:
+            self._pending.append(data)
+            self._pending_size += len(data)
+        if self._pending_size >= FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the gathered output to the writer in one write."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
         if self.writer is not None and not self.writer.is_closing():
-            for chunk in chunks:
-                self.writer.write(chunk)
+            self.writer.write(data)
 
     # -- events.EventSink / commands.Session -------------------------------------------
 
@@ -474,6 +601,7 @@ class Connection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Close after flushing what was already written."""
+        self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         elif self.transport is None:
@@ -481,6 +609,7 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unwritten output (as a crash does)."""
+        self._flush()  # what a pump already wrote was written before the crash
         if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.abort()
         elif self.transport is not None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -37,8 +38,10 @@ def c_key_bytes(key: str) -> bytes:
     return key.encode("utf-8", "surrogatepass").replace(b"\x00", b"\xc0\x80")
 
 
+@functools.lru_cache(maxsize=4096)
 def qdict_bucket(key: str) -> int:
     """Bucket of ``key`` in a QDict (the gdbm/tdb string hash, mod 512)."""
+    # Cached: the same member names are hashed for every message.
     data = c_key_bytes(key)
     value = (0x238F13AF * len(data)) & 0xFFFFFFFF
     for i, byte in enumerate(data):
@@ -46,11 +49,27 @@ def qdict_bucket(key: str) -> int:
     return ((1103515243 * value + 12345) & 0xFFFFFFFF) % QDICT_BUCKETS
 
 
+#: Orders already computed, by key tuple; bounded, since keys may come from peers.
+_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_ORDERS_MAX = 4096
+
+
+def qdict_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """:func:`qdict_order` as a tuple, memoized: messages of one kind share
+    their member names, so the sort is done once per shape."""
+    key = tuple(keys)
+    order = _ORDERS.get(key)
+    if order is None:
+        if len(_ORDERS) >= _ORDERS_MAX:
+            _ORDERS.clear()
+        indexed = sorted([(qdict_bucket(k), -i, k) for i, k in enumerate(key)])
+        order = _ORDERS[key] = tuple(k for _, _, k in indexed)
+    return order
+
+
 def qdict_order(keys: Iterable[str]) -> list[str]:
     """Return ``keys`` (given in insertion order) in QDict iteration order."""
-    indexed = [(qdict_bucket(k), -i, k) for i, k in enumerate(keys)]
-    indexed.sort()
-    return [k for _, _, k in indexed]
+    return list(qdict_keys(keys))
 
 
 def _mod_utf8_codepoint(data: bytes, pos: int) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from .dialects import QEMU, Dialect
 from .encoding import KeyOrder, encode
 from .messages import MISSING, Missing, error_response, event, greeting, return_response
 from .request import GENERIC_ERROR, Request, RequestError, is_oob_request, validate_request
-from .stream import Item, JSONStream, Parsed, ParseError
+from .stream import BytesLike, Item, JSONStream, Parsed, ParseError
 from .values import JSON, JSONObject
 
 __all__ = [
@@ -167,10 +167,24 @@ class MonitorState(enum.Enum):
     COMMAND = "command"
 
 
-@dataclass
-class _Running:
-    request: Request
-    oob_enabled_at_start: bool
+_new = object.__new__
+
+
+def _dispatch(request: Request) -> Dispatch:
+    # Once per request: filling the frozen instance's dict directly skips the
+    # object.__setattr__ call per field that a frozen dataclass's __init__ makes.
+    event = _new(Dispatch)
+    event.__dict__["request"] = request
+    return event
+
+
+def _send_event(data: bytes, message: JSONObject, reason: Reason | None) -> Send:
+    event = _new(Send)
+    fields = event.__dict__
+    fields["data"] = data
+    fields["message"] = message
+    fields["reason"] = reason
+    return event
 
 
 class Monitor:
@@ -199,13 +213,17 @@ class Monitor:
         self.oob_commands = oob_commands
         self.key_order: KeyOrder = key_order
         self.state = MonitorState.NEGOTIATION if dialect.negotiation else MonitorState.COMMAND
-        self.capabilities: frozenset[str] = frozenset()
+        self._terminator = dialect.line_terminator
+        self.capabilities = frozenset()
         self._stream = stream if stream is not None else JSONStream()
         self._inbuf = bytearray()
         self._inpos = 0
         self._queue: deque[Item] = deque()
         self._suspended = 0
-        self._running: _Running | None = None
+        #: The in-band request dispatched and not completed, and whether oob
+        #: was on when it started (which decides how reading resumes).
+        self._running: Request | None = None
+        self._running_oob = False
         self._oob_running: list[Request] = []
         self._out: deque[Send | Dispatch] = deque()
         self._closed = False
@@ -222,9 +240,21 @@ class Monitor:
 
     # -- public API -------------------------------------------------------
     @property
+    def capabilities(self) -> frozenset[str]:
+        """The capabilities negotiated."""
+        return self._capabilities
+
+    @capabilities.setter
+    def capabilities(self, value: frozenset[str]) -> None:
+        self._capabilities = value
+        # Read for every input: kept, not derived each time.
+        self._oob = "oob" in value or self.quirks.oob_always_enabled
+        self._queue_limit = self.dialect.queue_limit_for(self._oob)
+
+    @property
     def oob_enabled(self) -> bool:
         """Whether OOB is on: ``oob`` was negotiated, or a quirk forces it."""
-        return "oob" in self.capabilities or self.quirks.oob_always_enabled
+        return self._oob
 
     @property
     def want_read(self) -> bool:
@@ -244,11 +274,14 @@ class Monitor:
     @property
     def running(self) -> Request | None:
         """The in-band request dispatched and not yet completed."""
-        return self._running.request if self._running else None
+        return self._running
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: BytesLike) -> None:
         """Buffer bytes from the peer; they are parsed as the monitor reads."""
         if not self._closed:
+            if self._inpos == len(self._inbuf):  # all read: start afresh, cheaply
+                self._inbuf.clear()
+                self._inpos = 0
             self._inbuf += data
 
     def next_event(self) -> Event:
@@ -273,11 +306,10 @@ class Monitor:
         Raises :class:`ValueError` when ``request`` is not awaiting completion
         (unless the connection was lost, which makes a late result harmless).
         """
-        if self._running is not None and self._running.request is request:
-            running = self._running
+        if self._running is request:
             self._running = None
             self._reply(request, result)
-            if not running.oob_enabled_at_start:
+            if not self._running_oob:
                 self._resume()
             return
         for index, pending in enumerate(self._oob_running):
@@ -314,11 +346,14 @@ class Monitor:
 
     # -- reader side ------------------------------------------------------
     def _read(self) -> None:
-        window = memoryview(self._inbuf)[self._inpos : self._inpos + _READ_WINDOW]
-        try:
-            items, used = self._stream.feed_some(window)
-        finally:
-            window.release()
+        if self._inpos == 0 and len(self._inbuf) <= _READ_WINDOW:
+            items, used = self._stream.feed_some(self._inbuf)
+        else:
+            with (
+                memoryview(self._inbuf) as view,
+                view[self._inpos : self._inpos + _READ_WINDOW] as window,
+            ):
+                items, used = self._stream.feed_some(window)
         self._inpos += used
         if self._inpos > 65536 and self._inpos * 2 > len(self._inbuf):
             del self._inbuf[: self._inpos]
@@ -332,15 +367,15 @@ class Monitor:
             request = self._check(item)
             if request is not None:
                 self._oob_running.append(request)
-                self._out.append(Dispatch(request))
+                self._out.append(_dispatch(request))
             return
-        limit = self.dialect.queue_limit_for(self.oob_enabled)
-        if self.oob_enabled and len(self._queue) >= limit:
+        limit = self._queue_limit
+        if self._oob and len(self._queue) >= limit:
             # One byte completed two inputs while the queue was one short of
             # full (e.g. "1}"): QEMU 7.2 aborts here (assertion in
             # handle_qmp_command).  We keep going and record it.
             self.queue_overflowed = True
-        if not self.oob_enabled or len(self._queue) == limit - 1:
+        if not self._oob or len(self._queue) == limit - 1:
             self._suspended += 1
         self._queue.append(item)
 
@@ -351,7 +386,7 @@ class Monitor:
     # -- dispatcher side --------------------------------------------------
     def _dispatch_next(self) -> None:
         item = self._queue.popleft()
-        oob_at_start = self.oob_enabled
+        oob_at_start = self._oob
         if oob_at_start and len(self._queue) == self.dialect.queue_limit_oob - 1:
             self._resume()
         request = self._check(item)
@@ -359,8 +394,9 @@ class Monitor:
             if not oob_at_start:
                 self._resume()
             return
-        self._running = _Running(request, oob_at_start)
-        self._out.append(Dispatch(request))
+        self._running = request
+        self._running_oob = oob_at_start
+        self._out.append(_dispatch(request))
 
     def _check(self, item: Item) -> Request | None:
         """Answer everything decidable here; return a request to dispatch."""
@@ -369,7 +405,7 @@ class Monitor:
             self._send(error_response(GENERIC_ERROR, item.desc), reason=reason)
             return None
         checked = validate_request(
-            item.value, oob_enabled=self.oob_enabled, dialect=self.dialect, raw=item.raw
+            item.value, oob_enabled=self._oob, dialect=self.dialect, raw=item.raw
         )
         if isinstance(checked, RequestError):
             self._send(
@@ -485,7 +521,9 @@ class Monitor:
         if request.command == self.dialect.sync_command and self.dialect.sync_sentinel:
             prefix = self.dialect.sync_sentinel
         self._send(
-            return_response(result, _id(request.id, request.has_id)), prefix, reason=Reason.RESULT
+            return_response(result, request.id if request.has_id else MISSING),
+            prefix,
+            reason=Reason.RESULT,
         )
 
     def _error(self, request: Request, error_class: str, desc: str, reason: Reason) -> None:
@@ -501,8 +539,8 @@ class Monitor:
     ) -> None:
         if self._closed:
             return
-        data = encode(message, terminator=self.dialect.line_terminator, key_order=self.key_order)
-        self._out.append(Send(prefix + data, message, reason))
+        data = encode(message, terminator=self._terminator, key_order=self.key_order)
+        self._out.append(_send_event(prefix + data if prefix else data, message, reason))
 
 
 def _id(value: JSON, present: bool) -> JSON | Missing:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._qemu import qdict_order
+from ._qemu import qdict_keys
 from .dialects import QEMU, Dialect
 from .values import JSON, JSONObject
 
@@ -80,47 +80,71 @@ def validate_request(
     """
     if not isinstance(value, dict):
         return RequestError(GENERIC_ERROR, "QMP input must be a JSON object")
-    has_id = "id" in value
-    rid = value.get("id")
-
-    def fail(desc: str) -> RequestError:
-        return RequestError(GENERIC_ERROR, desc, rid, has_id)
-
     exec_oob_member = dialect.oob_style == "exec-oob" and oob_enabled
     control_member = dialect.oob_style == "control"
     exec_key: str | None = None
-    for name in qdict_order(value):
+    problem: str | None = None
+    for name in qdict_keys(value):
         member = value[name]
         if name == "execute" or (name == "exec-oob" and exec_oob_member):
             if not isinstance(member, str):
-                return fail(f"QMP input member '{name}' must be a string")
-            if exec_key is not None:
-                return fail(f"QMP input member '{name}' clashes with '{exec_key}'")
-            exec_key = name
+                problem = f"QMP input member '{name}' must be a string"
+            elif exec_key is not None:
+                problem = f"QMP input member '{name}' clashes with '{exec_key}'"
+            else:
+                exec_key = name
+                continue
         elif name == "arguments":
-            if not isinstance(member, dict):
-                return fail("QMP input member 'arguments' must be an object")
+            if isinstance(member, dict):
+                continue
+            problem = "QMP input member 'arguments' must be an object"
         elif name == "id":
             continue
         elif name == "control" and control_member:
+            if isinstance(member, dict):
+                continue
             # Wording of the 2.12-era check is approximated, not observed.
-            if not isinstance(member, dict):
-                return fail("QMP input member 'control' must be an object")
+            problem = "QMP input member 'control' must be an object"
         else:
-            return fail(f"QMP input member '{name}' is unexpected")
-    if exec_key is None:
-        return fail("QMP input lacks member 'execute'")
-
-    command = value[exec_key]
-    assert isinstance(command, str)
+            problem = f"QMP input member '{name}' is unexpected"
+        break
+    if problem is None and exec_key is None:
+        problem = "QMP input lacks member 'execute'"
     oob = exec_key == "exec-oob"
-    if control_member and is_oob_request(value, dialect):
+    if problem is None and control_member and is_oob_request(value, dialect):
         if not oob_enabled:
             # QEMU 2.12 refused run-oob unless negotiated (approximate wording).
-            return fail(
+            problem = (
                 "Please enable Out-Of-Band first for the session during capabilities negotiation"
             )
         oob = True
-    arguments = value.get("arguments", {})
+    has_id = "id" in value
+    if problem is not None:
+        return RequestError(GENERIC_ERROR, problem, value.get("id"), has_id)
+    assert exec_key is not None
+    command = value[exec_key]
+    assert isinstance(command, str)
+    arguments = value.get("arguments")
+    if arguments is None:
+        arguments = {}
     assert isinstance(arguments, dict)
-    return Request(command, arguments, rid, has_id, oob, raw)
+    return _request(command, arguments, value.get("id"), has_id, oob, raw)
+
+
+_new = object.__new__
+
+
+def _request(
+    command: str, arguments: JSONObject, rid: JSON, has_id: bool, oob: bool, raw: bytes
+) -> Request:
+    # Once per request: filling the frozen instance's dict directly skips the
+    # object.__setattr__ call per field that a frozen dataclass's __init__ makes.
+    request = _new(Request)
+    fields = request.__dict__
+    fields["command"] = command
+    fields["arguments"] = arguments
+    fields["id"] = rid
+    fields["has_id"] = has_id
+    fields["oob"] = oob
+    fields["raw"] = raw
+    return request

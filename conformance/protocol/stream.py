@@ -19,11 +19,15 @@ stage by stage:
 
 Everything is iterative (deep nesting never touches Python's recursion
 limit) and long string, whitespace and garbage runs are scanned with regexes.
+Whole messages on which Python's C JSON scanner and QEMU agree (plain ASCII,
+see "fast path" below) are read by that scanner, between messages only.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -208,6 +212,54 @@ _SINGLE = {
     _T_COLON: b":",
     _T_COMMA: b",",
 }
+
+
+# ---------------------------------------------------------------- fast path
+# Most requests are plain JSON, on which QEMU's lexer, streamer and parser
+# agree with Python's C decoder: on ASCII text without a backslash (so no
+# escapes) the tokens are the same and so is the message's end.  What they
+# read differently is refused by the hooks below and then read by the exact
+# path: duplicate members (QEMU refuses them), integers past int64 (QEMU
+# makes them doubles), numbers with an exponent (QEMU's lexer splits "0e5";
+# past a double's range the reader refuses or goes infinite), and NaN and
+# Infinity, which are not JSON.
+_FAST_WS = re.compile(r"[ \t\r\n]*")
+
+
+class _NotFast(ValueError):
+    """The fast path does not read this message; the exact path will."""
+
+
+def _unique_members(pairs: list[tuple[str, JSON]]) -> dict[str, JSON]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _NotFast
+    return members
+
+
+def _short_int(text: str) -> int:
+    if len(text) > 18:  # might not fit int64
+        raise _NotFast
+    return int(text)
+
+
+def _plain_float(text: str) -> float:
+    if "e" in text or "E" in text or len(text) > 300:  # no exponent, so finite
+        raise _NotFast
+    return float(text)
+
+
+def _not_json(text: str) -> JSON:
+    raise _NotFast
+
+
+# The decoder's scanner itself: raw_decode only wraps it in a Python frame.
+_fast_scan: Callable[[str, int], tuple[JSON, int]] = json.JSONDecoder(
+    object_pairs_hook=_unique_members,
+    parse_int=_short_int,
+    parse_float=_plain_float,
+    parse_constant=_not_json,
+).scan_once  # type: ignore[attr-defined]  # typeshed omits it
 
 
 # ---------------------------------------------------------------- parser
@@ -475,13 +527,70 @@ class JSONStream:
 
     # -- internals --------------------------------------------------------
     def _run(self, data: BytesLike, *, stop_early: bool) -> tuple[list[Item], int]:
-        self._buf += data
-        consumed = self._lex(data, stop_early)
-        if consumed < len(data):
-            del self._buf[len(self._buf) - (len(data) - consumed) :]
+        fast = 0
+        if self._state in (_START, _WHITESPACE) and not self._kinds:
+            fast = self._fast(data, stop_early)
+            if fast == len(data) or (stop_early and self._items):
+                items, self._items = self._items, []
+                return items, fast
+        with memoryview(data) as view, view[fast:] as rest:
+            self._buf += rest
+            consumed = self._lex(rest, stop_early)
+            if consumed < len(rest):
+                del self._buf[len(self._buf) - (len(rest) - consumed) :]
         self._trim()
         items, self._items = self._items, []
-        return items, consumed
+        return items, fast + consumed
+
+    def _fast(self, data: BytesLike, stop_early: bool) -> int:
+        """Decode whole plain messages at the start of ``data`` in C (see the
+        fast path's notes); return the bytes consumed, 0 when the exact path
+        must read what comes first.  Called between messages only."""
+        text = str(data, "latin-1")  # one character per byte: offsets stay byte offsets
+        size = len(text)
+        pos = 0
+        held = len(self._tok)  # whitespace lexed by an earlier feed
+        while pos < size:
+            if text.startswith("{", pos):
+                start = pos
+            else:
+                blank = _FAST_WS.match(text, pos)
+                assert blank is not None  # the pattern matches the empty string
+                start = blank.end()
+            if start == size or text[start] != "{" or held + start - pos > self.max_token_size:
+                break
+            try:
+                value, end = _fast_scan(text, start)
+            except (StopIteration, ValueError, RecursionError):
+                break
+            span = text[start:end]
+            length = end - start
+            # Bounds that imply QEMU's limits: a token is at least a byte,
+            # and nesting is at most the count of '{' and '['.
+            if (
+                not span.isascii()
+                or "\\" in span
+                or length >= self.max_token_size
+                or length > self.max_token_count
+                or (
+                    length > self.max_nesting
+                    and span.count("{") + span.count("[") > self.max_nesting
+                )
+            ):
+                break
+            self._items.append(Parsed(value, span.encode("ascii")))
+            pos = end
+            held = 0
+            if stop_early:
+                break
+        if pos:
+            self._offset += pos
+            self._buf_base = self._offset
+            if self._tok:  # whitespace held from an earlier feed: consumed too
+                self._state = _START
+                self._tok.clear()
+                self._buf.clear()
+        return pos
 
     def _trim(self) -> None:
         keep = self._offset
