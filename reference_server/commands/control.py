@@ -15,7 +15,8 @@ from reference_server.refusals import IDENTIFIER
 @command("query-version")
 async def query_version(ctx: CommandContext, args: dict[str, Any]) -> Any:
     """``query-version``: a copy of the version the greeting announced."""
-    return json.loads(json.dumps(ctx.version))
+    # A copy: an outgoing rewrite (a seeded defect) must not change the original.
+    return {**ctx.version, "qemu": dict(ctx.version["qemu"])}
 
 
 @command("query-commands")
