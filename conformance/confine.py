@@ -114,3 +114,17 @@ def confine(spec: str) -> str:
         raise TargetError("confinement needs prlimit (Debian's util-linux package)")
     argv = confine_argv(split_command(target.command), bwrap=bwrap)
     return "spawn:" + shlex.join(argv)
+
+
+def confined(spec: str) -> bool:
+    """Whether ``spec`` is a target :func:`confine` made: its server runs under
+    bubblewrap, which shows it no folder of the harness's but a ``{socket}``
+    target's scratch folder."""
+    try:
+        target = parse_target(spec)
+        if target.kind not in ("spawn", "served"):
+            return False
+        argv = split_command(target.command)
+    except TargetError:
+        return False
+    return len(argv) > 3 and argv[0] == "prlimit" and os.path.basename(argv[3]) == BWRAP

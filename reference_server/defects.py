@@ -1,8 +1,10 @@
 """Seeded defects: named, switchable deviations that each break one rule.
 
 They exist to prove the suite catches what it claims to catch.  A defect is
-data: its name, the checklist rule (Q-number of the reference notes) it
-breaks, a one-line summary, and at most one small hook:
+data: its name, the rule it breaks (a Q-number of the QMP checklist in the
+reference notes, or a job rule J1-J8 of
+:data:`conformance.protocol.jobs.JOB_RULES`), a one-line summary, and at most
+one small hook:
 
 * ``flags``: behaviour switches, either carried out by the protocol core as
   monitor quirks (:class:`conformance.protocol.monitor.Quirks`) or consulted
@@ -45,6 +47,7 @@ class Flag(enum.Enum):
     ACCEPT_RENEGOTIATION = "accept-renegotiation"
     QEMU_NUMBERS = "qemu-numbers"
     UNTHROTTLED_EVENTS = "unthrottled-events"
+    SNAPSHOT_NEVER_CONCLUDES = "snapshot-never-concludes"
 
 
 #: The flags the protocol core carries out itself, as monitor quirks.
@@ -266,6 +269,62 @@ def _no_desc(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> l
     return [data]
 
 
+def _event_data(message: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The data of ``message`` when it is the event ``name``, else None."""
+    data = message.get("data")
+    return data if message.get("event") == name and isinstance(data, dict) else None
+
+
+def _skip_waiting(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+    """Drop the 'waiting' status change: running (or ready) goes straight to pending."""
+    change = _event_data(message, "JOB_STATUS_CHANGE")
+    return [] if change is not None and change.get("status") == "waiting" else [data]
+
+
+def _completed_with_error(
+    message: dict[str, Any], data: bytes, scratch: dict[str, Any]
+) -> list[bytes]:
+    completed = _event_data(message, "BLOCK_JOB_COMPLETED")
+    if completed is None or "error" in completed:
+        return [data]
+    return [_reencode({**message, "data": {**completed, "error": "Input/output error"}}, data)]
+
+
+def _job_listing(message: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The jobs of a query-jobs (JobInfo) or query-block-jobs (BlockJobInfo)
+    reply, told by their members: rewrites see replies, not the commands."""
+    jobs = message.get("return")
+    if not isinstance(jobs, list) or not jobs or classify(message) != "return":
+        return None
+    if all(
+        isinstance(j, dict) and "status" in j and ("current-progress" in j or "busy" in j)
+        for j in jobs
+    ):
+        return jobs
+    return None
+
+
+def _listing_rewrite(change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Rewrite:
+    """A rewrite of the jobs every job listing reply shows (see :func:`_job_listing`)."""
+
+    def rewrite(message: dict[str, Any], data: bytes, scratch: dict[str, Any]) -> list[bytes]:
+        jobs = _job_listing(message)
+        if jobs is None:
+            return [data]
+        changed = change(jobs)
+        return [data] if changed == jobs else [_reencode({**message, "return": changed}, data)]
+
+    return rewrite
+
+
+#: Concluded jobs (only auto-dismiss false ones are ever listed so) left out.
+_hide_concluded = _listing_rewrite(lambda jobs: [j for j in jobs if j["status"] != "concluded"])
+#: A job paused while running shown in the status of one paused while ready.
+_paused_as_standby = _listing_rewrite(
+    lambda jobs: [{**j, "status": "standby"} if j["status"] == "paused" else j for j in jobs]
+)
+
+
 CATALOGUE: tuple[Defect, ...] = (
     Defect(
         "no-greeting", "Q7", "sends no greeting on connect", flags=frozenset({Flag.SKIP_GREETING})
@@ -455,6 +514,38 @@ CATALOGUE: tuple[Defect, ...] = (
         "Q37",
         "success replies carry a trailing comma",
         outgoing=_invalid_json,
+    ),
+    Defect(
+        "job-illegal-transition",
+        "J1",
+        "a job's JOB_STATUS_CHANGE skips 'waiting': running (or ready) goes straight to pending",
+        outgoing=_skip_waiting,
+    ),
+    Defect(
+        "job-completed-with-error",
+        "J2",
+        "BLOCK_JOB_COMPLETED carries an error although the job succeeded",
+        outgoing=_completed_with_error,
+    ),
+    Defect(
+        "job-vanishes",
+        "J3",
+        "query-jobs and query-block-jobs leave out concluded jobs: a job with auto-dismiss "
+        "false disappears when it concludes, without job-dismiss or a null status change",
+        outgoing=_hide_concluded,
+    ),
+    Defect(
+        "snapshot-never-concludes",
+        "J8",
+        "snapshot-save, -load and -delete jobs never conclude: they stay running until cancelled",
+        flags=frozenset({Flag.SNAPSHOT_NEVER_CONCLUDES}),
+    ),
+    Defect(
+        "job-listing-disagrees",
+        "J3",
+        "query-jobs and query-block-jobs list a job paused while running as 'standby', "
+        "a status its events never announced",
+        outgoing=_paused_as_standby,
     ),
 )
 

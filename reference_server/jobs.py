@@ -100,7 +100,10 @@ class JobManager:
                 break
             job.progress = min(job.total, job.progress + step)
             if job.speed:
-                await asyncio.sleep(min(step / job.speed, 0.5))
+                # As QEMU's rate-limit sleep, a cancel or a pause cuts it short.
+                job.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(job.wake.wait(), min(step / job.speed, 0.5))
             else:
                 await asyncio.sleep(0)
         if job.needs_complete and not job.cancelled:
@@ -138,6 +141,8 @@ class JobManager:
             and (job.force_cancel or job.status != "ready")
         )
         if aborted:
+            if job.cancelled and job.error is None:
+                job.error = "Operation canceled"  # so it ends CANCELLED, as QEMU's does
             self._set(job, "aborting")
         else:
             self._set(job, "waiting")

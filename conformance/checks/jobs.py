@@ -32,6 +32,8 @@ from conformance.session import Message, Session
 
 #: How long a job of these checks may take to reach a state (the images are small).
 JOB_TIMEOUT = 30.0
+#: How long a snapshot job of a 1 MiB image may take to conclude.
+SNAPSHOT_TIMEOUT = 10.0
 #: How long a job must stay where it waits for the client (J4) before we judge it stayed.
 STAY = 0.5
 #: Nodes for the jobs that move no real data: big enough to outlast a slow speed.
@@ -709,7 +711,7 @@ def snapshot(ctx: Context) -> str:
                     args["vmstate"] = node
                 _ok(ctx, session, f"snapshot-{verb}", args, f"a snapshot-{verb} job")
                 jobs.append(job)
-                watch.reach(job, "concluded")
+                watch.reach(job, "concluded", timeout=SNAPSHOT_TIMEOUT)
                 listed = _listed(ctx, session, "query-jobs", "id").get(job)
                 if listed is None or listed.get("error"):
                     raise Fail(

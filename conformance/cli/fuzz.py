@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
         help="fuzz a QMP server with generated traffic; keep every finding",
         description="Run a Hypothesis-driven fuzzing campaign: valid and invalid requests, "
         "raw bytes, in-band and OOB commands over one or more connections, judged "
-        "by the protocol oracles. Each confirmed finding is written at once to "
+        "by the protocol oracles; with --stateful, the job and negotiation state "
+        "machines too. Each confirmed finding is written at once to "
         "OUT/findings/<rule>-<signature>.qmp (replay it with 'qmp-conform replay'). "
         "Exit 1 when something was found, 0 when not, 2 on usage/connection errors.",
     )
@@ -92,6 +93,23 @@ def register(subparsers: Any) -> None:
         help="seconds a server may take to answer the probe that ends each "
         "example before it counts as hung (default 3)",
     )
+    p.add_argument(
+        "--stateful",
+        choices=("off", "mix", "only"),
+        default="off",
+        help="run the job and negotiation state machines too: 'mix' takes turns with "
+        "the protocol programs, 'only' runs the machines alone (default off: they add "
+        "nodes and jobs and load snapshots, which a campaign against a live VM must "
+        "not do unless asked; see docs/fuzzing.md)",
+    )
+    p.add_argument(
+        "--machine",
+        action="append",
+        dest="machines",
+        metavar="NAME",
+        help="with --stateful: run only this machine (repeatable): BlockJobMachine, "
+        "JobFrameworkMachine, SnapshotJobMachine, NegotiationMachine",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=run)
 
@@ -110,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from conformance.fuzz.database import open_database
     from conformance.fuzz.generate import DEFAULT_COMMANDS, EVERY_COMMAND
     from conformance.fuzz.progress import Progress, Stats
+    from conformance.fuzz.stateful import BY_NAME
     from conformance.fuzz.targets import dialect_of
     from conformance.fuzz.workers import CampaignSpec, run_inline, run_parallel
 
@@ -119,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--max-examples must be at least 1")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")
+    machines = tuple(args.machines or ())
+    unknown = [m for m in machines if m not in BY_NAME]
+    if unknown:
+        raise UsageError(f"no stateful machine {', '.join(unknown)} (known: {', '.join(BY_NAME)})")
+    if machines and args.stateful == "off":
+        raise UsageError("--machine needs --stateful mix or --stateful only")
     duration = args.duration if args.duration is not None or args.max_examples else 60.0
     target = confine(args.target) if args.confine else args.target
     dialect = dialect_of(target)
@@ -135,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         probe_timeout=args.probe_timeout,
         dialect=dialect,
         db_only=args.db_only,
+        stateful=args.stateful,
+        machines=machines,
     )
     os.makedirs(args.out, exist_ok=True)
     progress = Progress(quiet=args.quiet)
@@ -158,12 +185,15 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         database=db,
         out=os.path.abspath(args.out),
+        stateful=args.stateful,
     )
     text = json.dumps(summary, indent=2)
     with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     print(text)
     sys.stdout.flush()
+    for name, reason in sorted(stats.stateful_skipped.items()):
+        print(f"qmp-conform fuzz: {name} not run: {reason}", file=sys.stderr)
     if stats.gone:
         print(
             f"qmp-conform fuzz: the target cannot be reached again ({stats.gone}); "

@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
         help="re-send a finding's stored bytes and say whether it reproduces",
         description="Re-send the exact bytes stored in a finding file (written by "
         "'qmp-conform fuzz') to a target and judge the replies with the same "
-        "oracles. Exit 1 when the finding reproduces, 0 when it does not, "
+        "oracles; a stateful finding's machine runs its stored steps again. "
+        "Exit 1 when the finding reproduces, 0 when it does not, "
         "2 on usage or connection errors.",
     )
     p.add_argument("file", nargs="+", metavar="FILE", help="finding file(s) (.qmp)")

@@ -26,13 +26,22 @@ run (next seed) in which the bugs already recorded no longer fail the
 example, so exploration goes on.  The global deadline is enforced from
 inside the example with a BaseException, which Hypothesis does not treat as
 a failure (no shrinking of a "timeout").
+
+Stateful turns (``stateful`` "mix" or "only", see
+:mod:`conformance.fuzz.stateful`).  The loop then takes turns: with "mix",
+a protocol run of :data:`PROTOCOL_SLICE` seconds, then a run of the next
+state machine (:data:`FIRST_STATEFUL_SLICE` seconds on its first turn,
+:data:`STATEFUL_SLICE` after), and so on; with "only", the machines in
+turn.  A turn ends at its first new finding (once shrunk) or when its time
+is up; a turn that is shrinking a finding may go on for
+:data:`~conformance.fuzz.stateful.SHRINK_SECONDS` past its time.
 """
 
 from __future__ import annotations
 
 import time
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import hypothesis
@@ -52,10 +61,12 @@ from conformance.fuzz.oracles import Judge, Violation
 from conformance.fuzz.probe import TargetProfile, probe
 from conformance.fuzz.program import Program
 from conformance.fuzz.progress import Stats
+from conformance.fuzz.stateful import SHRINK_SECONDS, Driver, StatefulBug, TurnOver, Turns
 from conformance.fuzz.targets import target_factory
 from conformance.protocol.dialects import DEFAULT, Dialect
 from conformance.specs import Specs
 from conformance.transport import TargetError
+from strategies.stateful import TargetMachine
 
 #: Examples sent and not yet judged, at most, when examples overlap: enough
 #: that the server always has one queued while the campaign judges another.
@@ -70,6 +81,16 @@ IN_FLIGHT = 3
 #: campaign.
 RUN_EXAMPLES = 2000
 STEER_EVERY = 4
+#: Seconds of a protocol turn and of a state machine's turn when a campaign
+#: mixes them (``--stateful mix``; alone, ``only``, the machines take turns).
+#: A machine's first turn is shorter and a protocol turn lasts an eighth of a
+#: shorter campaign, so that every campaign visits every machine early: a
+#: 60 s one with the four machines runs protocol programs for about 45 s.
+PROTOCOL_SLICE = 10.0
+STATEFUL_SLICE = 5.0
+FIRST_STATEFUL_SLICE = 2.0
+#: Machine runs a stateful turn takes at most (a turn is a Hypothesis run).
+STATEFUL_RUN_EXAMPLES = 200
 
 
 class CampaignOver(BaseException):
@@ -113,6 +134,11 @@ class CampaignConfig:
     on_finding: Callable[[str, str], None] | None = None
     #: Called every example with the running stats (progress display, workers).
     on_example: Callable[[Stats], None] | None = None
+    #: The stateful machines: "off", "mix" (turns with the protocol programs)
+    #: or "only" (see conformance.fuzz.stateful).
+    stateful: str = "off"
+    #: The machines to run (class names), when not every one the target can run.
+    machines: tuple[str, ...] = ()
     deadline: float = field(init=False, default=0.0)
 
 
@@ -183,6 +209,15 @@ class Campaign:
         self.stop_requested = False
         #: Examples found wrong late, with the idents they showed, to shrink.
         self.to_shrink: list[tuple[bytes, set[str]]] = []
+        #: The stateful machines the target can run, and their turns (set up
+        #: when the campaign runs them).
+        self.machines: list[type[TargetMachine]] = []
+        self.stateful: Turns | None = None
+        self._driver: Driver | None = None
+        #: When the running turn's time is up.
+        self.slice_end = float("inf")
+        #: Whether a protocol run found nothing left to generate (mixed turns skip it).
+        self._protocol_spent = False
 
     # -- setup ------------------------------------------------------------------
 
@@ -202,6 +237,40 @@ class Campaign:
             raise
         if not self._rig.profile.introspected:
             self.stats.errors["harness:introspection-failed"] = 1
+        if cfg.stateful != "off":
+            self._setup_stateful()
+
+    def _setup_stateful(self) -> None:
+        """Bind the machines to the target and plan which can run.
+
+        Raises :class:`TargetError` when the campaign runs machines only and
+        the target can run none of them.
+        """
+        cfg = self.config
+        profile = self.rig.profile
+        self._driver = Driver(
+            lambda: self.rig.executor.target,
+            self._restart,
+            reply_timeout=max(5.0, 2 * cfg.probe_timeout),
+            worker=cfg.worker,
+        )
+        self.machines, skipped = self._driver.plan(
+            profile.schema, profile.capabilities, cfg.machines
+        )
+        self.stats.stateful_skipped.update(skipped)
+        if not self.machines and cfg.stateful == "only":
+            why = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+            raise TargetError(f"no stateful machine can run on {cfg.target}: {why or 'none named'}")
+        self.stateful = Turns(
+            self._driver,
+            self.confirmer,
+            self.stats,
+            self._before_stateful,
+            database=cfg.database,
+            seed=cfg.seed,
+            worker=cfg.worker,
+            db_only=cfg.db_only,
+        )
 
     @property
     def rig(self) -> Rig:
@@ -218,6 +287,9 @@ class Campaign:
 
     def close(self) -> None:
         """Stop the target and close every connection (idempotent)."""
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
         if self._rig is not None:
             self._rig.executor.close()
             self._rig = None
@@ -253,25 +325,43 @@ class Campaign:
         strategy = programs(self.rig.gen)
         run_index = 0
         failures_in_a_row = 0
+        schedule = self._schedule()
+        protocol_turn = False
         try:
             while not self._over():
-                if self.to_shrink:
+                # Examples found wrong late are shrunk in protocol turns: when
+                # mixing, in the turn's time (the one in progress is not cut).
+                if self.to_shrink and protocol_turn and time.monotonic() < self.slice_end:
                     self._shrink_next(strategy, run_index)
                     run_index += 1
                     continue
-                test = self._hypothesis_test(strategy, run_index, in_step=self.lanes == 1)
+                turn = next(schedule, None)
+                if turn is None:
+                    break  # a single pass (--db-only, no budget) is over
+                machine, seconds = turn
+                protocol_turn = machine is None
+                self.slice_end = time.monotonic() + seconds if seconds else float("inf")
+                if protocol_turn and self.to_shrink:
+                    continue
                 before = self.stats.examples
                 try:
                     try:
-                        test()
+                        if machine is None:
+                            self._hypothesis_test(strategy, run_index, in_step=self.lanes == 1)()
+                        else:
+                            self._stateful_turn(machine, run_index)
                     finally:
                         self._flush()
                     failures_in_a_row = 0
                     unbounded = cfg.duration is None and cfg.max_examples is None
-                    spent = self.stats.examples == before  # the search space is exhausted
-                    if (cfg.db_only or unbounded or spent) and not self.to_shrink:
-                        break
-                except (FoundBug, Flaky):
+                    # The search space is exhausted.
+                    spent = machine is None and self.stats.examples == before
+                    if cfg.stateful == "off":
+                        if (cfg.db_only or unbounded or spent) and not self.to_shrink:
+                            break
+                    elif spent:
+                        self._protocol_spent = True
+                except (FoundBug, StatefulBug, Flaky, TurnOver):
                     # Flaky: shrinking was cut short by the budget below, so
                     # the final replay of the minimal example passed.  The
                     # finding is on disk either way.
@@ -284,7 +374,9 @@ class Campaign:
                 except (CampaignOver, KeyboardInterrupt):
                     raise
                 except unittest.SkipTest:
-                    break  # --db-only with an empty database: nothing to replay
+                    # --db-only with an empty database: nothing to replay
+                    if cfg.stateful == "off":
+                        break
                 except Exception as exc:
                     failures_in_a_row += 1
                     name = type(exc).__name__
@@ -300,6 +392,60 @@ class Campaign:
         except TargetGone as exc:
             self.stats.gone = str(exc)
         return self.stats
+
+    def _schedule(self) -> Iterator[tuple[type[TargetMachine] | None, float | None]]:
+        """The campaign's turns: (a machine, or None for protocol programs; the
+        turn's seconds, None for no limit).  See the module docstring."""
+        cfg = self.config
+        if cfg.stateful == "off":
+            while True:
+                yield None, None
+        mixed = cfg.stateful == "mix"
+        if cfg.db_only or (cfg.duration is None and cfg.max_examples is None):
+            # One pass: every kind of example once, each run to its end.
+            if mixed:
+                yield None, None
+            for each in self.machines:
+                yield each, None
+            return
+        turns: list[type[TargetMachine] | None] = [*self.machines] or [None]
+        protocol = min(PROTOCOL_SLICE, cfg.duration / 8) if cfg.duration else PROTOCOL_SLICE
+        seconds = FIRST_STATEFUL_SLICE
+        while self.machines or mixed:
+            for turn in turns:
+                if mixed and not self._protocol_spent:
+                    yield None, protocol
+                if turn is not None:
+                    yield turn, seconds
+            seconds = STATEFUL_SLICE
+            if mixed and self._protocol_spent and not self.machines:
+                return
+
+    def _stateful_turn(self, machine: type[TargetMachine], run_index: int) -> None:
+        """One turn of ``machine`` (see :meth:`Turns.run`)."""
+        if self.stateful is None:
+            raise RuntimeError("the campaign runs no stateful machines")
+        # A socket that serves one client at a time must be free for the machine.
+        self.rig.executor.drop_all()
+        cfg = self.config
+        budget = STATEFUL_RUN_EXAMPLES
+        if cfg.max_examples is not None:
+            budget = min(budget, cfg.max_examples - self._examples())
+        self.stateful.run(machine, run_index, budget)
+
+    def _before_stateful(self, shrinking: bool) -> None:
+        """Before each machine run: stop at the deadline, the budget or Ctrl-C, and
+        at the end of the turn unless a finding is being shrunk."""
+        if self._over():
+            raise CampaignOver
+        if not shrinking and time.monotonic() >= self.slice_end:
+            raise TurnOver
+        if self.config.on_example is not None:
+            self.config.on_example(self.stats)
+
+    def _examples(self) -> int:
+        """Examples run so far: protocol programs and machine runs."""
+        return self.stats.examples + self.stats.stateful_examples
 
     def _found(self, ident: str, path: str) -> None:
         # Read at each finding: callers may set ``on_finding`` after construction.
@@ -328,7 +474,7 @@ class Campaign:
         )
         try:
             test()
-        except (FoundBug, Flaky):
+        except (FoundBug, Flaky, TurnOver):
             pass
         finally:
             if self.config.database is not None:
@@ -350,8 +496,16 @@ class Campaign:
             raise KeyboardInterrupt
         cfg = self.config
         return time.monotonic() >= cfg.deadline or (
-            cfg.max_examples is not None and self.stats.examples >= cfg.max_examples
+            cfg.max_examples is not None and self._examples() >= cfg.max_examples
         )
+
+    def _turn_over(self) -> bool:
+        """Whether the time of the running turn is up: a run that shrinks a
+        finding it made may go on for SHRINK_SECONDS past it."""
+        now = time.monotonic()
+        if now < self.slice_end:
+            return False
+        return not self.confirmer.seen_this_run or now >= self.slice_end + SHRINK_SECONDS
 
     def _hypothesis_test(
         self,
@@ -363,7 +517,7 @@ class Campaign:
         phases: tuple[Phase, ...] | None = None,
     ) -> Callable[[], None]:
         cfg = self.config
-        remaining = (cfg.max_examples - self.stats.examples) if cfg.max_examples else 10**9
+        remaining = (cfg.max_examples - self._examples()) if cfg.max_examples else 10**9
         if cfg.duration is not None or cfg.max_examples is not None:
             remaining = min(remaining, RUN_EXAMPLES)
         example = self._example if in_step else self._example_overlapped
@@ -412,6 +566,8 @@ class Campaign:
         """Judged in place: a confirmed new violation fails the example."""
         if self._over():
             raise CampaignOver
+        if self._turn_over():
+            raise TurnOver
         self.measure.guide(program)
         obs = self._execute(program, fresh=False)
         violations = self.rig.judge(obs)
@@ -431,6 +587,8 @@ class Campaign:
         module docstring)."""
         if self._over():
             raise CampaignOver
+        if self._turn_over():
+            raise TurnOver
         self.measure.guide(program)
         choices = current_choices()
         try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import hypothesis
 
 from conformance.fuzz.execute import Observation
-from conformance.fuzz.findings import FindingStore
+from conformance.fuzz.findings import Finding, FindingStore
 from conformance.fuzz.hypothesis_compat import in_example
 from conformance.fuzz.oracles import Violation
 from conformance.fuzz.program import Program
@@ -123,13 +123,20 @@ class Confirmer:
 
         Raises :class:`OSError` when the finding file cannot be written.
         """
-        path, _first = self.store.record(violation, obs)
-        if violation.ident not in self.stats.findings:
-            self.stats.findings[violation.ident] = str(path)
+        self.keep(self.store.finding(violation, obs.program, obs.transcript()))
+
+    def keep(self, finding: Finding) -> None:
+        """Write (or fold) ``finding`` into its file, and say so.
+
+        Raises :class:`OSError` when the finding file cannot be written.
+        """
+        path, _first = self.store.keep(finding)
+        if finding.ident not in self.stats.findings:
+            self.stats.findings[finding.ident] = str(path)
             if self.on_finding is not None:
-                self.on_finding(violation.ident, str(path))
+                self.on_finding(finding.ident, str(path))
         if in_example():
-            hypothesis.event(f"finding:{violation.ident}")
+            hypothesis.event(f"finding:{finding.ident}")
 
 
 def _shrink_budget(violation: Violation) -> int:

@@ -32,6 +32,21 @@ transcript is the evidence of what the server sent back when it was found.
 Two findings with the same rule and signature are the same file; the
 smaller program (fewer steps, then fewer bytes) wins, so the stored one
 gets more minimal as a campaign shrinks it.
+
+A stateful finding (``qmp-conform fuzz --stateful``) has the same layout.
+Its header names the state machine (``machine: BlockJobMachine``), its
+oracle is ``stateful`` and its rule a job rule (J1-J8) or a Q-number; its
+program section holds the machine's steps, one JSON object per rule run
+(:class:`~conformance.fuzz.program.MachineRun`), which a replay runs again
+on a fresh connection::
+
+    machine: BlockJobMachine
+    ...
+    == program ==
+    {"args": {"speed": 0}, "returns": "job0", "step": "start"}
+    {"args": {"job": "job0"}, "step": "complete"}
+    == transcript ==
+    ...
 """
 
 from __future__ import annotations
@@ -47,7 +62,7 @@ from pathlib import Path
 from conformance.errors import ConformanceError
 from conformance.fuzz.execute import Observation
 from conformance.fuzz.oracles import Violation
-from conformance.fuzz.program import Program
+from conformance.fuzz.program import MachineRun, Program
 
 FORMAT_LINE = "# qmp-conform finding, format 1"
 END_LINE = "== end =="
@@ -56,11 +71,12 @@ END_LINE = "== end =="
 @dataclass
 class Finding:
     """A finding file's content: the rule and signature, the program that shows
-    the bug, the other header lines and the transcript of the replies."""
+    the bug (a stateful finding's: the machine's run), the other header lines
+    and the transcript of the replies."""
 
     rule: str
     signature: str
-    program: Program
+    program: Program | MachineRun
     header: dict[str, str] = field(default_factory=dict)
     transcript: list[str] = field(default_factory=list)
 
@@ -119,7 +135,12 @@ def parse(text: str) -> Finding:
     except ValueError as exc:
         raise FindingFileError("finding file has no transcript section") from exc
     try:
-        program = Program.from_lines(lines[i + 1 : tr])
+        program: Program | MachineRun
+        if "machine" in header:
+            sent = int(header.get("bytes", "0") or 0)
+            program = MachineRun.from_lines(header["machine"], lines[i + 1 : tr], sent)
+        else:
+            program = Program.from_lines(lines[i + 1 : tr])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FindingFileError(f"bad program line: {exc}") from exc
     if "rule" not in header or "signature" not in header:
@@ -207,25 +228,40 @@ class FindingStore:
         self.weights[ident] = found.weight()
         return self.weights[ident]
 
-    def record(self, violation: Violation, obs: Observation) -> tuple[Path, bool]:
-        """Write (or improve) the finding for ``violation``; returns (path, first time).
-
-        Raises :class:`OSError` when the finding file cannot be written.
-        """
-        finding = Finding(
-            violation.rule,
-            violation.signature,
-            obs.program,
+    def finding(
+        self,
+        violation: Violation,
+        program: Program | MachineRun,
+        transcript: list[str],
+    ) -> Finding:
+        """The finding ``violation`` makes, shown by ``program`` (a stateful
+        finding's header also names its machine)."""
+        header = {"machine": program.machine} if isinstance(program, MachineRun) else {}
+        header.update(
             {
                 "oracle": violation.oracle,
                 "summary": violation.summary,
                 "target": self.target,
                 "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "steps": str(len(obs.program.steps)),
-                "bytes": str(obs.program.size()),
-            },
-            obs.transcript(),
+                "steps": str(len(program.steps)),
+                "bytes": str(program.size()),
+            }
         )
+        return Finding(violation.rule, violation.signature, program, header, transcript)
+
+    def record(self, violation: Violation, obs: Observation) -> tuple[Path, bool]:
+        """Write (or improve) the finding for ``violation``; returns (path, first time).
+
+        Raises :class:`OSError` when the finding file cannot be written.
+        """
+        return self.keep(self.finding(violation, obs.program, obs.transcript()))
+
+    def keep(self, finding: Finding) -> tuple[Path, bool]:
+        """Write ``finding`` unless a lighter one with its ident is stored; returns
+        (path, first time).
+
+        Raises :class:`OSError` when the finding file cannot be written.
+        """
         ident = finding.ident
         with self._lock:
             old = self._stored_weight(ident)

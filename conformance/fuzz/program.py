@@ -33,7 +33,15 @@ from conformance.protocol.stream import Parsed, parse_all
 from conformance.session import escape
 from strategies.raw import RAW_ID_PREFIX
 
-__all__ = ["RAW_ID_PREFIX", "RESET_BYTE", "Program", "Step", "encode_request", "probe_step"]
+__all__ = [
+    "RAW_ID_PREFIX",
+    "RESET_BYTE",
+    "MachineRun",
+    "Program",
+    "Step",
+    "encode_request",
+    "probe_step",
+]
 
 STEP_KINDS = ("connect", "negotiate", "command", "raw", "probe")
 
@@ -146,6 +154,49 @@ class Program:
         step (:class:`TypeError` for some, see :meth:`Step.from_json`).
         """
         return cls([Step.from_json(json.loads(line)) for line in lines if line.strip()])
+
+
+@dataclass
+class MachineRun:
+    """What a stateful finding replays: a run of the state machine ``machine``
+    (a class of :mod:`strategies.stateful`), as the rules it ran in order.
+
+    Each step is ``{"step": RULE, "args": {...}}``, with ``"returns": VALUE``
+    when the rule returned a bundle value (a job's name): a replay passes
+    its own run's value wherever a later step's argument equals it.
+    ``sent`` is the bytes the run sent (the second part of a finding's weight).
+    """
+
+    machine: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    sent: int = 0
+
+    def size(self) -> int:
+        """Bytes the run sent."""
+        return self.sent
+
+    def lines(self) -> list[str]:
+        """The program section of a finding file: one JSON line per step."""
+        return [json.dumps(s, ensure_ascii=True, sort_keys=True) for s in self.steps]
+
+    @classmethod
+    def from_lines(cls, machine: str, lines: list[str], sent: int = 0) -> MachineRun:
+        """The run a stateful finding's program section holds (blank lines skipped).
+
+        Raises :class:`ValueError` for a line that is not JSON or not a step
+        (an object naming its rule in ``step``, with ``args`` an object).
+        """
+        steps = []
+        for line in filter(str.strip, lines):
+            entry = json.loads(line)
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("step"), str)
+                or not isinstance(entry.get("args", {}), dict)
+            ):
+                raise ValueError(f"not a stateful step: {line[:200]}")
+            steps.append(entry)
+        return cls(machine, steps, sent)
 
 
 def _one_object(data: bytes) -> bool:

@@ -33,6 +33,11 @@ class Stats:
     interrupted: bool = False
     #: Why the campaign stopped early because the target could not be reached again.
     gone: str = ""
+    #: Runs of the stateful machines (``--stateful``), in all and per machine.
+    stateful_examples: int = 0
+    stateful_machines: dict[str, int] = field(default_factory=dict)
+    #: Machines the target cannot run, and why.
+    stateful_skipped: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: Stats) -> None:
         """Add ``other``'s figures to these."""
@@ -49,6 +54,10 @@ class Stats:
         self.rules |= other.rules
         for k, v in other.errors.items():
             self.errors[k] = self.errors.get(k, 0) + v
+        self.stateful_examples += other.stateful_examples
+        for k, v in other.stateful_machines.items():
+            self.stateful_machines[k] = self.stateful_machines.get(k, 0) + v
+        self.stateful_skipped.update(other.stateful_skipped)
 
     def summary(self, elapsed: float, **extra: Any) -> dict[str, Any]:
         """The end-of-campaign summary, ready for JSON; ``extra`` items are added."""
@@ -72,14 +81,18 @@ class Stats:
             "error_classes": dict(sorted(self.errors.items())),
             "interrupted": self.interrupted,
             "target_gone": self.gone or None,
+            "stateful_examples": self.stateful_examples,
+            "stateful_machines": dict(sorted(self.stateful_machines.items())),
+            "stateful_skipped": dict(sorted(self.stateful_skipped.items())),
             **extra,
         }
 
     def line(self, elapsed: float) -> str:
         """One line of live progress, ``elapsed`` seconds in."""
         rate = self.messages / elapsed if elapsed > 0 else 0.0
+        stateful = f"  stateful {self.stateful_examples}" if self.stateful_examples else ""
         return (
-            f"[{elapsed:7.1f}s] examples {self.examples}  messages {self.messages} "
+            f"[{elapsed:7.1f}s] examples {self.examples}{stateful}  messages {self.messages} "
             f"({rate:.0f}/s)  findings {len(self.findings)}  commands {len(self.commands)}"
             f"  rules {len(self.rules)}"
         )

@@ -5,6 +5,11 @@ same signature) shows up again.
 Nothing is regenerated: the program section of the file holds the exact
 bytes, connection by connection, so a replay is independent of Hypothesis,
 of seeds and of the version of the strategies that found it.
+
+A stateful finding holds a state machine's steps instead: the replay runs
+the machine through them on a fresh connection, checks its invariants after
+each step as the campaign did (:meth:`conformance.fuzz.stateful.Driver.replay`),
+and reproduces when a failure with the same rule and signature shows.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from conformance.fuzz.execute import Executor, Observation
 from conformance.fuzz.findings import Finding, load
 from conformance.fuzz.oracles import Judge, Violation
 from conformance.fuzz.probe import prepare_schema
+from conformance.fuzz.program import MachineRun
+from conformance.fuzz.stateful import Driver
 from conformance.fuzz.targets import dialect_of, target_factory
 from conformance.specs import Specs
+from conformance.transport import TargetError
 
 
 @dataclass
@@ -30,10 +38,12 @@ class ReplayResult:
     attempts: int
     violations: list[Violation] = field(default_factory=list)
     observation: Observation | None = None
+    #: A stateful finding's last attempt, as transcript lines.
+    lines: list[str] = field(default_factory=list)
 
     def transcript(self) -> list[str]:
         """The last attempt's transcript ([] when none ran)."""
-        return self.observation.transcript() if self.observation else []
+        return self.observation.transcript() if self.observation else self.lines
 
 
 class Replayer:
@@ -53,14 +63,17 @@ class Replayer:
             self.executor.close()
             raise
         self.judge = Judge(Specs(schema), dialect_of(target))
+        self._driver: Driver | None = None
 
     def replay(self, finding: Finding, attempts: int = 2) -> ReplayResult:
         """Reproduced when any of ``attempts`` fresh runs shows the same rule and
         signature (a second try absorbs timing noise, e.g. a slow start).
 
         Raises :class:`TargetError` when the target cannot be reached or
-        restarted.
+        restarted, or cannot run a stateful finding's machine.
         """
+        if isinstance(finding.program, MachineRun):
+            return self._replay_run(finding, finding.program, attempts)
         result = ReplayResult(finding, False, 0)
         for _ in range(attempts):
             result.attempts += 1
@@ -74,8 +87,34 @@ class Replayer:
                 break
         return result
 
+    def _replay_run(self, finding: Finding, run: MachineRun, attempts: int) -> ReplayResult:
+        if self._driver is None:
+            self._driver = Driver(lambda: self.executor.target, self.executor.restart)
+        result = ReplayResult(finding, False, 0)
+        for _ in range(attempts):
+            result.attempts += 1
+            try:
+                outcome = self._driver.replay(run.machine, run.steps)
+            except ValueError as exc:
+                raise TargetError(f"cannot replay {finding.ident}: {exc}") from None
+            if outcome.refused is not None:
+                raise TargetError(
+                    f"cannot replay {finding.ident} on {self.executor.target.spec}: "
+                    f"the target refused {outcome.refused}"
+                )
+            result.violations = [outcome.violation] if outcome.violation else []
+            result.lines = outcome.transcript
+            if outcome.violation is not None and outcome.violation.rule == "Q16":
+                self.executor.restart()  # it died or hung: the next try needs it back
+            if any(v.ident == finding.ident for v in result.violations):
+                result.reproduced = True
+                break
+        return result
+
     def close(self) -> None:
         """Close the connections and stop the target."""
+        if self._driver is not None:
+            self._driver.close()
         self.executor.close()
 
     def __enter__(self) -> Replayer:

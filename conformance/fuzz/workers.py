@@ -46,6 +46,8 @@ class CampaignSpec:
     probe_timeout: float = 3.0
     dialect: Dialect = DEFAULT
     db_only: bool = False
+    stateful: str = "off"
+    machines: tuple[str, ...] = ()
 
     def config(self, worker: int) -> CampaignConfig:
         """The :class:`CampaignConfig` of worker number ``worker``, its example
@@ -67,6 +69,8 @@ class CampaignSpec:
             worker=worker,
             dialect=self.dialect,
             db_only=self.db_only,
+            stateful=self.stateful,
+            machines=self.machines,
         )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from conformance import images
 from reference_server.commands import CommandContext, command
+from reference_server.commands.block import image_file
+from reference_server.defects import DefectSet, Flag
 from reference_server.errors import QMPError
 from reference_server.jobs import Job
 from reference_server.machine import Machine
@@ -33,11 +37,21 @@ def _verb(name: str) -> None:
     async def handler(ctx: CommandContext, args: dict[str, Any]) -> None:
         jobs = ctx.machine.jobs
         job = jobs.find(args["id"])
-        getattr(jobs, name)(job)
+        if name == "cancel":
+            jobs.cancel(job, force=True)  # job-cancel always forces, as QEMU's
+        else:
+            getattr(jobs, name)(job)
 
 
 for _name in ("pause", "resume", "cancel", "complete", "dismiss", "finalize"):
     _verb(_name)
+
+
+def _defects(ctx: CommandContext) -> DefectSet:
+    """The seeded defects of the server running the command: the monitor that
+    asked belongs to that server (handlers are not given the defects)."""
+    found = getattr(getattr(ctx.session, "server", None), "defects", None)
+    return found if isinstance(found, DefectSet) else DefectSet()
 
 
 def _snapshot_nodes(machine: Machine, args: dict[str, Any]) -> list[str]:
@@ -53,15 +67,28 @@ def _snapshot_nodes(machine: Machine, args: dict[str, Any]) -> list[str]:
     return names
 
 
+#: qemu-img snapshot's option for each job.
+_SNAPSHOT_OPTION = {"save": "-c", "load": "-a", "delete": "-d"}
+
+
+async def _on_image(kind: str, tag: str, path: str) -> None:
+    try:
+        await asyncio.to_thread(images.qemu_img, "snapshot", _SNAPSHOT_OPTION[kind], tag, path)
+    except images.ImageError as exc:
+        raise QMPError(str(exc)) from None
+
+
 def _snapshot_job(kind: str) -> None:
     @command(f"snapshot-{kind}")
     async def handler(ctx: CommandContext, args: dict[str, Any]) -> None:
         machine = ctx.machine
         tag = args["tag"]
+        never_concludes = _defects(ctx).has(Flag.SNAPSHOT_NEVER_CONCLUDES)
 
         async def body(job: Job) -> None:
             names = _snapshot_nodes(machine, args)
             nodes = [machine.nodes[n] for n in names]
+            had = {n.name for n in nodes if tag in n.snapshots}
             job.progress = job.total
             if kind == "save":
                 if any(tag in n.snapshots for n in nodes):
@@ -74,6 +101,16 @@ def _snapshot_job(kind: str) -> None:
             else:
                 for n in nodes:
                     n.snapshots.discard(tag)
+            # The seeded defect: the work is done, the job stays running until cancelled.
+            while never_concludes and not job.cancelled:
+                job.wake.clear()
+                await job.wake.wait()
+            # On real images the tool does what the job stands for (vmstate
+            # may name a device again: once per node).
+            for n in {n.name: n for n in nodes}.values():
+                path = image_file(machine, n)
+                if path is not None and (kind != "delete" or n.name in had):
+                    await _on_image(kind, tag, path)
 
         job = Job(args["job-id"], f"snapshot-{kind}", 1, auto_dismiss=False)
         machine.jobs.create(job, body)

@@ -80,3 +80,33 @@ def test_a_campaign_finds_a_defect_on_the_oldest_hypothesis(tmp_path: Path) -> N
     assert result.returncode == 1, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["findings"] >= 1
+    # A stateful campaign (its own parts of Hypothesis: the state machine test).
+    stateful = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "fuzz",
+            "--target",
+            "reference:defect=job-vanishes",
+            "--stateful",
+            "only",
+            "--machine",
+            "SnapshotJobMachine",
+            "--max-examples",
+            "3",
+            "--seed",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "stateful"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert stateful.returncode == 1, stateful.stderr[-2000:]
+    summary = json.loads(stateful.stdout)
+    assert [name.rsplit("/", 1)[1][:12] for name in summary["finding_files"]] == ["J3-vanished-"]

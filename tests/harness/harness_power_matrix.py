@@ -42,6 +42,13 @@ CATCHES: dict[str, str] = {
     "non-ascii-output": "framing.ascii",
     "lf-only-line-ending": "framing.crlf",
     "invalid-json-output": "framing.json-objects",
+    # The job defects (J rules); stateful campaigns find them too
+    # (tests/fuzz/test_stateful.py).
+    "job-illegal-transition": "jobs.mirror-complete",
+    "job-completed-with-error": "jobs.stream",
+    "job-vanishes": "jobs.manual",
+    "snapshot-never-concludes": "jobs.snapshot",
+    "job-listing-disagrees": "jobs.pause-resume",
 }
 
 #: Defects that only show in one dialect, and that dialect.

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from server_wire import WireClient, release_fifo
 
+from conformance.protocol.jobs import JOB_RULES
 from reference_server import DEFECTS, launch
 
 Scenario = Callable[[str], Any]
@@ -235,6 +236,58 @@ def throttled_burst(path: str) -> Any:
         return sum(1 for m in seen if m.get("event") == "QUORUM_REPORT_BAD")
 
 
+def _job_events(seen: list[Any], job: str) -> list[Any]:
+    return [
+        m
+        for m in seen
+        if m.get("event") in ("JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED")
+        and job in (m["data"].get("id"), m["data"].get("device"))
+    ]
+
+
+def snapshot_job(path: str) -> Any:
+    """A snapshot-save job's status changes, and whether query-jobs lists it after."""
+    node = {"driver": "qcow2", "node-name": "n", "file": {"driver": "null-co"}}
+    save = {"job-id": "j", "tag": "t", "vmstate": "n", "devices": ["n"]}
+    with WireClient(path) as c:
+        c.greet_and_negotiate()
+        c.command("blockdev-add", node, id="add")
+        seen = c.command("snapshot-save", save, id="save")[1] + c.read_quiet(0.5)
+        listed, more = c.command("query-jobs", id="jobs")
+        statuses = [m["data"]["status"] for m in _job_events(seen + more, "j")]
+        return statuses, [j["id"] for j in listed["return"]]
+
+
+def mirror(path: str, *then: tuple[str, dict[str, Any]], speed: int = 0) -> list[Any]:
+    """A mirror of one null-co node into another, then ``then`` commands; the
+    messages that came (replies and events)."""
+    with WireClient(path) as c:
+        c.greet_and_negotiate()
+        for node in ("s", "d"):
+            c.command("blockdev-add", {"driver": "null-co", "node-name": node}, id=node)
+        arguments = {"job-id": "m", "device": "s", "target": "d", "sync": "full"}
+        seen = c.command("blockdev-mirror", {**arguments, "speed": speed}, id="mirror")[1]
+        if not speed:
+            seen += c.read_until(lambda m: m.get("event") == "BLOCK_JOB_READY")
+        for i, (name, args) in enumerate(then):
+            reply, events = c.command(name, args, id=i)
+            seen += [*events, reply]
+        return seen + c.read_quiet(0.3)
+
+
+def completed_mirror(path: str) -> Any:
+    """The BLOCK_JOB_COMPLETED of a mirror completed once ready."""
+    seen = mirror(path, ("block-job-complete", {"device": "m"}))
+    return [m["data"] for m in seen if m.get("event") == "BLOCK_JOB_COMPLETED"]
+
+
+def paused_mirror(path: str) -> Any:
+    """A slow mirror paused while running: its status changes, and its listed status."""
+    seen = mirror(path, ("block-job-pause", {"device": "m"}), ("query-block-jobs", {}), speed=1)
+    listed = next(m["return"] for m in seen if isinstance(m.get("return"), list))
+    return [m["data"]["status"] for m in _job_events(seen, "m")], listed[0]["status"]
+
+
 SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
     "no-greeting": (greeting_raw, lambda obs: obs is None),
     "greeting-version-mismatch": (greeting_and_version, lambda obs: obs[0] is False),
@@ -299,6 +352,23 @@ SCENARIOS: dict[str, tuple[Scenario, Callable[[Any], bool]]] = {
     "non-ascii-output": (raw_lines, lambda raw: any(b >= 0x80 for b in raw)),
     "lf-only-line-ending": (raw_lines, lambda raw: b"\r\n" not in raw.split(b"\n", 1)[1]),
     "invalid-json-output": (raw_lines, lambda raw: b", }" in raw),
+    "job-illegal-transition": (
+        snapshot_job,
+        lambda obs: "pending" in obs[0] and "waiting" not in obs[0],
+    ),
+    "job-completed-with-error": (completed_mirror, lambda obs: "error" in obs[0]),
+    "job-vanishes": (
+        snapshot_job,
+        lambda obs: obs[0][-1] == "concluded" and "j" not in obs[1],
+    ),
+    "snapshot-never-concludes": (
+        snapshot_job,
+        lambda obs: obs[0] == ["created", "running"] and "j" in obs[1],
+    ),
+    "job-listing-disagrees": (
+        paused_mirror,
+        lambda obs: obs[0][-1] == "paused" and obs[1] == "standby",
+    ),
 }
 
 
@@ -309,7 +379,7 @@ GUEST_AGENT = {"sync-without-0xff"}
 def test_catalogue_is_complete() -> None:
     assert len(DEFECTS) >= 20
     assert {d.name for d in DEFECTS} == set(SCENARIOS)
-    assert all(d.rule.startswith("Q") for d in DEFECTS)
+    assert all(d.rule.startswith("Q") or d.rule in JOB_RULES for d in DEFECTS)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
