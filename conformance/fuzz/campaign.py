@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import Phase, given
 from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.strategies import SearchStrategy
@@ -55,7 +55,11 @@ from conformance.fuzz.database import KEY
 from conformance.fuzz.execute import Executor, Observation, Pipeline
 from conformance.fuzz.findings import FindingStore
 from conformance.fuzz.generate import DEFAULT_COMMANDS, GenConfig, programs
-from conformance.fuzz.hypothesis_compat import current_choices, pin_database_key
+from conformance.fuzz.hypothesis_compat import (
+    campaign_settings,
+    current_choices,
+    pin_database_key,
+)
 from conformance.fuzz.measure import Measure
 from conformance.fuzz.oracles import Judge, Violation
 from conformance.fuzz.probe import TargetProfile, probe
@@ -533,27 +537,15 @@ class Campaign:
                 cfg.seed + 7919 * run_index + 104729 * cfg.worker
             )
             wrapped = seeded(wrapped)
+        db = cfg.database if database is None else database
         if phases is None:
             # The last of every STEER_EVERY runs climbs: a short campaign explores first.
             steered = run_index % STEER_EVERY == STEER_EVERY - 1
             self.measure.steering = steered
-            phases = (
-                (Phase.reuse, Phase.shrink)
-                if cfg.db_only
-                else (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
-                + ((Phase.target,) if steered else ())
-            )
-        test: Callable[[], None] = settings(
-            database=cfg.database if database is None else database,
-            max_examples=max(1, remaining),
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=False,
-            print_blob=False,
-            report_multiple_bugs=False,
-            verbosity=Verbosity.quiet,
-            phases=phases,
-        )(wrapped)
+            chosen = campaign_settings(db, remaining, db_only=cfg.db_only, steered=steered)
+        else:
+            chosen = campaign_settings(db, remaining, db_only=cfg.db_only, phases=phases)
+        test: Callable[[], None] = chosen(wrapped)
         # One key for every campaign, worker and machine, whatever the code's
         # digest: that is what lets them replay each other's examples.
         pin_database_key(test, KEY)

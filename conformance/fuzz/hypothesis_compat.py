@@ -102,3 +102,42 @@ def invariants(machine: type[RuleBasedStateMachine]) -> list[Callable[[Any], Non
     """The invariants of ``machine``, as functions of a machine, in the order
     Hypothesis checks them (by name)."""
     return [invariant.function for invariant in _marked(machine, _INVARIANT_MARKER)]
+
+
+def campaign_settings(
+    database: Any,
+    max_examples: int,
+    *,
+    db_only: bool,
+    steered: bool = False,
+    phases: tuple[hypothesis.Phase, ...] | None = None,
+    **extra: Any,
+) -> hypothesis.settings:
+    """The settings of every campaign run, protocol or stateful: quiet, no
+    deadline or health checks, one bug at a time; ``db_only`` replays the
+    database and shrinks, ``steered`` adds target-directed search, and
+    ``phases`` overrides both."""
+    generate = (
+        hypothesis.Phase.explicit,
+        hypothesis.Phase.reuse,
+        hypothesis.Phase.generate,
+        hypothesis.Phase.shrink,
+    )
+    if phases is None:
+        phases = (
+            (hypothesis.Phase.reuse, hypothesis.Phase.shrink)
+            if db_only
+            else generate + ((hypothesis.Phase.target,) if steered else ())
+        )
+    return hypothesis.settings(
+        database=database,
+        max_examples=max(1, max_examples),
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        derandomize=False,
+        print_blob=False,
+        report_multiple_bugs=False,
+        verbosity=hypothesis.Verbosity.quiet,
+        phases=phases,
+        **extra,
+    )

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Unsatisfiable
 
@@ -51,7 +50,12 @@ from conformance import images
 from conformance.confine import confined
 from conformance.fuzz.confirm import Confirmer, TargetGone
 from conformance.fuzz.database import KEY
-from conformance.fuzz.hypothesis_compat import invariants, rule_names, state_machine_test
+from conformance.fuzz.hypothesis_compat import (
+    campaign_settings,
+    invariants,
+    rule_names,
+    state_machine_test,
+)
 from conformance.fuzz.oracles import Violation
 from conformance.fuzz.program import MachineRun
 from conformance.fuzz.progress import Stats
@@ -434,22 +438,8 @@ class Turns:
             test()
 
     def _settings(self, max_examples: int) -> hypothesis.settings:
-        phases = (
-            (Phase.reuse, Phase.shrink)
-            if self.db_only
-            else (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
-        )
-        return hypothesis.settings(
-            database=self.database,
-            max_examples=max(1, max_examples),
-            stateful_step_count=STEPS,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=False,
-            print_blob=False,
-            report_multiple_bugs=False,
-            verbosity=Verbosity.quiet,
-            phases=phases,
+        return campaign_settings(
+            self.database, max_examples, db_only=self.db_only, stateful_step_count=STEPS
         )
 
     def _starting(self, name: str) -> None:
