@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         help="a Python function taking the socket path, run in a child process",
     )
     p.add_argument(
+        "--echoes",
+        action="store_true",
+        help="the client prints what it receives (a shell such as qmp-shell): hold it only "
+        "to ending cleanly, not to printing the same under every liberty",
+    )
+    p.add_argument(
         "--liberty",
         action="append",
         metavar="NAME",
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     argv = client_command(args.client, args.client_function)
     if args.campaign is not None:
         return _campaign(args, argv)
-    result = check_client(argv, args.liberty, args.timeout, args.schema)
+    result = check_client(argv, args.liberty, args.timeout, args.schema, echoes=args.echoes)
     report(result, args)
     return EXIT_OK if result.ok else EXIT_FINDINGS
 

@@ -130,8 +130,12 @@ def check_client(
     names: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     schema: str | None = None,
+    *,
+    echoes: bool = False,
 ) -> RunResult:
     """Every verdict on the client ``argv``; ``names`` picks liberties (default: all).
+    A client that ``echoes`` what it receives (a shell) is held only to
+    ending cleanly: its output changes with what the server writes.
 
     Raises :class:`ClientError` for an unknown liberty name or a client that
     cannot be started.
@@ -173,23 +177,28 @@ def check_client(
             done = list(pool.map(lambda lib: run_once(argv, lib, timeout, schema), chosen))
         runs += done
         result.results += [
-            liberty_verdict(lib, run, plain) for lib, run in zip(chosen, done, strict=True)
+            liberty_verdict(lib, run, plain, echoes=echoes)
+            for lib, run in zip(chosen, done, strict=True)
         ]
     result.results += _rule_verdicts(runs)
     result.duration = time.monotonic() - began
     return result
 
 
-def liberty_verdict(liberty: Liberty, run: ClientRun, plain: ClientRun) -> CheckResult:
-    """The verdict on ``run`` under ``liberty``, held to ``plain``, the run without."""
+def liberty_verdict(
+    liberty: Liberty, run: ClientRun, plain: ClientRun, *, echoes: bool = False
+) -> CheckResult:
+    """The verdict on ``run`` under ``liberty``, held to ``plain``, the run without
+    (only to ending cleanly for a client that ``echoes`` the wire)."""
+    same = liberty.same_result and not echoes
     problem = ""
     if run.status is None:
         problem = f"the client {run.ending()}"
     elif run.crashed:
         problem = f"the client crashed: it {run.ending()}"
-    elif liberty.same_result and run.status != 0:
+    elif same and run.status != 0:
         problem = f"the client failed where it succeeds without the liberty: it {run.ending()}"
-    elif liberty.same_result and run.stdout != plain.stdout:
+    elif same and run.stdout != plain.stdout:
         problem = (
             "the client's result differs from its result without the liberty: "
             f"{_first_difference(plain.stdout, run.stdout)}"
@@ -197,7 +206,7 @@ def liberty_verdict(liberty: Liberty, run: ClientRun, plain: ClientRun) -> Check
     status = "fail" if problem else "pass"
     message = problem or (
         f"same result as without it ({run.duration:.1f} s)"
-        if liberty.same_result
+        if same
         else f"the client ended cleanly: it {run.ending()}"
     )
     return CheckResult(

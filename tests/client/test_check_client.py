@@ -163,3 +163,18 @@ def test_a_campaign_finds_stores_and_replays_what_a_client_does_not_survive(
     assert replay(modern, profile, timeout=30).status == "pass"
     _, none, _ = campaign(modern, 6, tmp_path / "modern", seed_value=1, timeout=30)
     assert none is None
+
+
+def test_qmp_shell_is_held_to_ending_cleanly(tmp_path: Path) -> None:
+    shell = Path(sys.executable).with_name("qmp-shell")
+    if not shell.exists():
+        pytest.skip("qmp-shell (qemu.qmp) is not installed")
+    script = tmp_path / "commands"
+    script.write_text("query-version\nquery-status\nblockdev-del node-name=none\nstop\ncont\n")
+    argv = ["sh", "-c", f"{shell} {{socket}} < {script}"]
+    result = check_client(argv, timeout=30, echoes=True)
+    # It prints what it receives, so only crashes and hangs count; it dies
+    # with a traceback on a reply cut by a disconnect (docs/client-conformance.md).
+    assert _failed(result) == {"client.liberty.disconnect"}
+    cut = next(r for r in result.results if r.id == "client.liberty.disconnect")
+    assert "DeserializationError" in cut.message
