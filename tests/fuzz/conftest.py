@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from conformance.fuzz.findings import Finding
+from conformance.fuzz.replay import Replayer
+
 QEMU = shutil.which("qemu-system-x86_64")
 QEMU_SPAWN = "spawn:qemu-system-x86_64 -machine none -nodefaults -display none -qmp stdio"
 
@@ -132,3 +135,19 @@ def cli_process(*args: str, stderr: Any = subprocess.PIPE) -> Iterator[subproces
         # Anything the group started (a reference server) goes with it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def correct_server() -> Iterator[Replayer]:
+    """A healthy reference server to replay findings on (they must not reproduce)."""
+    with Replayer("reference") as replayer:
+        yield replayer
+
+
+def assert_replays(finding: Finding, target: str, correct_server: Replayer) -> None:
+    """``finding`` reproduces on ``target`` (the defect) and not on the correct server."""
+    with Replayer(target) as defective:
+        assert defective.replay(finding).reproduced, f"{finding.ident} does not replay"
+    assert not correct_server.replay(finding).reproduced, (
+        f"{finding.ident} also 'reproduces' on the correct server"
+    )

@@ -17,7 +17,6 @@ below says why for each); the main two:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ import pytest
 from conformance.fuzz.campaign import Campaign, CampaignConfig, CampaignOver
 from conformance.fuzz.findings import load
 from conformance.fuzz.replay import Replayer
-from tests.fuzz.conftest import reference_available
+from tests.fuzz.conftest import assert_replays, reference_available
 from tests.fuzz.test_stateful import STATEFUL_DEFECTS
 
 #: defect -> the rules a finding for it may name (the defect's own rule first;
@@ -94,12 +93,6 @@ def test_every_seeded_defect_is_classified() -> None:
             assert d.rule in REACHABLE[d.name]
 
 
-@pytest.fixture(scope="module")
-def correct_server() -> Iterator[Replayer]:
-    with Replayer("reference") as replayer:
-        yield replayer
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("defect", sorted(REACHABLE))
 def test_campaign_finds_defect_and_it_replays(
@@ -135,11 +128,7 @@ def test_campaign_finds_defect_and_it_replays(
         f"{campaign.stats.examples} examples"
     )
     assert any(" <- " in line for line in finding.transcript), "no evidence received"
-    with Replayer(target) as defective:
-        assert defective.replay(finding).reproduced, f"{finding.ident} does not replay"
-    assert not correct_server.replay(finding).reproduced, (
-        f"{finding.ident} also 'reproduces' on the correct server"
-    )
+    assert_replays(finding, target, correct_server)
 
 
 @pytest.mark.slow

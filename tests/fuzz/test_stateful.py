@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from conformance.fuzz.replay import Replayer
 from conformance.fuzz.stateful import BY_NAME, Driver
 from conformance.qapi import load as load_schema
 from conformance.transport import parse_target
-from tests.fuzz.conftest import QEMU_SPAWN, cli, reference_available
+from tests.fuzz.conftest import QEMU_SPAWN, assert_replays, cli, reference_available
 
 #: Seeded job defect -> the rule a stateful campaign's finding names.
 STATEFUL_DEFECTS: dict[str, str] = {
@@ -46,12 +45,6 @@ def test_every_job_defect_is_covered() -> None:
 
     jobs = {d.name: d.rule for d in CATALOGUE if d.rule.startswith("J")}
     assert jobs == STATEFUL_DEFECTS
-
-
-@pytest.fixture(scope="module")
-def correct_server() -> Iterator[Replayer]:
-    with Replayer("reference") as replayer:
-        yield replayer
 
 
 @pytest.mark.slow
@@ -90,11 +83,7 @@ def test_stateful_campaign_finds_defect_and_it_replays(
     assert any(" -> " in line for line in finding.transcript)
     assert any(" <- " in line for line in finding.transcript)
     assert any(f" -- {rule} " in line for line in finding.transcript), "the failure is not noted"
-    with Replayer(target) as defective:
-        assert defective.replay(finding).reproduced, f"{finding.ident} does not replay"
-    assert not correct_server.replay(finding).reproduced, (
-        f"{finding.ident} also 'reproduces' on the correct server"
-    )
+    assert_replays(finding, target, correct_server)
 
 
 @pytest.mark.slow
