@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,14 +180,20 @@ class ReferenceServer:
         with contextlib.suppress(FileNotFoundError):
             if os.path.exists(path) and not os.path.isdir(path):
                 os.unlink(path)
-        old = os.umask(0o177)
+        # Bound in a private folder beside it, made 0600, then moved into place:
+        # never reachable by others, and no umask (process-wide: threads race on it).
+        private = tempfile.mkdtemp(prefix=".qmp-", dir=os.path.dirname(os.path.abspath(path)))
+        staged = os.path.join(private, "s")
         try:
             srv = await asyncio.get_running_loop().create_unix_server(
-                self._protocol, path, backlog=LISTEN_BACKLOG
+                self._protocol, staged, backlog=LISTEN_BACKLOG
             )
+            os.chmod(staged, 0o600)
+            os.rename(staged, path)
         finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+            os.rmdir(private)
         self._servers.append(srv)
         self._watch_quit()
 

@@ -144,3 +144,22 @@ def test_a_burst_of_256_connects_is_all_served(ref_path: str) -> None:
     finally:
         for sock in clients:
             sock.close()
+
+
+def test_servers_started_side_by_side_leave_the_umask_alone() -> None:
+    """The umask is process-wide: a server that set it around its bind() could,
+    started beside another in threads, leave the process at 0177."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reference_server import launch
+
+    def start_and_stop(_: int) -> int:
+        with launch() as path:
+            return os.stat(path).st_mode & 0o777
+
+    before = os.umask(0o022)
+    os.umask(before)
+    with ThreadPoolExecutor(8) as pool:
+        modes = list(pool.map(start_and_stop, range(16)))
+    after = os.umask(before)
+    assert after == before and modes == [0o600] * 16
