@@ -62,4 +62,5 @@ for target in reference reference:dialect=oob-draft reference:dialect=qmp-1.0 \
 done
 
 echo "== pytest"
-"$VENV/bin/pytest" "$@"
+# The slowest tests, to keep the run short.
+"$VENV/bin/pytest" --durations=15 "$@"
