@@ -113,7 +113,7 @@ _LIMITS = st.sampled_from(
 )
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     _inputs(),
     _LIMITS,
@@ -156,7 +156,7 @@ def test_stream_fast_path_takes_plain_requests() -> None:
     assert JSONStream()._fast(b'{"a":' + b"9" * 19 + b"}", True) == 0
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(_VALUES | st.dictionaries(_KEYS, _VALUES), st.sampled_from(_ORDERS))
 def test_encoder_fast_path_writes_as_the_general_one(value: JSON, key_order: KeyOrder) -> None:
     expected = _encode_iterative(value, key_order).encode("ascii") + b"\r\n"
