@@ -74,6 +74,15 @@ class Finding:
     path: Path | None = None
 
 
+def _working(argv: Sequence[str], timeout: float, schema: str | None) -> ClientRun:
+    """The client's run without liberties, which every other run is held to.
+    Raises :class:`ClientError` when it does not succeed."""
+    plain = run_once(argv, None, timeout, schema)
+    if plain.status != 0 or plain.crashed:
+        raise ClientError(f"without liberties the client {plain.ending()}")
+    return plain
+
+
 def campaign(
     argv: Sequence[str],
     examples: int,
@@ -87,9 +96,7 @@ def campaign(
     liberties, the shrunk finding (stored under ``out``) if any, and how
     many examples ran.  Raises :class:`ClientError` when the client does not
     work without liberties or cannot be started."""
-    plain = run_once(argv, None, timeout, schema)
-    if plain.status != 0 or plain.crashed:
-        raise ClientError(f"without liberties the client {plain.ending()}: nothing to fuzz")
+    plain = _working(argv, timeout, schema)
     failures: list[Finding] = []
     ran = 0
 
@@ -103,9 +110,8 @@ def campaign(
     def example(profile: Profile) -> None:
         nonlocal ran
         ran += 1
-        verdict = liberty_verdict(
-            profile.liberty(), run_once(argv, profile.liberty(), timeout, schema), plain
-        )
+        liberty = profile.liberty()
+        verdict = liberty_verdict(liberty, run_once(argv, liberty, timeout, schema), plain)
         if verdict.status == "fail":
             failures.append(Finding(profile, verdict))
             raise AssertionError(verdict.message)
@@ -156,8 +162,6 @@ def replay(
 ) -> CheckResult:
     """The verdict of one run of the client under ``profile`` (held to a fresh run
     without liberties).  Raises :class:`ClientError` as :func:`campaign` does."""
-    plain = run_once(argv, None, timeout, schema)
-    if plain.status != 0 or plain.crashed:
-        raise ClientError(f"without liberties the client {plain.ending()}")
+    plain = _working(argv, timeout, schema)
     liberty = profile.liberty()
     return liberty_verdict(liberty, run_once(argv, liberty, timeout, schema), plain)

@@ -55,11 +55,18 @@ def judge(chunks: list[tuple[str, bytes]], greeting_expected: bool = True) -> li
     # What the greeting offered, even to a client that wrote before reading it.
     offered = _offered(b"".join(d for side, d in chunks if side == "server"))
     executes = 0
+    replies = 0
+    scanned = 0
     worst = 0
     for side, data in chunks:
         if side == "server":
             server += data
             greeted = greeted or b"\n" in server
+            # Count the replies in the lines this data completed, once each.
+            end = server.rfind(b"\n") + 1
+            if end > scanned:
+                replies += _reply_count(server[scanned:end])
+                scanned = end
             continue
         if not greeted:
             breaches.append(
@@ -80,7 +87,7 @@ def judge(chunks: list[tuple[str, bytes]], greeting_expected: bool = True) -> li
             breaches += _request_breaches(request, text, offered)
             if "execute" in request:
                 executes += 1
-                worst = max(worst, executes - _reply_count(server))
+                worst = max(worst, executes - replies)
     if stream.in_message:
         breaches.append(Breach("C1", "the client left a request unfinished", "(end of its bytes)"))
     if worst > IN_FLIGHT:
@@ -88,7 +95,7 @@ def judge(chunks: list[tuple[str, bytes]], greeting_expected: bool = True) -> li
             Breach(
                 "Q26",
                 f"up to {worst} in-band commands in flight (SHOULD be at most {IN_FLIGHT})",
-                f"{executes} commands, {_reply_count(server)} replies",
+                f"{executes} commands, {replies} replies",
             )
         )
     return breaches

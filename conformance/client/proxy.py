@@ -45,13 +45,6 @@ class Record:
         with self.lock:
             self.chunks.append((time.monotonic() - self.start, conn, side, data))
 
-    def sent_by(self, side: str, conn: int | None = None) -> bytes:
-        """Everything ``side`` wrote (on one connection, or all of them)."""
-        with self.lock:
-            return b"".join(
-                d for _, c, s, d in self.chunks if s == side and (conn is None or c == conn)
-            )
-
     def connections(self) -> list[int]:
         """The connection numbers seen."""
         with self.lock:
